@@ -1,0 +1,111 @@
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { loadConsentKey } from './consent-key.js';
+import { createApp } from './http/app.js';
+import { ConsentSigner } from './oauth/consent.js';
+import type { OAuthContext } from './oauth/context.js';
+import { PinGuard } from './oauth/pin-guard.js';
+import { cryptoRandom, type RandomSource } from './oauth/secrets.js';
+import type { FsOps } from './store/atomic-file.js';
+import { FileStore, type LoadReport } from './store/file-store.js';
+
+/** The package root: where views/, public/ and package.json are, from src/ or dist/. */
+export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export const VERSION: string = (JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** How long a consent page stays usable after it was shown. */
+const CONSENT_PAGE_TTL_MS = 30 * 60_000;
+
+export interface Services {
+  app: Express;
+  ctx: OAuthContext;
+  store: FileStore;
+  report: LoadReport;
+  /** The PIN in force; generated when OAUTH_PIN is unset. */
+  pin: string;
+  pinGenerated: boolean;
+  /** Deletes expired codes and tokens now. */
+  cleanup(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  clock?: Clock;
+  random?: RandomSource;
+  fs?: FsOps;
+}
+
+/** Opens the store and wires every part together; used by the daemon and by the tests. */
+export async function createServices(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Services> {
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? cryptoRandom;
+  const { store, report } = await FileStore.open({ dataDir: config.dataDir, logger, ...(options.fs ? { fs: options.fs } : {}) });
+  const ctx: OAuthContext = { config, store, clock, random, logger };
+  const pinGenerated = config.pin === undefined;
+  const pin = config.pin ?? String(randomInt(0, 100_000_000)).padStart(8, '0');
+  const signer = new ConsentSigner(await loadConsentKey(config.dataDir, random), random, CONSENT_PAGE_TTL_MS);
+  const pins = new PinGuard(pin, clock, config.pinMaxFailuresPerHour, config.pinMaxAttemptsPerRequest);
+  const app = createApp({ ctx, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR });
+  const cleanup = async (): Promise<void> => {
+    const removed = await store.deleteExpired(clock.now());
+    logger.info({ removed }, 'expired codes and tokens deleted');
+  };
+  return { app, ctx, store, report, pin, pinGenerated, cleanup };
+}
+
+export interface RunningDaemon {
+  server: Server;
+  services: Services;
+  /** Stops accepting, lets in-flight requests finish, flushes the store. */
+  shutdown(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, logger: Logger): Promise<RunningDaemon> {
+  const services = await createServices(config, logger);
+  const { store, report } = services;
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = services.app.listen(config.port, config.host, () => resolve(s));
+    s.once('error', reject);
+  });
+  const address = server.address();
+  const listen = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
+
+  logger.info(
+    { issuer: config.issuer, listen, dataDir: path.resolve(config.dataDir), loaded: report.counts, version: VERSION },
+    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(config.dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes)`,
+  );
+  for (const aside of report.setAside) {
+    logger.error(aside, `could not read ${aside.file}; it was kept as ${aside.movedTo}`);
+  }
+  if (!config.introspectionSecret) {
+    logger.warn('OAUTH_INTROSPECTION_SECRET is not set: /introspect refuses every caller until you set it');
+  }
+  if (config.issuer.startsWith('http:') && !/^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(config.issuer)) {
+    logger.warn('OAUTH_ISSUER_URL is plain http on a public name: real clients require https');
+  }
+
+  const timer = setInterval(() => {
+    services.cleanup().catch((err: unknown) => logger.error({ err }, 'cleanup failed'));
+  }, config.cleanupInterval * 1000);
+  timer.unref();
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> =>
+    (stopping ??= (async () => {
+      clearInterval(timer);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await store.close();
+      logger.info('Latchkey stopped; all changes are on disk');
+    })());
+  return { server, services, shutdown };
+}

@@ -1,0 +1,87 @@
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import path from 'node:path';
+import { pinoHttp } from 'pino-http';
+import type { ConsentSigner } from '../oauth/consent.js';
+import type { OAuthContext } from '../oauth/context.js';
+import type { PinGuard } from '../oauth/pin-guard.js';
+import { consentRouter } from './consent-routes.js';
+import { infoRouter } from './info-routes.js';
+import { registerRouter } from './register-routes.js';
+import { introspectRouter, revokeRouter, tokenRouter } from './token-routes.js';
+
+export interface AppDeps {
+  ctx: OAuthContext;
+  signer: ConsentSigner;
+  pins: PinGuard;
+  version: string;
+  startedAt: number;
+  /** Where views/ and public/ live (the package root). */
+  rootDir: string;
+}
+
+/** Requests per minute per client IP at /token and /revoke. */
+export const TOKEN_RATE_LIMIT_PER_MINUTE = 300;
+
+export function createApp(deps: AppDeps): Express {
+  const { ctx } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', ctx.config.trustProxy);
+  app.set('views', path.join(deps.rootDir, 'views'));
+  app.set('view engine', 'ejs');
+  // Express 5 parses the query with the "simple" parser: repeated keys become arrays, no nesting.
+  app.set('query parser', 'simple');
+
+  app.use(
+    pinoHttp({
+      logger: ctx.logger,
+      // Method, path and status only: query strings, bodies and headers can carry secrets.
+      serializers: {
+        req: (req: { method?: string; url?: string }) => ({ method: req.method, path: (req.url ?? '').split('?')[0] }),
+        res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          defaultSrc: ["'none'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"],
+        },
+      },
+      frameguard: { action: 'deny' },
+      referrerPolicy: { policy: 'no-referrer' },
+      strictTransportSecurity: ctx.config.issuer.startsWith('https:'),
+    }),
+  );
+  app.use('/assets', express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
+
+  app.use(infoRouter(ctx, deps.version, deps.startedAt));
+  app.use(registerRouter(ctx));
+  app.use(consentRouter(ctx, deps.signer, deps.pins));
+  app.use(tokenRouter(ctx, TOKEN_RATE_LIMIT_PER_MINUTE));
+  app.use(revokeRouter(ctx, TOKEN_RATE_LIMIT_PER_MINUTE));
+  app.use(introspectRouter(ctx));
+
+  app.use((req: Request, res: Response) => {
+    res.status(404).json({ error: 'not_found', error_description: `Nothing at ${req.method} ${req.path}` });
+  });
+  // Last resort: never a stack trace, never a 500 for what a client sent.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const status = typeof err === 'object' && err !== null && 'status' in err ? Number((err as { status: unknown }).status) : 500;
+    if (!(status >= 400 && status < 500)) ctx.logger.error({ err }, 'unhandled error');
+    if (res.headersSent) return;
+    res.status(status >= 400 && status < 500 ? status : 500).json({
+      error: status >= 400 && status < 500 ? 'invalid_request' : 'server_error',
+      error_description: status >= 400 && status < 500 ? 'The request could not be processed' : 'The server hit an unexpected condition; try again',
+    });
+  });
+  return app;
+}

@@ -1,0 +1,61 @@
+import dotenv from 'dotenv';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { startDaemon } from './daemon.js';
+import { createLogger } from './logger.js';
+import { StoreOpenError } from './store/file-store.js';
+
+/** The daemon's entry point: config, logger, start, signals. */
+async function main(): Promise<void> {
+  dotenv.config({ quiet: true });
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`latchkey: configuration error: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  let daemon;
+  try {
+    daemon = await startDaemon(config, logger);
+  } catch (err) {
+    const message =
+      err instanceof StoreOpenError
+        ? err.message
+        : (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+          ? `port ${config.port} on ${config.host} is already in use: stop the other process or set PORT`
+          : (err as NodeJS.ErrnoException).code === 'EACCES'
+            ? `permission denied (${(err as Error).message}): check PORT and that OAUTH_DATA_DIR (${config.dataDir}) belongs to this user`
+            : `could not start: ${(err as Error).message}`;
+    process.stderr.write(`latchkey: ${message}\n`);
+    process.exit(1);
+  }
+  if (daemon.services.pinGenerated) {
+    // Printed once for the person at the console, never into the JSON log.
+    process.stderr.write(
+      `\n  No OAUTH_PIN is set. The approval PIN for this run is: ${daemon.services.pin}\n  Set OAUTH_PIN in .env to choose a permanent one.\n\n`,
+    );
+  }
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'shutting down: finishing requests in flight');
+    const force = setTimeout(() => {
+      logger.error('requests still running after 10 s; exiting');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    daemon
+      .shutdown()
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

@@ -1,0 +1,79 @@
+import type { ClientRecord } from '../store/types.js';
+import type { AuthorizationRequest } from './authorization-request.js';
+import type { OAuthContext } from './context.js';
+import { invalidGrant, invalidRequest } from './errors.js';
+import { verifyS256 } from './pkce.js';
+import { checkBoundResource } from './resource.js';
+import { hashSecret, newSecret } from './secrets.js';
+import { mintTokens, type TokenResponse } from './token-issuer.js';
+
+/**
+ * The owner approved: mint a single-use code bound to everything the request said.
+ * 256 bits of randomness; stored only as its hash; a new grant id ties together
+ * everything this approval will ever yield.
+ */
+export async function issueAuthorizationCode(ctx: OAuthContext, request: AuthorizationRequest): Promise<string> {
+  const code = newSecret(ctx.random);
+  const now = ctx.clock.now();
+  await ctx.store.putCode({
+    hash: hashSecret(code),
+    clientId: request.clientId,
+    grantId: newSecret(ctx.random, 16),
+    redirectUri: request.redirectUri,
+    codeChallenge: request.codeChallenge,
+    scopes: request.scopes,
+    resource: request.resource,
+    issuedAt: now,
+    expiresAt: now + ctx.config.authCodeTtl * 1000,
+  });
+  return code;
+}
+
+export interface CodeExchangeParams {
+  code?: string;
+  redirect_uri?: string;
+  code_verifier?: string;
+  resource?: string;
+}
+
+/** RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6) and resource binding (RFC 8707 §2.2). */
+export async function exchangeAuthorizationCode(
+  ctx: OAuthContext,
+  client: ClientRecord,
+  params: CodeExchangeParams,
+): Promise<TokenResponse> {
+  if (!params.code) throw invalidRequest('The code parameter is required');
+  const hash = hashSecret(params.code);
+  const now = ctx.clock.now();
+  const code = await ctx.store.getCode(hash, now);
+  if (!code) throw invalidGrant('The authorization code is unknown or expired; authorize again');
+
+  if (code.consumedAt !== undefined) {
+    // RFC 6749 §4.1.2 / RFC 9700 §4.5: a replayed code means it leaked. Revoke what it yielded.
+    await revokeReplayedGrant(ctx, code.grantId, code.clientId);
+    throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
+  }
+  // These checks do not consume the code: a client that got one wrong may try again.
+  if (code.clientId !== client.clientId) throw invalidGrant('The authorization code was issued to another client');
+  if (params.redirect_uri !== undefined && params.redirect_uri !== code.redirectUri) {
+    throw invalidGrant('redirect_uri does not match the one used at authorization');
+  }
+  if (!params.code_verifier) throw invalidGrant('code_verifier is required (PKCE)');
+  if (!verifyS256(params.code_verifier, code.codeChallenge)) throw invalidGrant('code_verifier does not match the code_challenge');
+  checkBoundResource(params.resource, code.resource);
+
+  const issued = mintTokens(ctx, client, code);
+  const previous = await ctx.store.consumeCode(hash, now, issued);
+  if (!previous) throw invalidGrant('The authorization code is unknown or expired; authorize again');
+  if (previous.consumedAt !== undefined) {
+    await revokeReplayedGrant(ctx, code.grantId, code.clientId);
+    throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
+  }
+  ctx.store.touchClient(client.clientId, now);
+  return issued.response;
+}
+
+async function revokeReplayedGrant(ctx: OAuthContext, grantId: string, clientId: string): Promise<void> {
+  const removed = await ctx.store.revokeGrant(grantId);
+  ctx.logger.warn({ clientId, grantId, removed }, 'authorization code replayed: grant revoked');
+}

@@ -1,0 +1,83 @@
+import { createHmac } from 'node:crypto';
+import { z } from 'zod';
+import type { AuthorizationRequest } from './authorization-request.js';
+import { hashSecret, newSecret, safeEqual, type RandomSource } from './secrets.js';
+
+/**
+ * A pending consent travels in the consent form itself, signed with a key kept in the data
+ * directory. Nothing about it lives in memory, so a page left open across a daemon restart
+ * still works. The payload is bound to a CSRF cookie: a form can only be posted by the
+ * browser that was shown it.
+ */
+export interface PendingConsent {
+  request: AuthorizationRequest;
+  /** Identifies this consent for per-request PIN attempt limits. */
+  id: string;
+  /** Hash of the browser's CSRF cookie. */
+  csrf: string;
+  expiresAt: number;
+}
+
+const pendingSchema = z.object({
+  request: z.object({
+    clientId: z.string(),
+    redirectUri: z.string(),
+    state: z.string().optional(),
+    codeChallenge: z.string(),
+    scopes: z.array(z.string()),
+    resource: z.string(),
+  }),
+  id: z.string(),
+  csrf: z.string(),
+  expiresAt: z.number(),
+});
+
+export type ConsentCheck =
+  | { ok: true; pending: PendingConsent }
+  | { ok: false; reason: 'malformed' | 'expired' | 'csrf' };
+
+export class ConsentSigner {
+  constructor(
+    private readonly key: Buffer,
+    private readonly random: RandomSource,
+    /** How long an open consent page stays usable. */
+    private readonly ttlMs: number,
+  ) {}
+
+  /** A fresh value for the CSRF cookie. */
+  newCsrfCookie(): string {
+    return newSecret(this.random);
+  }
+
+  sign(request: AuthorizationRequest, csrfCookie: string, now: number): string {
+    const pending: PendingConsent = {
+      request,
+      id: newSecret(this.random, 16),
+      csrf: hashSecret(csrfCookie),
+      expiresAt: now + this.ttlMs,
+    };
+    const payload = Buffer.from(JSON.stringify(pending), 'utf8').toString('base64url');
+    return `${payload}.${this.mac(payload)}`;
+  }
+
+  verify(token: string | undefined, csrfCookie: string | undefined, now: number): ConsentCheck {
+    if (!token) return { ok: false, reason: 'malformed' };
+    const [payload, mac, extra] = token.split('.');
+    if (!payload || !mac || extra !== undefined || !safeEqual(mac, this.mac(payload))) {
+      return { ok: false, reason: 'malformed' };
+    }
+    let pending: PendingConsent;
+    try {
+      pending = pendingSchema.parse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))) as PendingConsent;
+    } catch {
+      return { ok: false, reason: 'malformed' };
+    }
+    if (pending.expiresAt <= now) return { ok: false, reason: 'expired' };
+    if (!csrfCookie || !safeEqual(hashSecret(csrfCookie), pending.csrf)) return { ok: false, reason: 'csrf' };
+    return { ok: true, pending };
+  }
+
+  private mac(payload: string): string {
+    return createHmac('sha256', this.key).update(payload).digest('base64url');
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * Redirect URI rules. Registration accepts https URIs, http only to a loopback host, and
+ * native apps' private-use schemes (RFC 8252 §7.1) except schemes a browser would execute
+ * or that address local content. Authorization matches exactly, except the port of a
+ * loopback redirect (RFC 8252 §7.3). OAuth 2.1 §2.3.1 / RFC 9700 §4.1.3: no pattern matching.
+ */
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** Schemes never accepted as redirect targets: they run script, read local data, or are not redirects. */
+const FORBIDDEN_SCHEMES = new Set([
+  'javascript:',
+  'vbscript:',
+  'data:',
+  'blob:',
+  'file:',
+  'filesystem:',
+  'about:',
+  'view-source:',
+  'ws:',
+  'wss:',
+  'ftp:',
+  'mailto:',
+  'tel:',
+  'sms:',
+  'chrome:',
+  'intent:',
+]);
+
+export const MAX_REDIRECT_URI_LENGTH = 2000;
+
+export type RedirectUriCheck = { ok: true; url: URL } | { ok: false; reason: string };
+
+export function isLoopbackHttp(url: URL): boolean {
+  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+}
+
+export function checkRedirectUri(raw: string): RedirectUriCheck {
+  if (raw.length === 0) return { ok: false, reason: 'is empty' };
+  if (raw.length > MAX_REDIRECT_URI_LENGTH) return { ok: false, reason: 'is too long' };
+  // Whitespace and control characters are silently stripped or re-encoded by URL parsers,
+  // which is how "java\tscript:" style tricks get through; refuse them outright.
+  if (/[\u0000-\u0020\u007f-\u009f\\]/.test(raw)) {
+    return { ok: false, reason: 'contains whitespace, control characters or backslashes' };
+  }
+  if (raw.includes('#')) return { ok: false, reason: 'must not contain a fragment (RFC 6749 §3.1.2)' };
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return { ok: false, reason: 'is not an absolute URI' };
+  }
+  if (url.username || url.password) return { ok: false, reason: 'must not contain user credentials' };
+  if (url.protocol === 'https:') {
+    if (!url.hostname) return { ok: false, reason: 'has no host' };
+    return { ok: true, url };
+  }
+  if (url.protocol === 'http:') {
+    if (isLoopbackHttp(url)) return { ok: true, url };
+    return { ok: false, reason: 'must use https (plain http is allowed only for localhost, 127.0.0.1 and [::1])' };
+  }
+  if (FORBIDDEN_SCHEMES.has(url.protocol)) {
+    return { ok: false, reason: `uses the forbidden scheme "${url.protocol}"` };
+  }
+  // A private-use scheme of a native app, such as cursor:// or com.example.app:/cb (RFC 8252 §7.1).
+  if (!/^[a-z][a-z0-9+.-]*:$/.test(url.protocol)) return { ok: false, reason: 'has an invalid scheme' };
+  return { ok: true, url };
+}
+
+/**
+ * Is `requested` one of the client's registered redirect URIs? Exact string match, or for a
+ * loopback http URI the same host, path and query on any port (native apps pick a free port).
+ */
+export function matchRedirectUri(requested: string, registered: readonly string[]): boolean {
+  if (registered.includes(requested)) return true;
+  const req = checkRedirectUri(requested);
+  if (!req.ok || !isLoopbackHttp(req.url)) return false;
+  return registered.some((candidate) => {
+    const reg = checkRedirectUri(candidate);
+    return (
+      reg.ok &&
+      isLoopbackHttp(reg.url) &&
+      reg.url.hostname === req.url.hostname &&
+      reg.url.pathname === req.url.pathname &&
+      reg.url.search === req.url.search
+    );
+  });
+}

@@ -1,0 +1,25 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Randomness is injected so tests can make it predictable; production uses node:crypto. */
+export type RandomSource = (bytes: number) => Buffer;
+export const cryptoRandom: RandomSource = (bytes) => randomBytes(bytes);
+
+/** An opaque credential: base64url of `bytes` random bytes (32 bytes = 256 bits by default). */
+export function newSecret(random: RandomSource, bytes = 32): string {
+  return random(bytes).toString('base64url');
+}
+
+/**
+ * What we store instead of a credential. Credentials are 256-bit random values, so a plain
+ * SHA-256 is enough: there is nothing to brute-force, and lookups stay O(1) by hash.
+ */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+/** Constant-time string comparison. Both sides are hashed first so lengths never leak. */
+export function safeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a, 'utf8').digest();
+  const hb = createHash('sha256').update(b, 'utf8').digest();
+  return timingSafeEqual(ha, hb);
+}

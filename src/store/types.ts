@@ -1,0 +1,153 @@
+/**
+ * The records Latchkey keeps, and the one interface every storage backend implements.
+ * Times are epoch milliseconds. Credentials (codes, tokens, client secrets) appear only as
+ * SHA-256 hashes: the raw values exist in the response to the client and nowhere else.
+ */
+
+export interface ClientRecord {
+  clientId: string;
+  /** Present only for confidential clients. */
+  clientSecretHash?: string;
+  issuedAt: number;
+  /** The registered metadata, echoed back as registered (RFC 7591 §3.2.1). */
+  metadata: ClientMetadata;
+  /** Last successful use at /token, for the owner's overview. */
+  lastUsedAt?: number;
+}
+
+export interface ClientMetadata {
+  redirect_uris: string[];
+  token_endpoint_auth_method: 'none' | 'client_secret_basic' | 'client_secret_post';
+  grant_types: string[];
+  response_types: string[];
+  client_name?: string;
+  client_uri?: string;
+  logo_uri?: string;
+  scope?: string;
+  contacts?: string[];
+  tos_uri?: string;
+  policy_uri?: string;
+  software_id?: string;
+  software_version?: string;
+  application_type?: 'web' | 'native';
+}
+
+export interface CodeRecord {
+  /** SHA-256 of the code. */
+  hash: string;
+  clientId: string;
+  /** The grant (one owner approval) this code starts; every token it yields carries it. */
+  grantId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  scopes: string[];
+  resource: string;
+  issuedAt: number;
+  expiresAt: number;
+  /** Set when the code is exchanged. Kept, not deleted, so a replay is recognised (RFC 6749 §4.1.2). */
+  consumedAt?: number;
+}
+
+export interface AccessTokenRecord {
+  hash: string;
+  clientId: string;
+  grantId: string;
+  scopes: string[];
+  resource: string;
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface RefreshTokenRecord {
+  hash: string;
+  clientId: string;
+  grantId: string;
+  scopes: string[];
+  resource: string;
+  issuedAt: number;
+  expiresAt: number;
+  /** Set when this token was exchanged for a new one; reuse is judged against it. */
+  rotatedAt?: number;
+}
+
+export interface StoreCounts {
+  clients: number;
+  codes: number;
+  accessTokens: number;
+  refreshTokens: number;
+}
+
+export interface ExpiredCounts {
+  codes: number;
+  accessTokens: number;
+  refreshTokens: number;
+}
+
+export interface StoreHealth {
+  ok: boolean;
+  /** Why the last write failed, without paths to secrets; absent when healthy. */
+  error?: string;
+}
+
+/**
+ * Every method that changes state resolves only once the change is durable, and rejects
+ * with a {@link StoreUnavailableError} when it is not. Reads never return expired records.
+ */
+export interface Store {
+  getClient(clientId: string): Promise<ClientRecord | undefined>;
+  putClient(client: ClientRecord): Promise<void>;
+  /** Records a successful use without waiting for disk: losing it in a crash costs nothing. */
+  touchClient(clientId: string, at: number): void;
+  /** Deletes the client and everything issued to it. */
+  deleteClient(clientId: string): Promise<boolean>;
+
+  putCode(code: CodeRecord): Promise<void>;
+  /** Unexpired code by hash, consumed or not. */
+  getCode(hash: string, now: number): Promise<CodeRecord | undefined>;
+  /**
+   * Atomically: if the unexpired code `hash` was not consumed yet, marks it consumed and
+   * stores the tokens issued for it, in one durable step. Returns the record as it was
+   * before, or undefined if unknown. A returned record with `consumedAt` set means somebody
+   * else consumed it first and nothing was stored.
+   */
+  consumeCode(
+    hash: string,
+    now: number,
+    issued: { access: AccessTokenRecord; refresh: RefreshTokenRecord | undefined },
+  ): Promise<CodeRecord | undefined>;
+
+  /** Stores the tokens of one issuance together. */
+  putTokens(access: AccessTokenRecord, refresh: RefreshTokenRecord | undefined): Promise<void>;
+  getAccessToken(hash: string, now: number): Promise<AccessTokenRecord | undefined>;
+  getRefreshToken(hash: string, now: number): Promise<RefreshTokenRecord | undefined>;
+  /**
+   * Atomically: if the unexpired refresh token `hash` was not rotated yet, marks it rotated
+   * (keeping it until `retainUntil`, so later reuse is recognised) and stores `successors`.
+   * Returns the record as it was before, or undefined if unknown. A returned record with
+   * `rotatedAt` set means it had been rotated already and nothing was stored.
+   */
+  rotateRefreshToken(
+    hash: string,
+    now: number,
+    retainUntil: number,
+    successors: { access: AccessTokenRecord; refresh: RefreshTokenRecord },
+  ): Promise<RefreshTokenRecord | undefined>;
+  deleteAccessToken(hash: string): Promise<boolean>;
+  /** Deletes every code and token of a grant. Returns how many records went. */
+  revokeGrant(grantId: string): Promise<number>;
+
+  deleteExpired(now: number): Promise<ExpiredCounts>;
+  counts(now: number): Promise<StoreCounts>;
+  /** Whether state changes can currently be made durable (retrying a failed write first). */
+  health(): Promise<StoreHealth>;
+  /** Waits for pending writes and releases resources. */
+  close(): Promise<void>;
+}
+
+/** A state change could not be made durable; the request should be retried later. */
+export class StoreUnavailableError extends Error {
+  constructor(readonly reason: string) {
+    super(`store unavailable: ${reason}`);
+    this.name = 'StoreUnavailableError';
+  }
+}
