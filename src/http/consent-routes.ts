@@ -171,6 +171,16 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
   });
 
   router.use(['/authorize', '/authorize/consent'], (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // The form parser refuses an oversized form, too many fields or an unsupported charset
+    // with an error carrying a `type`: that is the sender's fault, a 4xx page, not a 500.
+    const parserType = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
+    if (typeof parserType === 'string') {
+      return renderError(res, {
+        status: parserType === 'entity.too.large' || parserType === 'parameters.too.many' ? 413 : 400,
+        title: 'Invalid form',
+        message: 'The approval form was not sent correctly. Start again from your app.',
+      });
+    }
     const error = toOAuthError(err, ctx.logger);
     renderError(res, error.status === 503
       ? { status: 503, title: 'Temporarily unavailable', message: 'The server cannot save data right now. Wait a moment and try again.', retryAfter: 5 }

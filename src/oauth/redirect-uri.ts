@@ -68,21 +68,24 @@ export function checkRedirectUri(raw: string): RedirectUriCheck {
 }
 
 /**
+ * The URI string without the port of its authority. Only applied to URIs that passed
+ * {@link checkRedirectUri} as loopback http, so the authority is a bare host and port.
+ */
+const withoutPort = (raw: string): string => raw.replace(/^(http:\/\/(?:\[[^\]]*\]|[^/:?#[]*))(?::\d*)?(?=[/?#]|$)/, '$1');
+
+/**
  * Is `requested` one of the client's registered redirect URIs? Exact string match, or for a
- * loopback http URI the same host, path and query on any port (native apps pick a free port).
+ * loopback http URI the same string on any port (native apps pick a free port). The rest is
+ * compared as a string, not as a parsed URL: parsing would let "127.1", "LOCALHOST" or
+ * "/a/../callback" stand in for the registered value (OAuth 2.1 §2.3.1: exact match).
  */
 export function matchRedirectUri(requested: string, registered: readonly string[]): boolean {
   if (registered.includes(requested)) return true;
   const req = checkRedirectUri(requested);
   if (!req.ok || !isLoopbackHttp(req.url)) return false;
+  const target = withoutPort(requested);
   return registered.some((candidate) => {
     const reg = checkRedirectUri(candidate);
-    return (
-      reg.ok &&
-      isLoopbackHttp(reg.url) &&
-      reg.url.hostname === req.url.hostname &&
-      reg.url.pathname === req.url.pathname &&
-      reg.url.search === req.url.search
-    );
+    return reg.ok && isLoopbackHttp(reg.url) && withoutPort(candidate) === target;
   });
 }

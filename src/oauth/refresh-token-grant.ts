@@ -52,7 +52,10 @@ export async function refreshAccessToken(
   if (!previous) throw invalidGrant('The refresh token is unknown, expired or revoked; authorize again');
 
   if (previous.rotatedAt !== undefined) {
-    if (now - previous.rotatedAt > ctx.config.refreshReuseGrace * 1000) {
+    // A grace of 0 means strict one-shot rotation: even a replay in the same millisecond
+    // as the rotation is reuse (comparing the elapsed time alone would let it through).
+    const graceMs = ctx.config.refreshReuseGrace * 1000;
+    if (graceMs === 0 || now - previous.rotatedAt > graceMs) {
       const removed = await ctx.store.revokeGrant(token.grantId);
       ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, removed }, 'rotated refresh token reused: grant revoked');
       throw invalidGrant('The refresh token was already used; this grant is revoked, authorize again');
