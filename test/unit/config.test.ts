@@ -1,0 +1,162 @@
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('has working defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      issuer: 'http://localhost:3000',
+      pin: undefined,
+      dataDir: '.oauth_data',
+      accessTokenTtl: 3600,
+      refreshTokenTtl: 2592000,
+      authCodeTtl: 600,
+      refreshReuseGrace: 30,
+      cleanupInterval: 3600,
+      validScopes: ['mcp'],
+      defaultScopes: ['mcp'],
+      resources: ['http://localhost:3000'],
+      introspectionSecret: undefined,
+      trustProxy: false,
+      logLevel: 'info',
+    });
+    expect(config.pinMaxFailuresPerHour).toBeGreaterThan(0);
+    expect(config.pinMaxFailuresPerHour).toBeLessThanOrEqual(60);
+    expect(config.pinMaxAttemptsPerRequest).toBeGreaterThan(0);
+    expect(config.maxClients).toBeGreaterThan(0);
+  });
+
+  it('derives the default issuer from PORT', () => {
+    expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
+  });
+
+  it('treats empty and blank variables as unset', () => {
+    const config = loadConfig({ PORT: '', OAUTH_PIN: '   ', OAUTH_ISSUER_URL: '' });
+    expect(config.port).toBe(3000);
+    expect(config.pin).toBeUndefined();
+    expect(config.issuer).toBe('http://localhost:3000');
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '4000',
+      HOST: '0.0.0.0',
+      OAUTH_ISSUER_URL: 'https://auth.example.com',
+      OAUTH_PIN: '123456',
+      OAUTH_DATA_DIR: '/var/lib/latchkey',
+      OAUTH_ACCESS_TOKEN_TTL: '60',
+      OAUTH_REFRESH_TOKEN_TTL: '120',
+      OAUTH_AUTH_CODE_TTL: '0.5',
+      OAUTH_REFRESH_REUSE_GRACE: '0',
+      OAUTH_CLEANUP_INTERVAL: '5',
+      OAUTH_VALID_SCOPES: 'read, write admin',
+      OAUTH_DEFAULT_SCOPES: 'read',
+      OAUTH_RESOURCES: 'https://mcp.example.com/mcp, https://other.example.com',
+      OAUTH_INTROSPECTION_SECRET: '0123456789abcdef',
+      TRUST_PROXY: '1',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toMatchObject({
+      port: 4000,
+      host: '0.0.0.0',
+      issuer: 'https://auth.example.com',
+      pin: '123456',
+      dataDir: '/var/lib/latchkey',
+      accessTokenTtl: 60,
+      refreshTokenTtl: 120,
+      authCodeTtl: 0.5,
+      refreshReuseGrace: 0,
+      cleanupInterval: 5,
+      validScopes: ['read', 'write', 'admin'],
+      defaultScopes: ['read'],
+      resources: ['https://mcp.example.com/mcp', 'https://other.example.com'],
+      introspectionSecret: '0123456789abcdef',
+      trustProxy: 1,
+      logLevel: 'debug',
+    });
+  });
+
+  it('keeps the issuer string verbatim, including a path', () => {
+    expect(loadConfig({ OAUTH_ISSUER_URL: 'https://example.com/auth' }).issuer).toBe('https://example.com/auth');
+    expect(loadConfig({ OAUTH_ISSUER_URL: 'https://Auth.Example.com' }).issuer).toBe('https://Auth.Example.com');
+  });
+
+  it('uses the issuer as the resource when none is configured', () => {
+    expect(loadConfig({ OAUTH_ISSUER_URL: 'https://auth.example.com' }).resources).toEqual(['https://auth.example.com']);
+  });
+
+  it.each([
+    ['false', false],
+    ['0', false],
+    ['true', true],
+    ['2', 2],
+    ['loopback', 'loopback'],
+    ['10.0.0.0/8, 127.0.0.1', '10.0.0.0/8, 127.0.0.1'],
+  ])('parses TRUST_PROXY=%s', (value, expected) => {
+    expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
+  describe('refuses a bad value with a ConfigError naming the variable', () => {
+    it.each([
+      ['PORT', 'abc'],
+      ['PORT', '70000'],
+      ['PORT', '-1'],
+      ['PORT', '3000.5'],
+      ['OAUTH_ISSUER_URL', 'https://auth.example.com/'],
+      ['OAUTH_ISSUER_URL', 'https://example.com/auth/'],
+      ['OAUTH_ISSUER_URL', 'not a url'],
+      ['OAUTH_ISSUER_URL', 'ftp://auth.example.com'],
+      ['OAUTH_ISSUER_URL', 'https://auth.example.com?x=1'],
+      ['OAUTH_ISSUER_URL', 'https://auth.example.com#x'],
+      ['OAUTH_PIN', '123'],
+      ['OAUTH_ACCESS_TOKEN_TTL', '0'],
+      ['OAUTH_ACCESS_TOKEN_TTL', '-5'],
+      ['OAUTH_ACCESS_TOKEN_TTL', 'an hour'],
+      ['OAUTH_REFRESH_TOKEN_TTL', 'forever'],
+      ['OAUTH_AUTH_CODE_TTL', '0'],
+      ['OAUTH_CLEANUP_INTERVAL', '-1'],
+      ['OAUTH_REFRESH_REUSE_GRACE', '-1'],
+      ['OAUTH_REFRESH_REUSE_GRACE', 'soon'],
+      ['OAUTH_VALID_SCOPES', 'read "quoted"'],
+      ['OAUTH_RESOURCES', 'https://mcp.example.com, nonsense'],
+      ['OAUTH_RESOURCES', 'https://mcp.example.com#frag'],
+      ['OAUTH_INTROSPECTION_SECRET', 'short'],
+      ['OAUTH_INTROSPECTION_SECRET', '0123456789abcde'],
+      ['LOG_LEVEL', 'verbose'],
+      ['LOG_LEVEL', 'INFO'],
+      ['TRUST_PROXY', 'every$thing'],
+      ['OAUTH_MAX_CLIENTS', '0'],
+      ['OAUTH_PIN_MAX_FAILURES_PER_HOUR', '1.5'],
+    ])('%s=%j', (variable, value) => {
+      const err = configError({ [variable]: value });
+      expect(err.variable).toBe(variable);
+      expect(err.message.startsWith(`${variable}: `)).toBe(true);
+      expect(err.message).not.toContain('\n');
+    });
+
+    it('OAUTH_DEFAULT_SCOPES not in OAUTH_VALID_SCOPES', () => {
+      const err = configError({ OAUTH_VALID_SCOPES: 'read write', OAUTH_DEFAULT_SCOPES: 'read admin' });
+      expect(err.variable).toBe('OAUTH_DEFAULT_SCOPES');
+      expect(err.message).toContain('admin');
+    });
+
+    it('the default scopes default to the valid scopes', () => {
+      expect(loadConfig({ OAUTH_VALID_SCOPES: 'read write' }).defaultScopes).toEqual(['read', 'write']);
+    });
+
+    it('says what is expected of the issuer', () => {
+      expect(configError({ OAUTH_ISSUER_URL: 'https://auth.example.com/' }).message).toMatch(/trailing slash/);
+    });
+  });
+});

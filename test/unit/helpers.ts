@@ -1,0 +1,91 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Clock } from '../../src/clock.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { OAuthContext } from '../../src/oauth/context.js';
+import { cryptoRandom } from '../../src/oauth/secrets.js';
+import { FileStore } from '../../src/store/file-store.js';
+import type { ClientRecord } from '../../src/store/types.js';
+
+/** A clock that moves only when the test says so. */
+export class FakeClock implements Clock {
+  constructor(public ms: number = Date.UTC(2026, 0, 1)) {}
+  now(): number {
+    return this.ms;
+  }
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+export const silentLogger = (): Logger => pino({ level: 'silent' });
+
+export async function tempDir(prefix = 'latchkey-unit-'): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await fsp.rm(dir, { recursive: true, force: true });
+}
+
+export function testConfig(dataDir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    OAUTH_DATA_DIR: dataDir,
+    OAUTH_ISSUER_URL: 'https://auth.example.com',
+    OAUTH_VALID_SCOPES: 'read write admin',
+    OAUTH_DEFAULT_SCOPES: 'read',
+    OAUTH_RESOURCES: 'https://mcp.example.com/mcp,https://other.example.com',
+    OAUTH_ACCESS_TOKEN_TTL: '3600',
+    OAUTH_REFRESH_TOKEN_TTL: '2592000',
+    OAUTH_AUTH_CODE_TTL: '600',
+    OAUTH_REFRESH_REUSE_GRACE: '30',
+    ...env,
+  });
+}
+
+export interface TestContext {
+  ctx: OAuthContext;
+  store: FileStore;
+  clock: FakeClock;
+  dir: string;
+  close(): Promise<void>;
+}
+
+export async function makeContext(env: Record<string, string> = {}): Promise<TestContext> {
+  const dir = await tempDir();
+  const clock = new FakeClock();
+  const logger = silentLogger();
+  const config = testConfig(dir, env);
+  const { store } = await FileStore.open({ dataDir: dir, logger });
+  const ctx: OAuthContext = { config, store, clock, random: cryptoRandom, logger };
+  return {
+    ctx,
+    store,
+    clock,
+    dir,
+    close: async () => {
+      await store.close();
+      await removeDir(dir);
+    },
+  };
+}
+
+let clientCounter = 0;
+
+export function clientRecord(overrides: Partial<ClientRecord> = {}, metadata: Partial<ClientRecord['metadata']> = {}): ClientRecord {
+  clientCounter++;
+  return {
+    clientId: `client-${clientCounter}`,
+    issuedAt: Date.UTC(2026, 0, 1),
+    metadata: {
+      redirect_uris: ['https://claude.ai/api/mcp/auth_callback'],
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      ...metadata,
+    },
+    ...overrides,
+  };
+}
