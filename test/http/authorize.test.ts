@@ -1,0 +1,274 @@
+import type { Response } from 'supertest';
+import {
+  BODIES,
+  ISSUER,
+  OTHER_RESOURCE,
+  RESOURCE,
+  approve,
+  authorizeQuery,
+  exchange,
+  http,
+  introspect,
+  obtainTokens,
+  openConsent,
+  pkce,
+  redirectParams,
+  register,
+  useHarness,
+  type AuthorizeOptions,
+  type RegisteredClient,
+} from './helpers.js';
+
+describe('GET /authorize', () => {
+  const s = useHarness();
+
+  const authorize = (client: RegisteredClient, opts: AuthorizeOptions = {}): Promise<Response> =>
+    http(s.h).get('/authorize').query(authorizeQuery(client, opts));
+
+  const expectErrorPage = (res: Response): void => {
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.headers.location).toBeUndefined();
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(res.text).toContain('Nothing was approved');
+  };
+
+  const expectErrorRedirect = (res: Response, redirectUri: string, error: string, state: string | null = 'state-123'): void => {
+    expect(res.status).toBe(302);
+    const location = String(res.headers.location);
+    expect(location.startsWith(`${redirectUri}?`)).toBe(true);
+    const q = redirectParams(res);
+    expect(q.get('error')).toBe(error);
+    expect(q.get('error_description')).toEqual(expect.any(String));
+    expect(q.get('state')).toBe(state);
+    expect(q.get('iss')).toBe(ISSUER);
+    expect(q.get('code')).toBeNull();
+  };
+
+  describe('errors shown locally, never redirected', () => {
+    it('an unknown client gets an HTML 400 page', async () => {
+      const res = await http(s.h)
+        .get('/authorize')
+        .query(authorizeQuery({ client_id: 'no-such-client', redirect_uris: ['https://claude.ai/api/mcp/auth_callback'] } as RegisteredClient));
+      expectErrorPage(res);
+      expect(res.text).toContain('not registered');
+    });
+
+    it('a missing client_id gets an HTML 400 page', async () => {
+      const res = await http(s.h).get('/authorize').query({ response_type: 'code', redirect_uri: 'https://claude.ai/api/mcp/auth_callback' });
+      expectErrorPage(res);
+    });
+
+    it('an unregistered redirect_uri gets an HTML 400 page', async () => {
+      const client = await register(s.h, BODIES.claude);
+      for (const redirectUri of [
+        'https://evil.example.com/api/mcp/auth_callback',
+        'https://claude.ai/api/mcp/auth_callback/extra',
+        'https://claude.ai/api/mcp/auth_callback?x=1',
+        'https://CLAUDE.ai/api/mcp/auth_callback.evil.com',
+      ]) {
+        expectErrorPage(await authorize(client, { redirectUri }));
+      }
+    });
+
+    it('protocol errors with a bad redirect_uri still never redirect', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const res = await authorize(client, { redirectUri: 'https://evil.example.com/cb', query: { response_type: 'token', code_challenge: undefined } });
+      expectErrorPage(res);
+    });
+
+    it('a repeated client_id gets a page', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const res = await http(s.h)
+        .get(`/authorize?client_id=${client.client_id}&client_id=${client.client_id}&response_type=code`)
+        .send();
+      expectErrorPage(res);
+    });
+
+    it('localhost and 127.0.0.1 are different hosts', async () => {
+      const client = await register(s.h, BODIES.claudeCode);
+      expectErrorPage(await authorize(client, { redirectUri: 'http://127.0.0.1:54321/callback' }));
+      expectErrorPage(await authorize(client, { redirectUri: 'http://localhost:54321/other' }));
+    });
+
+    it('a missing redirect_uri is an error page when several are registered', async () => {
+      const client = await register(s.h, BODIES.inspector);
+      const res = await http(s.h).get('/authorize').query(authorizeQuery(client, { query: { redirect_uri: undefined } }));
+      expectErrorPage(res);
+    });
+  });
+
+  describe('errors redirected back with error, error_description, state and iss', () => {
+    it('missing PKCE', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const res = await authorize(client, { query: { code_challenge: undefined, code_challenge_method: undefined } });
+      expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'invalid_request');
+    });
+
+    it('a challenge without a method (plain by default)', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const res = await authorize(client, { query: { code_challenge_method: undefined } });
+      expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'invalid_request');
+    });
+
+    it('the plain method', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const verifier = pkce().verifier;
+      const res = await authorize(client, { query: { code_challenge: verifier, code_challenge_method: 'plain' } });
+      expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'invalid_request');
+    });
+
+    it('an unsupported response_type', async () => {
+      const client = await register(s.h, BODIES.claude);
+      for (const responseType of ['token', 'code id_token']) {
+        const res = await authorize(client, { query: { response_type: responseType } });
+        expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'unsupported_response_type');
+      }
+      const missing = await authorize(client, { query: { response_type: undefined } });
+      expect(redirectParams(missing).get('error')).toMatch(/^(invalid_request|unsupported_response_type)$/);
+      expect(redirectParams(missing).get('iss')).toBe(ISSUER);
+    });
+
+    it('an unknown resource is invalid_target', async () => {
+      const client = await register(s.h, BODIES.claude);
+      for (const resource of ['https://evil.example.com/mcp', 'https://mcp.example.com/other', 'https://mcp.example.com/mcp#x']) {
+        const res = await authorize(client, { resource });
+        expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'invalid_target');
+      }
+    });
+
+    it('without state, the error redirect carries iss and no state', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const res = await authorize(client, { query: { state: undefined, code_challenge: undefined } });
+      expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'invalid_request', null);
+    });
+
+    it('a repeated parameter is invalid_request', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const query = new URLSearchParams(authorizeQuery(client));
+      query.append('scope', 'read');
+      query.append('scope', 'write');
+      const res = await http(s.h).get(`/authorize?${query.toString()}`);
+      expectErrorRedirect(res, client.redirect_uris[0] ?? '', 'invalid_request');
+    });
+
+    it('error redirects keep the registered query of the redirect URI', async () => {
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://app.example.com/cb?tenant=7'] });
+      const res = await authorize(client, { query: { code_challenge: undefined } });
+      expect(res.status).toBe(302);
+      const q = redirectParams(res);
+      expect(q.get('tenant')).toBe('7');
+      expect(q.get('error')).toBe('invalid_request');
+    });
+  });
+
+  describe('the consent page', () => {
+    it('is served with no-store, anti-framing headers and a CSRF cookie', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const { res, csrf } = await openConsent(s.h, client);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['x-frame-options']).toBe('DENY');
+      const csp = String(res.headers['content-security-policy']);
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).toMatch(/form-action 'self'/);
+      expect(res.headers['referrer-policy']).toBe('no-referrer');
+      expect(csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      const cookie = ([] as string[]).concat(res.headers['set-cookie'] as string[] | string).join(';');
+      expect(cookie).toMatch(/HttpOnly/i);
+      expect(cookie).toMatch(/SameSite=Strict/i);
+      expect(cookie).toMatch(/Secure/i);
+    });
+
+    it('shows the client name as self-registered, the redirect host, scopes, resource and the form', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const { res } = await openConsent(s.h, client, { scope: 'read write', resource: OTHER_RESOURCE });
+      const html = res.text;
+      expect(html).toContain('claudeai');
+      expect(html).toMatch(/chosen by the app itself|not verified/);
+      expect(html).toContain('claude.ai');
+      expect(html).toContain('https://claude.ai/api/mcp/auth_callback');
+      expect(html).toMatch(/<span class="scope">read<\/span>/);
+      expect(html).toMatch(/<span class="scope">write<\/span>/);
+      expect(html).toContain(OTHER_RESOURCE);
+      expect(html).toMatch(/<form method="post" action="\/authorize\/consent"/);
+      expect(html).toMatch(/<input[^>]+name="pin"/);
+      expect(html).toMatch(/<button[^>]+name="decision" value="approve"/);
+      expect(html).toMatch(/<button[^>]+name="decision" value="deny"/);
+      expect(html).toMatch(/<input type="hidden" name="consent" value="[^"]+">/);
+    });
+
+    it('escapes a hostile client name', async () => {
+      const client = await register(s.h, { ...BODIES.claude, client_name: '<script>alert(1)</script>"><img src=x>' });
+      const { res } = await openConsent(s.h, client);
+      expect(res.text).not.toContain('<script>alert(1)</script>');
+      expect(res.text).not.toContain('<img src=x>');
+      expect(res.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    });
+
+    it('drops unknown scopes and falls back to the defaults (Claude sends "claudeai")', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const claude = await openConsent(s.h, client, { scope: 'claudeai' });
+      expect(claude.res.text.match(/<span class="scope">([^<]+)<\/span>/g)).toEqual(['<span class="scope">read</span>']);
+      const mixed = await openConsent(s.h, client, { scope: 'claudeai write' });
+      expect(mixed.res.text.match(/<span class="scope">([^<]+)<\/span>/g)).toEqual(['<span class="scope">write</span>']);
+      const none = await openConsent(s.h, client);
+      expect(none.res.text.match(/<span class="scope">([^<]+)<\/span>/g)).toEqual(['<span class="scope">read</span>']);
+    });
+
+    it('lets ChatGPT ask at /authorize for scopes it did not register', async () => {
+      const client = await register(s.h, BODIES.chatgpt);
+      const tokens = await obtainTokens(s.h, client, { scope: 'read write' });
+      expect(tokens.scope).toBe('read write');
+    });
+
+    it('accepts a loopback redirect with a random port (RFC 8252 §7.3)', async () => {
+      const client = await register(s.h, BODIES.claudeCode);
+      const port = 49152 + Math.floor(Math.random() * 16000);
+      const redirectUri = `http://localhost:${port}/callback`;
+      const { res } = await openConsent(s.h, client, { redirectUri });
+      expect(res.text).toContain(`localhost:${port}`);
+      const tokens = await obtainTokens(s.h, client, { redirectUri });
+      expect(tokens.approval.location.startsWith(`${redirectUri}?`)).toBe(true);
+
+      const inspector = await register(s.h, BODIES.inspector);
+      const viaIp = await openConsent(s.h, inspector, { redirectUri: 'http://127.0.0.1:6299/oauth/callback' });
+      expect(viaIp.res.status).toBe(200);
+    });
+
+    it('binds the resource: a trailing slash on a bare origin is the same resource, the configured string is the audience', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const tokens = await obtainTokens(s.h, client, { resource: `${OTHER_RESOURCE}/` });
+      expect((await introspect(s.h, tokens.access_token)).aud).toBe(OTHER_RESOURCE);
+      const defaulted = await obtainTokens(s.h, client);
+      expect((await introspect(s.h, defaulted.access_token)).aud).toBe(RESOURCE);
+    });
+
+    it('a code for one resource cannot be exchanged for another', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const approval = await approve(s.h, client, { resource: RESOURCE });
+      const res = await exchange(s.h, client, approval, { resource: OTHER_RESOURCE });
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ error: 'invalid_target' });
+      // The same resource, sent again at /token, is fine.
+      const ok = await exchange(s.h, client, approval, { resource: RESOURCE });
+      expect(ok.status).toBe(200);
+    });
+
+    it('keeps an existing CSRF cookie so several consent pages can be open at once', async () => {
+      const client = await register(s.h, BODIES.claude);
+      const first = await openConsent(s.h, client);
+      const second = await openConsent(s.h, client, {}, first.csrf);
+      expect(second.res.headers['set-cookie']).toBeDefined();
+      expect(([] as string[]).concat(second.res.headers['set-cookie'] as string[] | string).join(';')).toContain(`latchkey_csrf=${first.csrf}`);
+    });
+
+    it('answers other methods with a page, not a redirect', async () => {
+      const res = await http(s.h).put('/authorize');
+      expect(res.status).toBe(405);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.headers.location).toBeUndefined();
+    });
+  });
+});
