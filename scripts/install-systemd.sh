@@ -37,7 +37,7 @@ run_systemctl() {
   fi
 }
 
-uninstall() {
+do_uninstall() {
   run_systemctl disable --now "$UNIT"
   rm -f "$UNIT_DIR/$UNIT" "$BIN_DIR/latchkey"
   run_systemctl daemon-reload
@@ -47,7 +47,7 @@ uninstall() {
   say "delete them by hand only if you never want these registrations back"
 }
 
-install() {
+do_install() {
   local node
   node="$(command -v node)" || die "node is not on PATH; install Node.js 20 or newer first"
   "$node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
@@ -135,7 +135,7 @@ install() {
 
 [[ "$(id -u)" == 0 ]] || die "run as root (sudo $0 $*)"
 case "${1:-}" in
-  --uninstall) uninstall ;;
-  "") install ;;
+  --uninstall) do_uninstall ;;
+  "") do_install ;;
   *) die "unknown option '$1' (use no option to install, --uninstall to remove)" ;;
 esac

@@ -140,7 +140,7 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
       return renderError(res, { status: 400, title: 'Invalid form', message: 'Choose Approve or Deny. Start again from your app if the page looks broken.' });
     }
 
-    const outcome = pins.check(id, expiresAt, fields.pin ?? '');
+    const outcome = await pins.check(id, expiresAt, fields.pin ?? '');
     switch (outcome.kind) {
       case 'locked': {
         const wait = Math.max(1, Math.ceil((outcome.retryAt - ctx.clock.now()) / 1000));

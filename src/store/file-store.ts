@@ -27,14 +27,15 @@ import {
 
 export const SCHEMA_VERSION = 1;
 
-const FILES = {
+/** The file of each collection, relative to the data directory. */
+export const FILES = {
   clients: 'clients.json',
   codes: 'codes.json',
   accessTokens: 'tokens.json',
   refreshTokens: 'refresh_tokens.json',
 } as const;
 
-type CollectionName = keyof typeof FILES;
+export type CollectionName = keyof typeof FILES;
 
 const str = z.string();
 const num = z.number();
@@ -116,6 +117,35 @@ export class StoreOpenError extends Error {
   override name = 'StoreOpenError';
 }
 
+/**
+ * Reads one collection file: its envelope, schema version and every record. Shared with
+ * `latchkey doctor` and `latchkey backup`, so they judge a file exactly as the daemon does.
+ */
+export function parseDataFile(
+  name: CollectionName,
+  text: string,
+): { ok: true; records: Record_[] } | { ok: false; reason: string; newer: boolean } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: `not valid JSON (${(err as Error).message})`, newer: false };
+  }
+  const envelope = z.object({ version: z.number(), records: z.array(z.unknown()) }).safeParse(json);
+  if (!envelope.success) return { ok: false, reason: 'not a Latchkey data file (no version/records)', newer: false };
+  if (envelope.data.version > SCHEMA_VERSION) {
+    return { ok: false, reason: `schema version ${envelope.data.version}`, newer: true };
+  }
+  if (envelope.data.version !== SCHEMA_VERSION) {
+    return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
+  }
+  const records = z.array(SCHEMAS[name]).safeParse(envelope.data.records);
+  if (!records.success) {
+    return { ok: false, reason: `a record does not match the schema (${records.error.issues[0]?.message ?? ''})`, newer: false };
+  }
+  return { ok: true, records: records.data as Record_[] };
+}
+
 export class FileStore implements Store {
   private readonly data: Collections = {
     clients: new Map(),
@@ -161,7 +191,7 @@ export class FileStore implements Store {
           `cannot read ${file}: ${(err as Error).message}. Check that the user running Latchkey owns ${this.dir}.`,
         );
       }
-      const parsed = this.parseFile(name, text);
+      const parsed = parseDataFile(name, text);
       if (parsed.ok) {
         for (const record of parsed.records) this.mapOf(name).set(this.keyOf(name, record), record);
         continue;
@@ -178,31 +208,6 @@ export class FileStore implements Store {
     }
     if (this.dirty.size > 0) await this.commit();
     return { counts: await this.counts(Date.now()), setAside };
-  }
-
-  private parseFile(
-    name: CollectionName,
-    text: string,
-  ): { ok: true; records: Record_[] } | { ok: false; reason: string; newer: boolean } {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      return { ok: false, reason: `not valid JSON (${(err as Error).message})`, newer: false };
-    }
-    const envelope = z.object({ version: z.number(), records: z.array(z.unknown()) }).safeParse(json);
-    if (!envelope.success) return { ok: false, reason: 'not a Latchkey data file (no version/records)', newer: false };
-    if (envelope.data.version > SCHEMA_VERSION) {
-      return { ok: false, reason: `schema version ${envelope.data.version}`, newer: true };
-    }
-    if (envelope.data.version !== SCHEMA_VERSION) {
-      return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
-    }
-    const records = z.array(SCHEMAS[name]).safeParse(envelope.data.records);
-    if (!records.success) {
-      return { ok: false, reason: `a record does not match the schema (${records.error.issues[0]?.message ?? ''})`, newer: false };
-    }
-    return { ok: true, records: records.data as Record_[] };
   }
 
   private keyOf(name: CollectionName, record: Record_): string {
