@@ -32,6 +32,8 @@ export interface Config {
   registrationRateLimit: number;
   pinMaxFailuresPerHour: number;
   pinMaxAttemptsPerRequest: number;
+  /** Seconds without a request after which an owner's page session ends. */
+  adminIdleTimeout: number;
 }
 
 export class ConfigError extends Error {
@@ -198,5 +200,6 @@ export function loadConfig(env: Env): Config {
       positiveInt,
       get('OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST') ?? '5',
     ),
+    adminIdleTimeout: parseField('OAUTH_ADMIN_IDLE_TIMEOUT', seconds, get('OAUTH_ADMIN_IDLE_TIMEOUT') ?? '900'),
   };
 }

@@ -11,6 +11,7 @@ import { OAuthError } from '../oauth/errors.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
 import { matchRedirectUri } from '../oauth/redirect-uri.js';
 import type { ClientRecord } from '../store/types.js';
+import { readCookie } from './cookies.js';
 import { toOAuthError } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
 
@@ -177,14 +178,4 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
       : { status: error.status >= 500 ? 500 : 400, title: 'Something went wrong', message: 'The request could not be completed. Start the connection again from your app.' });
   });
   return router;
-}
-
-function readCookie(req: Request, name: string): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }

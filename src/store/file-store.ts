@@ -9,6 +9,7 @@ import {
   type ClientRecord,
   type CodeRecord,
   type ExpiredCounts,
+  type GrantSummary,
   type RefreshTokenRecord,
   type Store,
   type StoreCounts,
@@ -318,6 +319,10 @@ export class FileStore implements Store {
     return true;
   }
 
+  async listClients(): Promise<ClientRecord[]> {
+    return [...this.data.clients.values()].sort((a, b) => a.issuedAt - b.issuedAt);
+  }
+
   // ---- codes ---------------------------------------------------------------------------
 
   async putCode(code: CodeRecord): Promise<void> {
@@ -398,6 +403,30 @@ export class FileStore implements Store {
     }
     if (removed > 0) await this.commit();
     return removed;
+  }
+
+  async listGrants(now: number): Promise<GrantSummary[]> {
+    const grants = new Map<string, GrantSummary>();
+    const add = (token: AccessTokenRecord | RefreshTokenRecord, isAccess: boolean): void => {
+      const grant = grants.get(token.grantId) ?? {
+        grantId: token.grantId,
+        clientId: token.clientId,
+        scopes: token.scopes,
+        resource: token.resource,
+        issuedAt: token.issuedAt,
+        expiresAt: token.expiresAt,
+        accessTokens: 0,
+        refreshable: false,
+      };
+      grant.issuedAt = Math.min(grant.issuedAt, token.issuedAt);
+      grant.expiresAt = Math.max(grant.expiresAt, token.expiresAt);
+      if (isAccess) grant.accessTokens++;
+      else grant.refreshable = true;
+      grants.set(token.grantId, grant);
+    };
+    for (const t of this.data.refreshTokens.values()) if (t.expiresAt > now && t.rotatedAt === undefined) add(t, false);
+    for (const t of this.data.accessTokens.values()) if (t.expiresAt > now) add(t, true);
+    return [...grants.values()].sort((a, b) => a.issuedAt - b.issuedAt);
   }
 
   // ---- housekeeping --------------------------------------------------------------------
