@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parsePinHash } from './oauth/pin-hash.js';
 
 /**
  * Everything Latchkey can be configured with, parsed and validated once at startup.
@@ -9,8 +10,10 @@ export interface Config {
   host: string;
   /** The public base URL, used verbatim (no trailing slash is ever added): RFC 8414 §2, RFC 9207. */
   issuer: string;
-  /** The owner's PIN; undefined means "generate one at startup". */
+  /** The owner's PIN; undefined (with no pinHash) means "generate one at startup". */
   pin: string | undefined;
+  /** OAUTH_PIN_HASH: the PIN as an scrypt hash (`latchkey hash-pin`), instead of `pin`. */
+  pinHash: string | undefined;
   dataDir: string;
   accessTokenTtl: number;
   refreshTokenTtl: number;
@@ -29,6 +32,8 @@ export interface Config {
   registrationRateLimit: number;
   pinMaxFailuresPerHour: number;
   pinMaxAttemptsPerRequest: number;
+  /** Seconds without a request after which an owner's page session ends. */
+  adminIdleTimeout: number;
 }
 
 export class ConfigError extends Error {
@@ -122,6 +127,14 @@ export function loadConfig(env: Env): Config {
   if (pin !== undefined && !/^\S{4,128}$/.test(pin)) {
     throw new ConfigError('OAUTH_PIN', 'must be 4 to 128 characters without spaces (6 digits or more is recommended)');
   }
+  const pinHash = get('OAUTH_PIN_HASH');
+  if (pinHash !== undefined && parsePinHash(pinHash) === undefined) {
+    throw new ConfigError('OAUTH_PIN_HASH', 'is not a hash made by `latchkey hash-pin` (expected scrypt:N:r:p:salt:hash)');
+  }
+  if (pinHash !== undefined && pin !== undefined) {
+    // Two sources of truth would leave the owner unsure which PIN works.
+    throw new ConfigError('OAUTH_PIN_HASH', 'set either OAUTH_PIN or OAUTH_PIN_HASH, not both (remove OAUTH_PIN)');
+  }
 
   const validScopes = list(get('OAUTH_VALID_SCOPES') ?? 'mcp');
   for (const s of validScopes) {
@@ -154,6 +167,7 @@ export function loadConfig(env: Env): Config {
     host,
     issuer,
     pin,
+    pinHash,
     dataDir: get('OAUTH_DATA_DIR') ?? '.oauth_data',
     accessTokenTtl: parseField('OAUTH_ACCESS_TOKEN_TTL', seconds, get('OAUTH_ACCESS_TOKEN_TTL') ?? '3600'),
     refreshTokenTtl: parseField('OAUTH_REFRESH_TOKEN_TTL', seconds, get('OAUTH_REFRESH_TOKEN_TTL') ?? '2592000'),
@@ -186,5 +200,6 @@ export function loadConfig(env: Env): Config {
       positiveInt,
       get('OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST') ?? '5',
     ),
+    adminIdleTimeout: parseField('OAUTH_ADMIN_IDLE_TIMEOUT', seconds, get('OAUTH_ADMIN_IDLE_TIMEOUT') ?? '900'),
   };
 }

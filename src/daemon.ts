@@ -11,7 +11,7 @@ import { loadConsentKey } from './consent-key.js';
 import { createApp } from './http/app.js';
 import { ConsentSigner } from './oauth/consent.js';
 import type { OAuthContext } from './oauth/context.js';
-import { PinGuard } from './oauth/pin-guard.js';
+import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { cryptoRandom, type RandomSource } from './oauth/secrets.js';
 import type { FsOps } from './store/atomic-file.js';
 import { FileStore, type LoadReport } from './store/file-store.js';
@@ -29,9 +29,12 @@ export interface Services {
   ctx: OAuthContext;
   store: FileStore;
   report: LoadReport;
-  /** The PIN in force; generated when OAUTH_PIN is unset. */
-  pin: string;
+  /** The PIN in force when it is known: OAUTH_PIN, or the one generated when neither
+   * OAUTH_PIN nor OAUTH_PIN_HASH is set. Undefined with OAUTH_PIN_HASH. */
+  pin: string | undefined;
   pinGenerated: boolean;
+  /** Checks PIN attempts for the consent page and the owner's page alike. */
+  pins: PinGuard;
   /** Deletes expired codes and tokens now. */
   cleanup(): Promise<void>;
 }
@@ -48,16 +51,17 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const random = options.random ?? cryptoRandom;
   const { store, report } = await FileStore.open({ dataDir: config.dataDir, logger, ...(options.fs ? { fs: options.fs } : {}) });
   const ctx: OAuthContext = { config, store, clock, random, logger };
-  const pinGenerated = config.pin === undefined;
-  const pin = config.pin ?? String(randomInt(0, 100_000_000)).padStart(8, '0');
+  const pinGenerated = config.pin === undefined && config.pinHash === undefined;
+  const pin = pinGenerated ? String(randomInt(0, 100_000_000)).padStart(8, '0') : config.pin;
+  const verifier = config.pinHash !== undefined ? hashedPinVerifier(config.pinHash) : plainPinVerifier(pin ?? '');
   const signer = new ConsentSigner(await loadConsentKey(config.dataDir, random), random, CONSENT_PAGE_TTL_MS);
-  const pins = new PinGuard(pin, clock, config.pinMaxFailuresPerHour, config.pinMaxAttemptsPerRequest);
+  const pins = new PinGuard(verifier, clock, config.pinMaxFailuresPerHour, config.pinMaxAttemptsPerRequest);
   const app = createApp({ ctx, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR });
   const cleanup = async (): Promise<void> => {
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
-  return { app, ctx, store, report, pin, pinGenerated, cleanup };
+  return { app, ctx, store, report, pin, pinGenerated, pins, cleanup };
 }
 
 export interface RunningDaemon {

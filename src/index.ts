@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   if (daemon.services.pinGenerated) {
     // Printed once for the person at the console, never into the JSON log.
     process.stderr.write(
-      `\n  No OAUTH_PIN is set. The approval PIN for this run is: ${daemon.services.pin}\n  Set OAUTH_PIN in .env to choose a permanent one.\n\n`,
+      `\n  No OAUTH_PIN is set. The approval PIN for this run is: ${daemon.services.pin}\n  Set OAUTH_PIN_HASH (from: latchkey hash-pin) or OAUTH_PIN in .env to choose a permanent one.\n\n`,
     );
   }
   const stop = (signal: string): void => {

@@ -5,6 +5,7 @@ import { pinoHttp } from 'pino-http';
 import type { ConsentSigner } from '../oauth/consent.js';
 import type { OAuthContext } from '../oauth/context.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
+import { adminRouter } from './admin-routes.js';
 import { consentRouter } from './consent-routes.js';
 import { infoRouter } from './info-routes.js';
 import { registerRouter } from './register-routes.js';
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(infoRouter(ctx, deps.version, deps.startedAt));
   app.use(registerRouter(ctx));
   app.use(consentRouter(ctx, deps.signer, deps.pins));
+  app.use(adminRouter({ ctx, pins: deps.pins, version: deps.version, startedAt: deps.startedAt }));
   app.use(tokenRouter(ctx, TOKEN_RATE_LIMIT_PER_MINUTE));
   app.use(revokeRouter(ctx, TOKEN_RATE_LIMIT_PER_MINUTE));
   app.use(introspectRouter(ctx));

@@ -11,6 +11,7 @@ import { OAuthError } from '../oauth/errors.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
 import { matchRedirectUri } from '../oauth/redirect-uri.js';
 import type { ClientRecord } from '../store/types.js';
+import { readCookie } from './cookies.js';
 import { toOAuthError } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
 
@@ -140,7 +141,7 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
       return renderError(res, { status: 400, title: 'Invalid form', message: 'Choose Approve or Deny. Start again from your app if the page looks broken.' });
     }
 
-    const outcome = pins.check(id, expiresAt, fields.pin ?? '');
+    const outcome = await pins.check(id, expiresAt, fields.pin ?? '');
     switch (outcome.kind) {
       case 'locked': {
         const wait = Math.max(1, Math.ceil((outcome.retryAt - ctx.clock.now()) / 1000));
@@ -187,14 +188,4 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
       : { status: error.status >= 500 ? 500 : 400, title: 'Something went wrong', message: 'The request could not be completed. Start the connection again from your app.' });
   });
   return router;
-}
-
-function readCookie(req: Request, name: string): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
 }

@@ -1,5 +1,21 @@
 import type { Clock } from '../clock.js';
+import { parsePinHash, verifyPinHash } from './pin-hash.js';
 import { safeEqual } from './secrets.js';
+
+/** Says whether an attempt is the owner's PIN, in constant time. */
+export type PinVerifier = (attempt: string) => Promise<boolean>;
+
+/** A verifier for a plain PIN (OAUTH_PIN or a generated one). */
+export function plainPinVerifier(pin: string): PinVerifier {
+  return async (attempt) => safeEqual(attempt, pin);
+}
+
+/** A verifier for an OAUTH_PIN_HASH value; the config has already checked its format. */
+export function hashedPinVerifier(value: string): PinVerifier {
+  const stored = parsePinHash(value);
+  if (!stored) throw new Error('OAUTH_PIN_HASH is not a valid scrypt hash');
+  return (attempt) => verifyPinHash(stored, attempt);
+}
 
 export type PinOutcome =
   | { kind: 'ok' }
@@ -16,13 +32,19 @@ const HOUR_MS = 3_600_000;
  * consent request, and a global budget of failures per hour across all requests and
  * addresses. With the default 30 failures an hour, trying every 6-digit PIN takes about
  * four years. The lockout also applies to the owner; the page says when to retry.
+ *
+ * Checks run one at a time: a hashed PIN takes a few milliseconds of scrypt, and limits read
+ * before that wait must still hold when the failure is counted. It also bounds scrypt's
+ * memory to one check, however many guesses arrive at once. The consent page and the
+ * owner's page share one guard, so they share the hourly budget.
  */
 export class PinGuard {
   private failures: number[] = [];
   private readonly perRequest = new Map<string, { failures: number; expiresAt: number }>();
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly pin: string,
+    private readonly verify: PinVerifier,
     private readonly clock: Clock,
     private readonly maxFailuresPerHour: number,
     private readonly maxAttemptsPerRequest: number,
@@ -36,7 +58,13 @@ export class PinGuard {
     return (this.failures[0] ?? now) + HOUR_MS;
   }
 
-  check(requestId: string, requestExpiresAt: number, attempt: string): PinOutcome {
+  check(requestId: string, requestExpiresAt: number, attempt: string): Promise<PinOutcome> {
+    const result = this.queue.then(() => this.checkNow(requestId, requestExpiresAt, attempt));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async checkNow(requestId: string, requestExpiresAt: number, attempt: string): Promise<PinOutcome> {
     const locked = this.lockedUntil();
     if (locked !== undefined) return { kind: 'locked', retryAt: locked };
     const now = this.clock.now();
@@ -44,7 +72,7 @@ export class PinGuard {
     const entry = this.perRequest.get(requestId) ?? { failures: 0, expiresAt: requestExpiresAt };
     if (entry.failures >= this.maxAttemptsPerRequest) return { kind: 'request-exhausted' };
 
-    if (safeEqual(attempt, this.pin)) return { kind: 'ok' };
+    if (await this.verify(attempt)) return { kind: 'ok' };
 
     this.failures.push(now);
     entry.failures++;

@@ -9,6 +9,7 @@ import {
   type ClientRecord,
   type CodeRecord,
   type ExpiredCounts,
+  type GrantSummary,
   type RefreshTokenRecord,
   type Store,
   type StoreCounts,
@@ -27,14 +28,15 @@ import {
 
 export const SCHEMA_VERSION = 1;
 
-const FILES = {
+/** The file of each collection, relative to the data directory. */
+export const FILES = {
   clients: 'clients.json',
   codes: 'codes.json',
   accessTokens: 'tokens.json',
   refreshTokens: 'refresh_tokens.json',
 } as const;
 
-type CollectionName = keyof typeof FILES;
+export type CollectionName = keyof typeof FILES;
 
 const str = z.string();
 const num = z.number();
@@ -116,6 +118,35 @@ export class StoreOpenError extends Error {
   override name = 'StoreOpenError';
 }
 
+/**
+ * Reads one collection file: its envelope, schema version and every record. Shared with
+ * `latchkey doctor` and `latchkey backup`, so they judge a file exactly as the daemon does.
+ */
+export function parseDataFile(
+  name: CollectionName,
+  text: string,
+): { ok: true; records: Record_[] } | { ok: false; reason: string; newer: boolean } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: `not valid JSON (${(err as Error).message})`, newer: false };
+  }
+  const envelope = z.object({ version: z.number(), records: z.array(z.unknown()) }).safeParse(json);
+  if (!envelope.success) return { ok: false, reason: 'not a Latchkey data file (no version/records)', newer: false };
+  if (envelope.data.version > SCHEMA_VERSION) {
+    return { ok: false, reason: `schema version ${envelope.data.version}`, newer: true };
+  }
+  if (envelope.data.version !== SCHEMA_VERSION) {
+    return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
+  }
+  const records = z.array(SCHEMAS[name]).safeParse(envelope.data.records);
+  if (!records.success) {
+    return { ok: false, reason: `a record does not match the schema (${records.error.issues[0]?.message ?? ''})`, newer: false };
+  }
+  return { ok: true, records: records.data as Record_[] };
+}
+
 export class FileStore implements Store {
   private readonly data: Collections = {
     clients: new Map(),
@@ -161,7 +192,7 @@ export class FileStore implements Store {
           `cannot read ${file}: ${(err as Error).message}. Check that the user running Latchkey owns ${this.dir}.`,
         );
       }
-      const parsed = this.parseFile(name, text);
+      const parsed = parseDataFile(name, text);
       if (parsed.ok) {
         for (const record of parsed.records) this.mapOf(name).set(this.keyOf(name, record), record);
         continue;
@@ -178,31 +209,6 @@ export class FileStore implements Store {
     }
     if (this.dirty.size > 0) await this.commit();
     return { counts: await this.counts(Date.now()), setAside };
-  }
-
-  private parseFile(
-    name: CollectionName,
-    text: string,
-  ): { ok: true; records: Record_[] } | { ok: false; reason: string; newer: boolean } {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      return { ok: false, reason: `not valid JSON (${(err as Error).message})`, newer: false };
-    }
-    const envelope = z.object({ version: z.number(), records: z.array(z.unknown()) }).safeParse(json);
-    if (!envelope.success) return { ok: false, reason: 'not a Latchkey data file (no version/records)', newer: false };
-    if (envelope.data.version > SCHEMA_VERSION) {
-      return { ok: false, reason: `schema version ${envelope.data.version}`, newer: true };
-    }
-    if (envelope.data.version !== SCHEMA_VERSION) {
-      return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
-    }
-    const records = z.array(SCHEMAS[name]).safeParse(envelope.data.records);
-    if (!records.success) {
-      return { ok: false, reason: `a record does not match the schema (${records.error.issues[0]?.message ?? ''})`, newer: false };
-    }
-    return { ok: true, records: records.data as Record_[] };
   }
 
   private keyOf(name: CollectionName, record: Record_): string {
@@ -313,6 +319,10 @@ export class FileStore implements Store {
     return true;
   }
 
+  async listClients(): Promise<ClientRecord[]> {
+    return [...this.data.clients.values()].sort((a, b) => a.issuedAt - b.issuedAt);
+  }
+
   // ---- codes ---------------------------------------------------------------------------
 
   async putCode(code: CodeRecord): Promise<void> {
@@ -393,6 +403,30 @@ export class FileStore implements Store {
     }
     if (removed > 0) await this.commit();
     return removed;
+  }
+
+  async listGrants(now: number): Promise<GrantSummary[]> {
+    const grants = new Map<string, GrantSummary>();
+    const add = (token: AccessTokenRecord | RefreshTokenRecord, isAccess: boolean): void => {
+      const grant = grants.get(token.grantId) ?? {
+        grantId: token.grantId,
+        clientId: token.clientId,
+        scopes: token.scopes,
+        resource: token.resource,
+        issuedAt: token.issuedAt,
+        expiresAt: token.expiresAt,
+        accessTokens: 0,
+        refreshable: false,
+      };
+      grant.issuedAt = Math.min(grant.issuedAt, token.issuedAt);
+      grant.expiresAt = Math.max(grant.expiresAt, token.expiresAt);
+      if (isAccess) grant.accessTokens++;
+      else grant.refreshable = true;
+      grants.set(token.grantId, grant);
+    };
+    for (const t of this.data.refreshTokens.values()) if (t.expiresAt > now && t.rotatedAt === undefined) add(t, false);
+    for (const t of this.data.accessTokens.values()) if (t.expiresAt > now) add(t, true);
+    return [...grants.values()].sort((a, b) => a.issuedAt - b.issuedAt);
   }
 
   // ---- housekeeping --------------------------------------------------------------------

@@ -83,6 +83,25 @@ export interface ExpiredCounts {
   refreshTokens: number;
 }
 
+/**
+ * One owner approval as it stands: the live tokens that share a grant id. What the owner's
+ * page lists and can revoke.
+ */
+export interface GrantSummary {
+  grantId: string;
+  clientId: string;
+  scopes: string[];
+  resource: string;
+  /** When its oldest live token was issued: the approval, or the last refresh before it. */
+  issuedAt: number;
+  /** When the last of its tokens expires, unless refreshed before. */
+  expiresAt: number;
+  /** Live access tokens; usually one. */
+  accessTokens: number;
+  /** Whether a refresh token can still extend the grant. */
+  refreshable: boolean;
+}
+
 export interface StoreHealth {
   ok: boolean;
   /** Why the last write failed, without paths to secrets; absent when healthy. */
@@ -100,6 +119,8 @@ export interface Store {
   touchClient(clientId: string, at: number): void;
   /** Deletes the client and everything issued to it. */
   deleteClient(clientId: string): Promise<boolean>;
+  /** Every registered client, oldest first. */
+  listClients(): Promise<ClientRecord[]>;
 
   putCode(code: CodeRecord): Promise<void>;
   /** Unexpired code by hash, consumed or not. */
@@ -135,6 +156,11 @@ export interface Store {
   deleteAccessToken(hash: string): Promise<boolean>;
   /** Deletes every code and token of a grant. Returns how many records went. */
   revokeGrant(grantId: string): Promise<number>;
+  /**
+   * Grants with at least one live token: an unexpired access token, or an unexpired refresh
+   * token that was not rotated (rotated ones are kept only to recognise reuse). Oldest first.
+   */
+  listGrants(now: number): Promise<GrantSummary[]>;
 
   deleteExpired(now: number): Promise<ExpiredCounts>;
   counts(now: number): Promise<StoreCounts>;

@@ -1,0 +1,295 @@
+import { promises as fsp, type Stats } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { CONSENT_KEY_FILE } from '../consent-key.js';
+import { FILES, parseDataFile, type CollectionName } from '../store/file-store.js';
+import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
+
+type Level = 'ok' | 'warn' | 'fail';
+
+interface Check {
+  level: Level;
+  name: string;
+  detail: string;
+  /** What to do about it; every warning and failure has one. */
+  fix?: string;
+}
+
+const LABEL: Record<Level, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
+const HTTP_TIMEOUT_MS = 5000;
+
+/**
+ * `latchkey doctor`: checks the configuration, the data directory (ownership, modes, every
+ * file parses), and that the running daemon and the public issuer URL both serve metadata
+ * for exactly OAUTH_ISSUER_URL. Prints each check with a fix; exits 1 if any check failed.
+ */
+export async function doctor(io: CliIo, env: Record<string, string | undefined>): Promise<number> {
+  const checks: Check[] = [];
+  const add = (check: Check): void => {
+    checks.push(check);
+    io.out(`  ${LABEL[check.level]}  ${check.name}: ${check.detail}\n`);
+    if (check.fix) io.out(`        fix: ${check.fix}\n`);
+  };
+
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    add({ level: 'fail', name: 'config', detail: err.message, fix: `correct ${err.variable} in the env file, then run doctor again` });
+    return summarize(io, checks);
+  }
+  io.out(`Latchkey doctor: issuer ${config.issuer}, data in ${path.resolve(io.cwd, config.dataDir)}\n`);
+  add({ level: 'ok', name: 'config', detail: 'every variable is valid' });
+
+  checkSettings(config, add);
+  await checkDataDir(path.resolve(io.cwd, config.dataDir), add);
+  await checkServer(config, add);
+  return summarize(io, checks);
+}
+
+function summarize(io: CliIo, checks: Check[]): number {
+  const count = (level: Level): number => checks.filter((c) => c.level === level).length;
+  const failures = count('fail');
+  io.out(`\n${count('ok')} ok, ${count('warn')} warning(s), ${failures} failure(s)\n`);
+  return failures > 0 ? 1 : 0;
+}
+
+function checkSettings(config: Config, add: (c: Check) => void): void {
+  if (config.pinHash) add({ level: 'ok', name: 'pin', detail: 'OAUTH_PIN_HASH is set; the plain PIN is not stored' });
+  else if (config.pin) {
+    add({
+      level: 'warn',
+      name: 'pin',
+      detail: 'OAUTH_PIN holds the plain PIN',
+      fix: 'run `latchkey hash-pin`, put its output in OAUTH_PIN_HASH and remove OAUTH_PIN',
+    });
+  } else {
+    add({
+      level: 'warn',
+      name: 'pin',
+      detail: 'no PIN is set: a new one is generated and printed at every start',
+      fix: 'run `latchkey hash-pin` and set OAUTH_PIN_HASH to its output',
+    });
+  }
+
+  const loopbackIssuer = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(config.issuer);
+  if (config.issuer.startsWith('https://')) add({ level: 'ok', name: 'issuer', detail: `${config.issuer} uses https` });
+  else if (loopbackIssuer) {
+    add({
+      level: 'warn',
+      name: 'issuer',
+      detail: `${config.issuer} is local: fine for trying out, but ChatGPT and Claude need a public https URL`,
+      fix: 'set OAUTH_ISSUER_URL to the public https URL (no trailing slash), e.g. https://auth.example.com',
+    });
+  } else {
+    add({
+      level: 'fail',
+      name: 'issuer',
+      detail: `${config.issuer} is plain http on a public name: connectors refuse it and tokens would travel in clear`,
+      fix: 'serve it over https (e.g. Cloudflare Tunnel, see docs/deploy.md) and set OAUTH_ISSUER_URL to the https URL',
+    });
+  }
+
+  if (config.introspectionSecret) add({ level: 'ok', name: 'introspection', detail: 'OAUTH_INTROSPECTION_SECRET is set' });
+  else {
+    add({
+      level: 'warn',
+      name: 'introspection',
+      detail: 'OAUTH_INTROSPECTION_SECRET is not set: /introspect refuses every MCP server',
+      fix: 'set OAUTH_INTROSPECTION_SECRET (openssl rand -hex 32) here and in your MCP server',
+    });
+  }
+
+  if (config.trustProxy === true) {
+    add({
+      level: 'warn',
+      name: 'trust proxy',
+      detail: 'TRUST_PROXY=true believes any X-Forwarded-For: a client can pick its own IP and dodge rate limits',
+      fix: 'behind cloudflared on this machine use TRUST_PROXY=loopback',
+    });
+  } else if (config.trustProxy === false && config.issuer.startsWith('https://') && /^(127\.|::1$|localhost$)/.test(config.host)) {
+    add({
+      level: 'warn',
+      name: 'trust proxy',
+      detail: 'TRUST_PROXY is off but the daemon listens on loopback behind an https URL: every client looks like 127.0.0.1 to the rate limits',
+      fix: 'if cloudflared (or another proxy) on this machine forwards to Latchkey, set TRUST_PROXY=loopback',
+    });
+  } else {
+    add({ level: 'ok', name: 'trust proxy', detail: `TRUST_PROXY=${String(config.trustProxy)}` });
+  }
+}
+
+async function statOrUndefined(p: string): Promise<Stats | undefined> {
+  try {
+    return await fsp.stat(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function describeOwner(stat: Stats): string | undefined {
+  const uid = process.getuid?.();
+  if (uid === undefined || stat.uid === uid) return undefined;
+  return `owned by uid ${stat.uid}, but doctor runs as uid ${uid}`;
+}
+
+async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void> {
+  let stat: Stats | undefined;
+  try {
+    stat = await statOrUndefined(dir);
+  } catch (err) {
+    add({ level: 'fail', name: 'data dir', detail: `cannot inspect ${dir}: ${(err as Error).message}`, fix: 'run doctor as the user that runs Latchkey (e.g. sudo -u latchkey latchkey doctor)' });
+    return;
+  }
+  if (!stat) {
+    add({ level: 'warn', name: 'data dir', detail: `${dir} does not exist yet`, fix: 'start Latchkey once: it creates the directory (mode 0700) and its files' });
+    return;
+  }
+  if (!stat.isDirectory()) {
+    add({ level: 'fail', name: 'data dir', detail: `${dir} is not a directory`, fix: 'point OAUTH_DATA_DIR at a directory' });
+    return;
+  }
+  const mode = stat.mode & 0o777;
+  const owner = describeOwner(stat);
+  if (owner && process.getuid?.() !== 0) {
+    add({ level: 'fail', name: 'data dir', detail: `${dir} is ${owner}`, fix: `run doctor as the service user, or: chown -R <service user> ${dir}` });
+  } else if (mode & 0o077) {
+    add({ level: 'fail', name: 'data dir', detail: `${dir} has mode ${mode.toString(8)}: other users can reach tokens' hashes and the consent key`, fix: `chmod 700 ${dir}` });
+  } else {
+    add({ level: 'ok', name: 'data dir', detail: `${dir} mode ${mode.toString(8).padStart(4, '0')}${owner ? ` (${owner}; root can read it)` : ''}` });
+  }
+
+  for (const name of Object.keys(FILES) as CollectionName[]) await checkFile(dir, FILES[name], add, (text) => parseDataFile(name, text));
+  await checkFile(dir, CONSENT_KEY_FILE, add, (text) =>
+    Buffer.from(text.trim(), 'base64url').length >= 32
+      ? { ok: true, records: [] }
+      : { ok: false, reason: 'the key is shorter than 32 bytes', newer: false },
+  );
+
+  const entries = await fsp.readdir(dir);
+  for (const aside of entries.filter((e) => e.includes('.corrupt-'))) {
+    add({
+      level: 'warn',
+      name: aside,
+      detail: 'a data file that could not be read was set aside here at startup',
+      fix: `look at it (the daemon started that collection empty), then delete ${path.join(dir, aside)}`,
+    });
+  }
+}
+
+async function checkFile(
+  dir: string,
+  file: string,
+  add: (c: Check) => void,
+  parse: (text: string) => { ok: true; records: unknown[] } | { ok: false; reason: string; newer: boolean },
+): Promise<void> {
+  const full = path.join(dir, file);
+  let text: string;
+  let stat: Stats | undefined;
+  try {
+    stat = await statOrUndefined(full);
+    if (!stat) {
+      add({ level: 'warn', name: file, detail: 'missing', fix: 'start Latchkey: it creates missing files empty' });
+      return;
+    }
+    text = await fsp.readFile(full, 'utf8');
+  } catch (err) {
+    add({ level: 'fail', name: file, detail: `cannot read: ${(err as Error).message}`, fix: 'run doctor as the service user; the file must belong to it (mode 0600)' });
+    return;
+  }
+  const parsed = parse(text);
+  const mode = stat.mode & 0o777;
+  if (!parsed.ok) {
+    add({
+      level: 'fail',
+      name: file,
+      detail: parsed.reason,
+      fix: parsed.newer
+        ? 'upgrade Latchkey: a newer version wrote this file'
+        : 'restore it from a backup (see docs/deploy.md); if you start the daemon, it sets the file aside and starts empty',
+    });
+  } else if (mode & 0o077) {
+    add({ level: 'fail', name: file, detail: `mode ${mode.toString(8)} lets other users read it`, fix: `chmod 600 ${full}` });
+  } else {
+    const records = file === CONSENT_KEY_FILE ? 'key present' : `${parsed.records.length} record(s)`;
+    add({ level: 'ok', name: file, detail: `parses, ${records}, mode ${mode.toString(8).padStart(4, '0')}` });
+  }
+}
+
+async function fetchJson(url: string): Promise<{ status: number; body: unknown; type: string }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(HTTP_TIMEOUT_MS), redirect: 'manual', headers: { accept: 'application/json' } });
+  const type = res.headers.get('content-type') ?? '';
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, body, type };
+}
+
+/** What is wrong with a metadata document for this issuer, or undefined if it is right. */
+function metadataProblem(body: unknown, issuer: string): string | undefined {
+  if (typeof body !== 'object' || body === null) return 'the answer is not JSON';
+  const meta = body as Record<string, unknown>;
+  if (meta.issuer !== issuer) return `it names the issuer "${String(meta.issuer)}", not "${issuer}"`;
+  for (const key of ['authorization_endpoint', 'token_endpoint', 'registration_endpoint']) {
+    const value = meta[key];
+    if (typeof value !== 'string' || !value.startsWith(`${issuer}/`)) return `${key} is "${String(value)}", outside the issuer`;
+  }
+  const methods = meta.code_challenge_methods_supported;
+  if (!Array.isArray(methods) || !methods.includes('S256')) return 'it does not advertise PKCE S256';
+  return undefined;
+}
+
+async function checkServer(config: Config, add: (c: Check) => void): Promise<void> {
+  const local = localBaseUrl(config.host, config.port);
+  const wellKnown = '/.well-known/oauth-authorization-server';
+  let localUp = false;
+  try {
+    const meta = await fetchJson(`${local}${wellKnown}`);
+    const problem = meta.status === 200 ? metadataProblem(meta.body, config.issuer) : `HTTP ${meta.status}`;
+    if (problem) {
+      add({ level: 'fail', name: 'daemon', detail: `the daemon at ${local} serves other metadata: ${problem}`, fix: 'restart Latchkey after changing the env file (systemctl restart latchkey)' });
+    } else {
+      add({ level: 'ok', name: 'daemon', detail: `answers at ${local} with metadata for ${config.issuer}` });
+    }
+    localUp = true;
+    const health = await fetchJson(`${local}/healthz`);
+    if (health.status === 200) add({ level: 'ok', name: 'store', detail: 'the daemon can write its data directory' });
+    else {
+      add({ level: 'fail', name: 'store', detail: `/healthz answers ${health.status}: ${JSON.stringify(health.body)}`, fix: 'free disk space and check that the data directory belongs to the service user; the daemon recovers by itself' });
+    }
+  } catch (err) {
+    add({ level: 'warn', name: 'daemon', detail: `nothing answers at ${local} (${reason(err)})`, fix: 'start it (systemctl start latchkey), or check PORT and HOST' });
+  }
+
+  try {
+    const meta = await fetchJson(`${config.issuer}${wellKnown}`);
+    if (meta.status !== 200 || !meta.type.includes('json')) {
+      add({
+        level: 'fail',
+        name: 'issuer URL',
+        detail: `${config.issuer}${wellKnown} answers HTTP ${meta.status} (${meta.type || 'no content type'})`,
+        fix: 'an HTML or 403 answer usually is Cloudflare bot protection or Access in front of the tunnel: exempt this hostname (docs/deploy.md); a 404 or 502 means the tunnel does not route to Latchkey',
+      });
+      return;
+    }
+    const problem = metadataProblem(meta.body, config.issuer);
+    if (problem) {
+      add({ level: 'fail', name: 'issuer URL', detail: `the metadata at ${config.issuer} is wrong: ${problem}`, fix: 'OAUTH_ISSUER_URL must be exactly the public URL, and the tunnel must route it to this daemon' });
+    } else {
+      add({ level: 'ok', name: 'issuer URL', detail: `${config.issuer} answers with matching metadata` });
+    }
+  } catch (err) {
+    add({
+      level: localUp ? 'fail' : 'warn',
+      name: 'issuer URL',
+      detail: `${config.issuer} does not answer (${reason(err)})`,
+      fix: 'check DNS and the tunnel (cloudflared tunnel info), and that this machine can reach its own public URL',
+    });
+  }
+}

@@ -1,0 +1,88 @@
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { runCli } from '../../src/cli/run.js';
+import { hashPin } from '../../src/oauth/pin-hash.js';
+import { captureIo } from '../helpers/cli-io.js';
+import { clientRecord } from '../helpers/records.js';
+import { startApp, type RunningApp } from '../helpers/running-app.js';
+
+const line = (text: string, name: string): string => text.split('\n').find((l) => l.includes(` ${name}: `)) ?? '';
+
+describe('latchkey doctor', () => {
+  let app: RunningApp;
+  beforeEach(async () => {
+    app = await startApp({ OAUTH_PIN_HASH: await hashPin('482913'), OAUTH_INTROSPECTION_SECRET: 'x'.repeat(32) });
+    await app.services.store.putClient(clientRecord('c1', 'claudeai'));
+  });
+  afterEach(() => app.stop());
+
+  it('passes on a healthy deployment and prints every check', async () => {
+    const io = captureIo({ env: app.env });
+    expect(await runCli(['doctor'], io)).toBe(0);
+    const out = io.text();
+    expect(line(out, 'config')).toMatch(/ok/);
+    expect(line(out, 'pin')).toMatch(/ok .*OAUTH_PIN_HASH/);
+    expect(line(out, 'data dir')).toMatch(/ok .*mode 0700/);
+    expect(line(out, 'clients.json')).toMatch(/ok .*parses, 1 record\(s\), mode 0600/);
+    expect(line(out, 'consent.key')).toMatch(/ok/);
+    expect(line(out, 'daemon')).toMatch(/ok .*answers at http:\/\/127\.0\.0\.1:\d+ with metadata/);
+    expect(line(out, 'store')).toMatch(/ok/);
+    expect(line(out, 'issuer URL')).toMatch(/ok .*matching metadata/);
+    // A local issuer is only a warning, with the fix spelled out.
+    expect(out).toMatch(/warn {2}issuer: .*\n {8}fix: set OAUTH_ISSUER_URL/);
+    expect(out).toMatch(/0 failure\(s\)/);
+  });
+
+  it('reads the settings from --env-file, which wins over the shell', async () => {
+    const envFile = path.join(mkdtempSync(path.join(tmpdir(), 'latchkey-env-')), 'latchkey.env');
+    writeFileSync(envFile, Object.entries(app.env).map(([k, v]) => `${k}=${v}`).join('\n'));
+    const io = captureIo({ env: { OAUTH_DATA_DIR: '/nonexistent', PORT: '1' } });
+    expect(await runCli(['doctor', '--env-file', envFile], io)).toBe(0);
+    expect(io.text()).toContain(`data in ${app.dataDir}`);
+  });
+
+  it('fails with a fix for a corrupt file, loose modes, and a plain-text PIN is a warning', async () => {
+    writeFileSync(path.join(app.dataDir, 'tokens.json'), '{"version":1,"records":[{"hash":1}]}');
+    chmodSync(path.join(app.dataDir, 'clients.json'), 0o644);
+    const env: Record<string, string> = { ...app.env, OAUTH_PIN: '246810' };
+    delete env.OAUTH_PIN_HASH;
+    const io = captureIo({ env });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    const out = io.text();
+    expect(line(out, 'tokens.json')).toMatch(/FAIL .*does not match the schema/);
+    expect(out).toMatch(/tokens\.json: .*\n +fix: restore it from a backup/);
+    expect(line(out, 'clients.json')).toMatch(/FAIL .*mode 644/);
+    expect(out).toContain(`fix: chmod 600 ${path.join(app.dataDir, 'clients.json')}`);
+    expect(line(out, 'pin')).toMatch(/warn .*plain PIN/);
+  });
+
+  it('fails when the data directory is open to other users', async () => {
+    chmodSync(app.dataDir, 0o755);
+    const io = captureIo({ env: app.env });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    expect(line(io.text(), 'data dir')).toMatch(/FAIL .*mode 755/);
+  });
+
+  it('fails when the running daemon serves another issuer than the configured one', async () => {
+    const io = captureIo({ env: { ...app.env, OAUTH_ISSUER_URL: `http://localhost:${app.port}` } });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    expect(line(io.text(), 'daemon')).toMatch(/FAIL .*names the issuer "http:\/\/127\.0\.0\.1:\d+", not "http:\/\/localhost:\d+"/);
+    expect(io.text()).toContain('fix: restart Latchkey after changing the env file');
+  });
+
+  it('names the variable when the config is invalid', async () => {
+    const io = captureIo({ env: { ...app.env, OAUTH_ISSUER_URL: 'https://auth.example.com/' } });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    expect(io.text()).toMatch(/FAIL {2}config: OAUTH_ISSUER_URL: .*trailing slash/);
+  });
+
+  it('warns when the daemon is not running and the issuer does not answer', async () => {
+    await app.stop();
+    const io = captureIo({ env: app.env });
+    expect(await runCli(['doctor'], io)).toBe(0);
+    expect(line(io.text(), 'daemon')).toMatch(/warn .*ECONNREFUSED/);
+    expect(io.text()).toContain('fix: start it (systemctl start latchkey)');
+    app = await startApp({ OAUTH_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'latchkey-app-')) });
+  });
+});

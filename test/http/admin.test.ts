@@ -1,0 +1,184 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import request from 'supertest';
+import { loadConfig } from '../../src/config.js';
+import { createServices, type Services } from '../../src/daemon.js';
+import { createLogger } from '../../src/logger.js';
+import { hashSecret } from '../../src/oauth/secrets.js';
+import { clientRecord, tokenPair } from '../helpers/records.js';
+
+const PIN = '582046';
+const SECRET = 'introspection-secret-0123456789';
+
+async function setup(env: Record<string, string> = {}): Promise<{ services: Services; clock: { t: number } }> {
+  const clock = { t: Date.UTC(2026, 10, 22, 12) };
+  const config = loadConfig({
+    OAUTH_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'latchkey-admin-')),
+    OAUTH_PIN: PIN,
+    OAUTH_INTROSPECTION_SECRET: SECRET,
+    OAUTH_PIN_MAX_FAILURES_PER_HOUR: '6',
+    OAUTH_ADMIN_IDLE_TIMEOUT: '600',
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const services = await createServices(config, createLogger('silent'), { clock: { now: () => clock.t } });
+  const { store } = services;
+  await store.putClient(clientRecord('client-claude', 'claudeai', clock.t - 86_400_000));
+  await store.putClient(clientRecord('client-chatgpt', 'ChatGPT', clock.t - 3_600_000));
+  for (const [client, grant, n] of [['client-claude', 'grant-1', 1], ['client-claude', 'grant-2', 2], ['client-chatgpt', 'grant-3', 3]] as const) {
+    const { access, refresh } = tokenPair(client, grant, hashSecret(`access-${n}`), hashSecret(`refresh-${n}`), clock.t - 60_000);
+    await store.putTokens(access, refresh);
+  }
+  return { services, clock };
+}
+
+const csrfOf = (html: string): string => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+
+async function signIn(agent: ReturnType<typeof request.agent>, pin = PIN): Promise<request.Response> {
+  const page = await agent.get('/admin');
+  return agent.post('/admin/login').type('form').send({ csrf: csrfOf(page.text), pin });
+}
+
+async function active(services: Services, token: string): Promise<boolean> {
+  const res = await request(services.app).post('/introspect').set('Authorization', `Bearer ${SECRET}`).type('form').send({ token });
+  return (res.body as { active: boolean }).active;
+}
+
+describe('/admin', () => {
+  it('shows the sign-in page with a strict, HttpOnly cookie, no caching and no framing', async () => {
+    const { services } = await setup();
+    const res = await request(services.app).get('/admin');
+    expect(res.status).toBe(200);
+    expect(res.text).toContain('<label for="pin">Your PIN</label>');
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    expect(res.headers['content-security-policy']).toBe(
+      "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    const cookie = (res.headers['set-cookie'] as unknown as string[])[0] ?? '';
+    expect(cookie).toMatch(/^latchkey_admin_login=/);
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).toMatch(/Path=\/admin/);
+    expect(cookie).not.toMatch(/Secure/);
+  });
+
+  it('marks the session cookie Secure when the issuer is https', async () => {
+    const { services } = await setup({ OAUTH_ISSUER_URL: 'https://auth.example.com' });
+    const agent = request.agent(services.app);
+    const page = await agent.get('/admin');
+    const res = await request(services.app)
+      .post('/admin/login')
+      .set('Cookie', `latchkey_admin_login=${csrfOf(page.text)}`)
+      .type('form')
+      .send({ csrf: csrfOf(page.text), pin: PIN });
+    expect(res.status).toBe(303);
+    const cookie = (res.headers['set-cookie'] as unknown as string[]).find((c) => c.startsWith('latchkey_admin=')) ?? '';
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/Secure/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+  });
+
+  it('refuses a wrong PIN, and a sign-in without the form token', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    const wrong = await signIn(agent, '000000');
+    expect(wrong.status).toBe(401);
+    expect(wrong.text).toContain('That PIN is not right. 4 attempts left on this form.');
+    const forged = await request(services.app).post('/admin/login').type('form').send({ csrf: 'x', pin: PIN });
+    expect(forged.status).toBe(403);
+    expect(forged.headers['set-cookie']?.toString() ?? '').not.toMatch(/latchkey_admin=/);
+  });
+
+  it('shares the hourly PIN limit with the consent page', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    for (let i = 0; i < 6; i++) await signIn(agent, `00000${i}`);
+    const locked = await signIn(agent, PIN);
+    expect(locked.status).toBe(429);
+    expect(locked.headers['retry-after']).toBeDefined();
+    expect(locked.text).toContain('Too many wrong PINs');
+  });
+
+  it('lists clients with their live grants and the store counts after sign-in', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    const login = await signIn(agent);
+    expect(login.status).toBe(303);
+    expect(login.headers.location).toBe('/admin');
+    const page = await agent.get('/admin');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('claudeai');
+    expect(page.text).toContain('ChatGPT');
+    expect(page.text).toContain('claude.ai');
+    expect(page.text.match(/action="\/admin\/grants\/revoke"/g)).toHaveLength(3);
+    expect(page.text).toMatch(/<dt>Clients<\/dt><dd>2<\/dd>/);
+    expect(page.text).toMatch(/<dt>Live grants<\/dt><dd>3<\/dd>/);
+    expect(page.text).toContain('Healthy');
+    expect(page.text).toContain('2026-11-21 12:00 UTC');
+  });
+
+  it('revokes one grant after confirmation, and its tokens stop introspecting at once', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    const csrf = csrfOf((await agent.get('/admin')).text);
+    const confirm = await agent.post('/admin/grants/revoke').type('form').send({ csrf, grant_id: 'grant-1' });
+    expect(confirm.status).toBe(200);
+    expect(confirm.text).toContain('Revoke this grant?');
+    expect(await active(services, 'access-1')).toBe(true);
+
+    const done = await agent.post('/admin/grants/revoke').type('form').send({ csrf, grant_id: 'grant-1', confirm: 'yes' });
+    expect(done.status).toBe(303);
+    expect(done.headers.location).toBe('/admin?done=grant-revoked');
+    expect(await active(services, 'access-1')).toBe(false);
+    expect(await active(services, 'access-2')).toBe(true);
+    expect((await agent.get('/admin?done=grant-revoked')).text).toContain('The grant was revoked.');
+  });
+
+  it('deletes a client and everything issued to it after confirmation', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    const csrf = csrfOf((await agent.get('/admin')).text);
+    const confirm = await agent.post('/admin/clients/delete').type('form').send({ csrf, client_id: 'client-claude' });
+    expect(confirm.text).toContain('Delete this client?');
+    expect(confirm.text).toContain('2 live grants');
+    const done = await agent.post('/admin/clients/delete').type('form').send({ csrf, client_id: 'client-claude', confirm: 'yes' });
+    expect(done.status).toBe(303);
+    expect(await services.store.getClient('client-claude')).toBeUndefined();
+    expect(await active(services, 'access-1')).toBe(false);
+    expect(await active(services, 'access-2')).toBe(false);
+    expect(await active(services, 'access-3')).toBe(true);
+  });
+
+  it('refuses an action without the session CSRF token, or without a session', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    const forged = await agent.post('/admin/grants/revoke').type('form').send({ csrf: 'guess', grant_id: 'grant-1', confirm: 'yes' });
+    expect(forged.status).toBe(403);
+    const anonymous = await request(services.app).post('/admin/clients/delete').type('form').send({ client_id: 'client-claude', confirm: 'yes' });
+    expect(anonymous.status).toBe(401);
+    expect(await active(services, 'access-1')).toBe(true);
+    expect(await services.store.getClient('client-claude')).toBeDefined();
+  });
+
+  it('ends the session after the idle timeout, and on sign-out', async () => {
+    const { services, clock } = await setup();
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    clock.t += 500_000;
+    expect((await agent.get('/admin')).text).toContain('Connected apps');
+    clock.t += 601_000;
+    const idle = await agent.get('/admin');
+    expect(idle.text).toContain('Sign in');
+    expect(idle.text).not.toContain('claudeai');
+
+    await signIn(agent);
+    const csrf = csrfOf((await agent.get('/admin')).text);
+    expect((await agent.post('/admin/logout').type('form').send({ csrf })).status).toBe(303);
+    expect((await agent.get('/admin')).text).toContain('Sign in');
+  });
+});
