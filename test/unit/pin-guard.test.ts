@@ -1,4 +1,4 @@
-import { PinGuard } from '../../src/oauth/pin-guard.js';
+import { PinGuard, plainPinVerifier } from '../../src/oauth/pin-guard.js';
 import { FakeClock } from './helpers.js';
 
 const PIN = '48213907';
@@ -12,92 +12,92 @@ describe('PinGuard', () => {
     clock = new FakeClock();
   });
 
-  it('accepts the correct PIN', () => {
-    const guard = new PinGuard(PIN, clock, 30, 5);
-    expect(guard.check('req-1', expires(), PIN)).toEqual({ kind: 'ok' });
+  it('accepts the correct PIN', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5);
+    expect(await guard.check('req-1', expires(), PIN)).toEqual({ kind: 'ok' });
   });
 
-  it.each(['', '4821390', '482139070', '48213906', ' 48213907'])('refuses the wrong PIN %j', (attempt) => {
-    const guard = new PinGuard(PIN, clock, 30, 5);
-    expect(guard.check('req-1', expires(), attempt)).toEqual({ kind: 'wrong', attemptsLeft: 4 });
+  it.each(['', '4821390', '482139070', '48213906', ' 48213907'])('refuses the wrong PIN %j', async (attempt) => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5);
+    expect(await guard.check('req-1', expires(), attempt)).toEqual({ kind: 'wrong', attemptsLeft: 4 });
   });
 
-  it('counts down the attempts of one request, then exhausts it even for the right PIN', () => {
-    const guard = new PinGuard(PIN, clock, 30, 3);
+  it('counts down the attempts of one request, then exhausts it even for the right PIN', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3);
     const exp = expires();
-    expect(guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
-    expect(guard.check('req-1', exp, '1')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
-    expect(guard.check('req-1', exp, '2')).toEqual({ kind: 'request-exhausted' });
-    expect(guard.check('req-1', exp, PIN)).toEqual({ kind: 'request-exhausted' });
+    expect(await guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
+    expect(await guard.check('req-1', exp, '1')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
+    expect(await guard.check('req-1', exp, '2')).toEqual({ kind: 'request-exhausted' });
+    expect(await guard.check('req-1', exp, PIN)).toEqual({ kind: 'request-exhausted' });
   });
 
-  it('keeps per-request budgets separate', () => {
-    const guard = new PinGuard(PIN, clock, 30, 2);
+  it('keeps per-request budgets separate', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2);
     const exp = expires();
-    expect(guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
-    expect(guard.check('req-1', exp, '1')).toEqual({ kind: 'request-exhausted' });
-    expect(guard.check('req-2', exp, PIN)).toEqual({ kind: 'ok' });
+    expect(await guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
+    expect(await guard.check('req-1', exp, '1')).toEqual({ kind: 'request-exhausted' });
+    expect(await guard.check('req-2', exp, PIN)).toEqual({ kind: 'ok' });
   });
 
-  it('a correct PIN does not reset the count of failures', () => {
-    const guard = new PinGuard(PIN, clock, 30, 3);
+  it('a correct PIN does not reset the count of failures', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3);
     const exp = expires();
-    guard.check('req-1', exp, 'x');
-    expect(guard.check('req-1', exp, PIN)).toEqual({ kind: 'ok' });
-    expect(guard.check('req-1', exp, 'y')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
+    await guard.check('req-1', exp, 'x');
+    expect(await guard.check('req-1', exp, PIN)).toEqual({ kind: 'ok' });
+    expect(await guard.check('req-1', exp, 'y')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
   });
 
-  it('locks everyone out after N failures within an hour, across requests', () => {
-    const guard = new PinGuard(PIN, clock, 4, 5);
+  it('locks everyone out after N failures within an hour, across requests', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 4, 5);
     const start = clock.now();
     for (let i = 0; i < 3; i++) {
-      expect(guard.check(`req-${i}`, expires(), 'wrong').kind).toBe('wrong');
+      expect((await guard.check(`req-${i}`, expires(), 'wrong')).kind).toBe('wrong');
       clock.advance(1000);
     }
     expect(guard.lockedUntil()).toBeUndefined();
-    expect(guard.check('req-3', expires(), 'wrong')).toEqual({ kind: 'locked', retryAt: start + HOUR });
+    expect(await guard.check('req-3', expires(), 'wrong')).toEqual({ kind: 'locked', retryAt: start + HOUR });
     expect(guard.lockedUntil()).toBe(start + HOUR);
     // The owner too: the right PIN is refused while locked.
-    expect(guard.check('req-4', expires(), PIN)).toEqual({ kind: 'locked', retryAt: start + HOUR });
+    expect(await guard.check('req-4', expires(), PIN)).toEqual({ kind: 'locked', retryAt: start + HOUR });
   });
 
-  it('failures while locked do not extend the lockout', () => {
-    const guard = new PinGuard(PIN, clock, 2, 5);
+  it('failures while locked do not extend the lockout', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5);
     const start = clock.now();
-    guard.check('a', expires(), 'x');
-    guard.check('b', expires(), 'x');
+    await guard.check('a', expires(), 'x');
+    await guard.check('b', expires(), 'x');
     clock.advance(10 * 60_000);
-    for (let i = 0; i < 10; i++) expect(guard.check(`c${i}`, expires(), 'x').kind).toBe('locked');
+    for (let i = 0; i < 10; i++) expect((await guard.check(`c${i}`, expires(), 'x')).kind).toBe('locked');
     expect(guard.lockedUntil()).toBe(start + HOUR);
   });
 
-  it('lifts the lockout when the oldest failure is an hour old', () => {
-    const guard = new PinGuard(PIN, clock, 3, 5);
+  it('lifts the lockout when the oldest failure is an hour old', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5);
     const start = clock.now();
-    guard.check('a', expires(), 'x');
+    await guard.check('a', expires(), 'x');
     clock.advance(20 * 60_000);
-    guard.check('b', expires(), 'x');
-    guard.check('c', expires(), 'x');
+    await guard.check('b', expires(), 'x');
+    await guard.check('c', expires(), 'x');
     expect(guard.lockedUntil()).toBe(start + HOUR);
 
     clock.ms = start + HOUR - 1;
-    expect(guard.check('d', expires(), PIN).kind).toBe('locked');
+    expect((await guard.check('d', expires(), PIN)).kind).toBe('locked');
     clock.ms = start + HOUR;
     // The first failure has aged out; two remain, under the limit of three.
     expect(guard.lockedUntil()).toBeUndefined();
-    expect(guard.check('d', expires(), PIN)).toEqual({ kind: 'ok' });
+    expect(await guard.check('d', expires(), PIN)).toEqual({ kind: 'ok' });
     // One more failure brings it back to three within the hour.
-    const again = guard.check('e', expires(), 'x');
+    const again = await guard.check('e', expires(), 'x');
     expect(again).toEqual({ kind: 'locked', retryAt: start + 20 * 60_000 + HOUR });
   });
 
-  it('forgets per-request counts once the request has expired', () => {
-    const guard = new PinGuard(PIN, clock, 30, 2);
+  it('forgets per-request counts once the request has expired', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2);
     const exp = clock.now() + 1000;
-    guard.check('req-1', exp, 'x');
-    expect(guard.check('req-1', exp, 'y')).toEqual({ kind: 'request-exhausted' });
+    await guard.check('req-1', exp, 'x');
+    expect(await guard.check('req-1', exp, 'y')).toEqual({ kind: 'request-exhausted' });
     clock.advance(2000);
     // The consent page is expired by now (ConsentSigner refuses it); the guard holds no state for it.
-    expect(guard.check('req-1', clock.now() + 1000, 'z')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
+    expect(await guard.check('req-1', clock.now() + 1000, 'z')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
   });
 });
