@@ -34,6 +34,12 @@ export interface Config {
   pinMaxAttemptsPerRequest: number;
   /** Seconds without a request after which an owner's page session ends. */
   adminIdleTimeout: number;
+  /** Accept https URLs as client_id (Client ID Metadata Documents, MCP 2025-11-25). */
+  cimdEnabled: boolean;
+  /** A PEM file of extra CA certificates trusted when fetching metadata documents. */
+  cimdCaFile: string | undefined;
+  /** Test-only: let metadata-document fetches reach loopback and private addresses. */
+  cimdAllowPrivateAddresses: boolean;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +107,13 @@ function parseTrustProxy(value: string | undefined): boolean | number | string {
     throw new ConfigError('TRUST_PROXY', `"${value}" is not a hop count, true/false, or a list of addresses/subnets`);
   }
   return value;
+}
+
+function parseBoolean(variable: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (['true', '1', 'yes', 'on'].includes(value.toLowerCase())) return true;
+  if (['false', '0', 'no', 'off'].includes(value.toLowerCase())) return false;
+  throw new ConfigError(variable, `"${value}" is not true or false`);
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -201,5 +214,8 @@ export function loadConfig(env: Env): Config {
       get('OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST') ?? '5',
     ),
     adminIdleTimeout: parseField('OAUTH_ADMIN_IDLE_TIMEOUT', seconds, get('OAUTH_ADMIN_IDLE_TIMEOUT') ?? '900'),
+    cimdEnabled: parseBoolean('OAUTH_CIMD_ENABLED', get('OAUTH_CIMD_ENABLED'), true),
+    cimdCaFile: get('OAUTH_CIMD_CA_FILE'),
+    cimdAllowPrivateAddresses: parseBoolean('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES', get('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES'), false),
   };
 }

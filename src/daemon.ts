@@ -9,6 +9,9 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { loadConsentKey } from './consent-key.js';
 import { createApp } from './http/app.js';
+import { createMetadataFetcher } from './net/metadata-document-fetch.js';
+import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
+import { ClientResolver } from './oauth/client-resolver.js';
 import { ConsentSigner } from './oauth/consent.js';
 import type { OAuthContext } from './oauth/context.js';
 import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
@@ -56,7 +59,22 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const verifier = config.pinHash !== undefined ? hashedPinVerifier(config.pinHash) : plainPinVerifier(pin ?? '');
   const signer = new ConsentSigner(await loadConsentKey(config.dataDir, random), random, CONSENT_PAGE_TTL_MS);
   const pins = new PinGuard(verifier, clock, config.pinMaxFailuresPerHour, config.pinMaxAttemptsPerRequest);
-  const app = createApp({ ctx, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR });
+  const clients = new ClientResolver({
+    store,
+    clock,
+    fetchDocument: config.cimdEnabled
+      ? createMetadataFetcher({
+          ...(config.cimdCaFile ? { ca: readFileSync(config.cimdCaFile, 'utf8') } : {}),
+          allowPrivateAddresses: config.cimdAllowPrivateAddresses,
+          timeoutMs: FETCH_TIMEOUT_MS,
+          maxBytes: MAX_DOCUMENT_BYTES,
+        })
+      : undefined,
+  });
+  if (config.cimdAllowPrivateAddresses) {
+    logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
+  }
+  const app = createApp({ ctx, clients, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR });
   const cleanup = async (): Promise<void> => {
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');

@@ -2,6 +2,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import helmet from 'helmet';
 import path from 'node:path';
 import { pinoHttp } from 'pino-http';
+import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentSigner } from '../oauth/consent.js';
 import type { OAuthContext } from '../oauth/context.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
@@ -13,6 +14,8 @@ import { introspectRouter, revokeRouter, tokenRouter } from './token-routes.js';
 
 export interface AppDeps {
   ctx: OAuthContext;
+  /** Registered clients and Client ID Metadata Document clients. */
+  clients: ClientResolver;
   signer: ConsentSigner;
   pins: PinGuard;
   version: string;
@@ -66,10 +69,10 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(infoRouter(ctx, deps.version, deps.startedAt));
   app.use(registerRouter(ctx));
-  app.use(consentRouter(ctx, deps.signer, deps.pins));
+  app.use(consentRouter(ctx, deps.clients, deps.signer, deps.pins));
   app.use(adminRouter({ ctx, pins: deps.pins, version: deps.version, startedAt: deps.startedAt }));
-  app.use(tokenRouter(ctx, TOKEN_RATE_LIMIT_PER_MINUTE));
-  app.use(revokeRouter(ctx, TOKEN_RATE_LIMIT_PER_MINUTE));
+  app.use(tokenRouter(ctx, deps.clients, TOKEN_RATE_LIMIT_PER_MINUTE));
+  app.use(revokeRouter(ctx, deps.clients, TOKEN_RATE_LIMIT_PER_MINUTE));
   app.use(introspectRouter(ctx));
 
   app.use((req: Request, res: Response) => {

@@ -5,6 +5,8 @@ import {
   validateAuthorizationRequest,
   type AuthorizationRequest,
 } from '../oauth/authorization-request.js';
+import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
+import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentSigner } from '../oauth/consent.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { OAuthError } from '../oauth/errors.js';
@@ -29,7 +31,7 @@ interface ErrorPage {
  * owner's decision. Errors before the client and redirect URI are validated render a page
  * and never redirect; later errors go back to the client with state and iss (RFC 9207).
  */
-export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: PinGuard): Router {
+export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer: ConsentSigner, pins: PinGuard): Router {
   const router = Router();
   const { issuer } = ctx.config;
   const secureCookie = issuer.startsWith('https:');
@@ -71,7 +73,12 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
       'Content-Security-Policy',
       `default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' ${targetSource}; frame-ancestors 'none'; base-uri 'none'`,
     );
+    // A metadata-document client is identified by the host serving its document (the
+    // client_id URL): that, unlike its self-chosen name, is something the owner can judge.
+    const documentHost = isClientIdMetadataUrl(client.clientId) ? new URL(client.clientId).host : undefined;
     res.status(message ? 401 : 200).render('consent', {
+      documentHost,
+      documentUrl: documentHost ? client.clientId : undefined,
       clientName: client.metadata.client_name ?? 'An unnamed app',
       clientUri: client.metadata.client_uri,
       redirectHost: target.protocol === 'https:' || target.protocol === 'http:' ? target.host : target.protocol,
@@ -88,7 +95,15 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
   router.get('/authorize', async (req: Request, res: Response) => {
     const params = queryParams(req);
     const clientId = params.client_id;
-    const client = typeof clientId === 'string' && clientId ? await ctx.store.getClient(clientId) : undefined;
+    const found = typeof clientId === 'string' && clientId ? await clients.lookup(clientId) : undefined;
+    if (found?.kind === 'refused') {
+      return renderError(res, {
+        status: 400,
+        title: 'App identity could not be checked',
+        message: `This app identifies itself by the document at ${String(clientId).slice(0, 200)}, but ${found.reason}. Nothing was approved. Tell the app's developer; retrying will not help until the document is fixed.`,
+      });
+    }
+    const client = found?.kind === 'found' ? found.client : undefined;
     const outcome = validateAuthorizationRequest(params, client, ctx.config);
     if (outcome.kind === 'page') return renderError(res, outcome);
     if (outcome.kind === 'redirect') return redirectError(res, outcome.redirectUri, outcome.error, outcome.state);
@@ -128,7 +143,8 @@ export function consentRouter(ctx: OAuthContext, signer: ConsentSigner, pins: Pi
       return renderError(res, pages[checked.reason]);
     }
     const { request, id, expiresAt } = checked.pending;
-    const client = await ctx.store.getClient(request.clientId);
+    const found = await clients.lookup(request.clientId);
+    const client = found.kind === 'found' ? found.client : undefined;
     if (!client || !matchRedirectUri(request.redirectUri, client.metadata.redirect_uris)) {
       return renderError(res, { status: 400, title: 'Unknown client', message: 'This app is no longer registered here. Remove the connector in your app and add it again.' });
     }

@@ -1,6 +1,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { exchangeAuthorizationCode } from '../oauth/authorization-code-grant.js';
 import { authenticateClient, parseBasicAuth, type ClientCredentials } from '../oauth/client-auth.js';
+import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { OAuthContext } from '../oauth/context.js';
 import type { TokenResponse } from '../oauth/token-issuer.js';
 import type { ClientRecord } from '../store/types.js';
@@ -39,7 +40,7 @@ const GRANTS = new Map<string, GrantHandler>([
 ]);
 
 /** POST /token (RFC 6749 §3.2): method, CORS, rate limit, form body, client auth, grant. */
-export function tokenRouter(ctx: OAuthContext, limitPerMinute: number): Router {
+export function tokenRouter(ctx: OAuthContext, clients: ClientResolver, limitPerMinute: number): Router {
   const router = Router();
   router.use('/token', cors);
   router.post('/token', jsonRateLimit(limitPerMinute, 60_000), form, async (req: Request, res: Response) => {
@@ -48,7 +49,7 @@ export function tokenRouter(ctx: OAuthContext, limitPerMinute: number): Router {
     if (!grantType) throw invalidRequest('The grant_type parameter is required');
     const grant = GRANTS.get(grantType);
     if (!grant) throw unsupportedGrantType(`Unsupported grant_type "${grantType.slice(0, 100)}"`);
-    const client = await authenticateClient(ctx.store, clientCredentials(req, body));
+    const client = await authenticateClient(clients, clientCredentials(req, body));
     const tokens = await grant(ctx, client, body);
     noStore(res);
     res.json(tokens);
@@ -59,12 +60,12 @@ export function tokenRouter(ctx: OAuthContext, limitPerMinute: number): Router {
 }
 
 /** POST /revoke (RFC 7009 §2). */
-export function revokeRouter(ctx: OAuthContext, limitPerMinute: number): Router {
+export function revokeRouter(ctx: OAuthContext, clients: ClientResolver, limitPerMinute: number): Router {
   const router = Router();
   router.use('/revoke', cors);
   router.post('/revoke', jsonRateLimit(limitPerMinute, 60_000), form, async (req: Request, res: Response) => {
     const body = formBody(req);
-    const client = await authenticateClient(ctx.store, clientCredentials(req, body));
+    const client = await authenticateClient(clients, clientCredentials(req, body));
     await revokeToken(ctx, client, singleParams(body, ['token', 'token_type_hint']));
     noStore(res);
     res.status(200).json({});

@@ -46,7 +46,7 @@ export function parseBasicAuth(header: string | undefined): ClientCredentials['b
  * careful about which one they registered. A public client sends only its client_id.
  * An unknown client is invalid_client (401): MCP clients re-register on it.
  */
-export async function authenticateClient(store: Store, creds: ClientCredentials): Promise<ClientRecord> {
+export async function authenticateClient(clients: Pick<Store, 'getClient'>, creds: ClientCredentials): Promise<ClientRecord> {
   const viaBasic = creds.basic !== undefined;
   const fail = (description: string): OAuthError =>
     viaBasic ? new InvalidClientBasicError(description) : invalidClient(description);
@@ -61,7 +61,7 @@ export async function authenticateClient(store: Store, creds: ClientCredentials)
   const secret = creds.basic?.clientSecret ?? creds.bodyClientSecret;
   if (!clientId) throw fail('Client authentication is required: send client_id');
 
-  const client = await store.getClient(clientId);
+  const client = await clients.getClient(clientId);
   if (!client) throw fail('Unknown client_id: this client is not registered here. Register again.');
 
   if (client.clientSecretHash === undefined) {

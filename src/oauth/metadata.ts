@@ -18,5 +18,7 @@ export function authorizationServerMetadata(config: Config): Record<string, unkn
     revocation_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
     scopes_supported: config.validScopes,
     authorization_response_iss_parameter_supported: true,
+    // Advertised only when on: clients then send their document URL instead of registering.
+    ...(config.cimdEnabled ? { client_id_metadata_document_supported: true } : {}),
   };
 }

@@ -5,7 +5,7 @@ import { invalidTarget } from './errors.js';
  * so the only normalization is a trailing "/" on a bare origin ("https://mcp.example.com/"
  * is "https://mcp.example.com"). The configured string is what goes into `aud`.
  */
-function sameResource(a: string, b: string): boolean {
+export function sameResource(a: string, b: string): boolean {
   if (a === b) return true;
   // Scheme and host compare case-insensitively (RFC 3986 §6.2.2.1), paths exactly.
   try {

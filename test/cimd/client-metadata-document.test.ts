@@ -1,0 +1,115 @@
+import {
+  clientFromMetadataDocument,
+  documentCacheLifetime,
+  isClientIdMetadataUrl,
+  MAX_DOCUMENT_CACHE_MS,
+} from '../../src/oauth/client-metadata-document.js';
+import { ClientResolver } from '../../src/oauth/client-resolver.js';
+import { MetadataFetchError, type FetchedDocument } from '../../src/net/metadata-document-fetch.js';
+
+const URL_ID = 'https://app.example.com/oauth/client.json';
+const doc = (overrides: Record<string, unknown> = {}) => ({ client_id: URL_ID, redirect_uris: ['https://app.example.com/cb'], ...overrides });
+
+describe('client_id as a metadata document URL', () => {
+  it.each([
+    [URL_ID, true],
+    ['https://app.example.com/', false],
+    ['https://app.example.com', false],
+    ['http://app.example.com/client.json', false],
+    ['https://user:pw@app.example.com/client.json', false],
+    ['https://app.example.com/client.json#x', false],
+    ['https://app.example.com/a/../client.json', false],
+    ['https://APP.example.com/client.json', false],
+    ['kZ3m_random-dcr-id', false],
+  ])('%s → %s', (id, expected) => {
+    expect(isClientIdMetadataUrl(id)).toBe(expected);
+  });
+});
+
+describe('clientFromMetadataDocument', () => {
+  it('builds a public client with defaults', () => {
+    expect(clientFromMetadataDocument(URL_ID, doc({ client_name: 'App' }), 5)).toEqual({
+      clientId: URL_ID,
+      issuedAt: 5,
+      metadata: {
+        redirect_uris: ['https://app.example.com/cb'],
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        client_name: 'App',
+      },
+    });
+  });
+
+  it.each([
+    ['a client_id that is not the URL', doc({ client_id: 'https://other.example.com/client.json' }), 'is not the URL'],
+    ['a client_secret', doc({ client_secret: 's' }), 'client_secret'],
+    ['no redirect URIs', doc({ redirect_uris: [] }), 'redirect_uris'],
+    ['a javascript: redirect URI', doc({ redirect_uris: ['javascript:alert(1)'] }), 'forbidden scheme'],
+    ['private_key_jwt', doc({ token_endpoint_auth_method: 'private_key_jwt' }), 'only "none"'],
+    ['an implicit grant', doc({ grant_types: ['implicit'] }), 'grant_types'],
+    ['an array', [], 'not a JSON object'],
+  ])('refuses %s', (_name, body, message) => {
+    expect(() => clientFromMetadataDocument(URL_ID, body, 0)).toThrow(message);
+  });
+});
+
+describe('documentCacheLifetime (RFC 9111 §5.2.2)', () => {
+  it('follows max-age, capped at 24 h; no-store and no-cache mean no reuse', () => {
+    expect(documentCacheLifetime('public, max-age=600')).toBe(600_000);
+    expect(documentCacheLifetime('max-age=31536000')).toBe(MAX_DOCUMENT_CACHE_MS);
+    expect(documentCacheLifetime('no-store')).toBe(0);
+    expect(documentCacheLifetime('max-age=600, no-cache')).toBe(0);
+  });
+});
+
+describe('ClientResolver', () => {
+  function setup(answer: (url: URL) => Promise<FetchedDocument>, maxCachedDocuments = 1000) {
+    const clock = { now: 1_000 };
+    let fetches = 0;
+    const registered = clientFromMetadataDocument(URL_ID, doc(), 0);
+    const resolver = new ClientResolver({
+      store: { getClient: async (id) => (id === 'registered' ? { ...registered, clientId: id } : undefined) },
+      clock: { now: () => clock.now },
+      fetchDocument: (url) => {
+        fetches++;
+        return answer(url);
+      },
+      maxCachedDocuments,
+    });
+    return { resolver, clock, fetches: () => fetches };
+  }
+
+  it('looks registered client_ids up in the store and never fetches them', async () => {
+    const { resolver, fetches } = setup(async () => ({ body: doc() }));
+    expect((await resolver.lookup('registered')).kind).toBe('found');
+    expect((await resolver.lookup('unknown')).kind).toBe('unknown');
+    expect(fetches()).toBe(0);
+  });
+
+  it('reuses a document for its cache lifetime, then fetches again', async () => {
+    const { resolver, clock, fetches } = setup(async () => ({ body: doc(), cacheControl: 'max-age=60' }));
+    await resolver.lookup(URL_ID);
+    await resolver.lookup(URL_ID);
+    expect(fetches()).toBe(1);
+    clock.now += 60_000;
+    await resolver.lookup(URL_ID);
+    expect(fetches()).toBe(2);
+  });
+
+  it('keeps at most the configured number of documents', async () => {
+    const { resolver, fetches } = setup(async (url) => ({ body: doc({ client_id: url.href }) }), 1);
+    await resolver.lookup(URL_ID);
+    expect((await resolver.lookup('https://app.example.com/other.json')).kind).toBe('found');
+    await resolver.lookup(URL_ID);
+    expect(fetches()).toBe(3);
+  });
+
+  it('turns fetch failures into a refusal, and into invalid_client for client authentication', async () => {
+    const { resolver } = setup(async () => {
+      throw new MetadataFetchError('timeout', 'the document did not arrive within 5 s');
+    });
+    expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document did not arrive within 5 s' });
+    await expect(resolver.getClient(URL_ID)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
+  });
+});
