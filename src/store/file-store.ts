@@ -281,7 +281,8 @@ export class FileStore implements Store {
     this.waiters = [];
     for (const n of names) this.dirty.add(n);
     this.lastError = err.code ?? err.message;
-    this.logger.error({ err: { code: err.code, message: err.message } }, 'could not write the data directory; changes were refused');
+    // `errno`, not `code`: the log redaction censors every `code` key (OAuth codes share the name).
+    this.logger.error({ errno: err.code, reason: err.message }, 'could not write the data directory; changes were refused');
     const error = new StoreUnavailableError(this.lastError);
     for (const w of [...waiters, ...queued]) w.reject(error);
   }

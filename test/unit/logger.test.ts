@@ -28,6 +28,12 @@ describe('createLogger redaction', () => {
     expect(line).toMatchObject({ service: 'latchkey', a: 1, msg: 'hello' });
   });
 
+  it('keeps the errno of a store failure readable (it is logged as errno, not code)', () => {
+    const { lines, stream } = capture();
+    createLogger('info', stream).error({ errno: 'ENOSPC', reason: 'no space left on device' }, 'write failed');
+    expect(JSON.parse(lines[0] ?? '')).toMatchObject({ errno: 'ENOSPC', reason: 'no space left on device' });
+  });
+
   it('respects the level', () => {
     const { lines, stream } = capture();
     const logger = createLogger('warn', stream);
