@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { loadConsentKey } from './consent-key.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { createApp } from './http/app.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
@@ -90,12 +91,22 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(config: Config, logger: Logger): Promise<RunningDaemon> {
-  const services = await createServices(config, logger);
+  const unlock = await lockDataDir(config.dataDir);
+  let services: Services;
+  let server: Server;
+  try {
+    services = await createServices(config, logger);
+    const app = services.app;
+    server = await new Promise<Server>((resolve, reject) => {
+      // Express 5 passes listen errors (EADDRINUSE, EACCES) to this callback instead of
+      // throwing; without the check the daemon would log "listening" and exit 0.
+      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    });
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
   const { store, report } = services;
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = services.app.listen(config.port, config.host, () => resolve(s));
-    s.once('error', reject);
-  });
   const address = server.address();
   const listen = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
 
@@ -127,6 +138,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
         server.closeIdleConnections();
       });
       await store.close();
+      await unlock();
       logger.info('Latchkey stopped; all changes are on disk');
     })());
   return { server, services, shutdown };

@@ -2,6 +2,7 @@ import dotenv from 'dotenv';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './logger.js';
+import { DataDirLockedError } from './data-dir-lock.js';
 import { StoreOpenError } from './store/file-store.js';
 
 /** The daemon's entry point: config, logger, start, signals. */
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
     daemon = await startDaemon(config, logger);
   } catch (err) {
     const message =
-      err instanceof StoreOpenError
+      err instanceof StoreOpenError || err instanceof DataDirLockedError
         ? err.message
         : (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
           ? `port ${config.port} on ${config.host} is already in use: stop the other process or set PORT`
