@@ -21,39 +21,9 @@ export const PIN = '24681357';
 export const INTROSPECTION_SECRET = 'introspection-secret-for-tests-0123';
 export const CSRF_COOKIE = 'latchkey_csrf';
 
-/** Registration bodies real hosts send (INTEROP.md). */
-export const BODIES = {
-  claude: {
-    client_name: 'claudeai',
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-    scope: 'claudeai',
-    redirect_uris: ['https://claude.ai/api/mcp/auth_callback'],
-  },
-  chatgpt: {
-    client_name: 'ChatGPT',
-    redirect_uris: ['https://chatgpt.com/connector_platform_oauth_redirect'],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_post',
-  },
-  claudeCode: {
-    client_name: 'Claude Code (my-server)',
-    redirect_uris: ['http://localhost/callback'],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'none',
-  },
-  inspector: {
-    redirect_uris: ['http://localhost:6274/oauth/callback', 'http://127.0.0.1:6276/oauth/callback'],
-    token_endpoint_auth_method: 'none',
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
-    client_name: 'MCP Inspector',
-    client_uri: 'https://github.com/modelcontextprotocol/inspector',
-  },
-} as const;
+import { BODIES } from '../fixtures/host-registrations.js';
+
+export { BODIES };
 
 /** A clock that moves only when the test says so; starts at the real time so exp/iat look sane. */
 export class FakeClock implements Clock {

@@ -1,25 +1,12 @@
 import { OAuthError } from '../../src/oauth/errors.js';
 import { registerClient, REGISTRATION_LIMITS } from '../../src/oauth/client-registration.js';
 import { cryptoRandom, hashSecret } from '../../src/oauth/secrets.js';
+import { BODIES } from '../fixtures/host-registrations.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0, 500);
 
-const CLAUDE_BODY = {
-  client_name: 'claudeai',
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  token_endpoint_auth_method: 'none',
-  scope: 'claudeai',
-  redirect_uris: ['https://claude.ai/api/mcp/auth_callback'],
-};
-
-const CHATGPT_BODY = {
-  client_name: 'ChatGPT',
-  redirect_uris: ['https://chatgpt.com/connector_platform_oauth_redirect'],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  token_endpoint_auth_method: 'client_secret_post',
-};
+const CLAUDE_BODY = BODIES.claude;
+const CHATGPT_BODY = BODIES.chatgpt;
 
 function errorOf(body: unknown): OAuthError {
   try {
