@@ -51,6 +51,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     helmet({
       contentSecurityPolicy: {
+        // Exactly these directives: helmet's defaults would add upgrade-insecure-requests, which
+        // breaks a plain-http localhost setup, and allow fonts from any https origin.
+        useDefaults: false,
         directives: {
           defaultSrc: ["'none'"],
           styleSrc: ["'self'"],

@@ -191,4 +191,11 @@ describe('health and unknown paths', () => {
     expect(res.headers['x-frame-options']).toBe('DENY');
     expect(String(res.headers['content-security-policy'])).toContain("frame-ancestors 'none'");
   });
+
+  it('sends exactly our CSP, without helmet defaults such as upgrade-insecure-requests (breaks http://localhost)', async () => {
+    const res = await http(s.h).get('/healthz');
+    expect(res.headers['content-security-policy']).toBe(
+      "default-src 'none';style-src 'self';img-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none'",
+    );
+  });
 });
