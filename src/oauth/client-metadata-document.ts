@@ -63,7 +63,9 @@ export function clientFromMetadataDocument(url: string, body: unknown, now: numb
   const raw = body as Record<string, unknown>;
   // §4.1: the document names itself; anything else could be a document copied from another client.
   if (raw.client_id !== url) {
-    throw new MetadataDocumentError(`its client_id ${JSON.stringify(String(raw.client_id ?? '')).slice(0, 200)} is not the URL it was fetched from`);
+    // The document is hostile input: describe a non-string without calling its toString.
+    const shown = typeof raw.client_id === 'string' ? JSON.stringify(raw.client_id).slice(0, 200) : `of type ${typeof raw.client_id}`;
+    throw new MetadataDocumentError(`its client_id ${shown} is not the URL it was fetched from`);
   }
   // §4.1: a document anyone can read must not carry a shared secret.
   if (raw.client_secret !== undefined || raw.client_secret_expires_at !== undefined) {

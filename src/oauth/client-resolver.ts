@@ -78,7 +78,9 @@ export class ClientResolver {
       lifetime = documentCacheLifetime(fetched.cacheControl);
     } catch (err) {
       if (err instanceof MetadataFetchError || err instanceof MetadataDocumentError) return { kind: 'refused', reason: err.message };
-      throw err;
+      // Anything else came from parsing a stranger's document: refuse the client rather than
+      // answer 500, and keep the detail out of the response.
+      return { kind: 'refused', reason: 'the document could not be processed' };
     }
     if (lifetime > 0) {
       this.cache.set(clientId, { client, until: this.options.clock.now() + lifetime });

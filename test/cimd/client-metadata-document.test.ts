@@ -112,4 +112,12 @@ describe('ClientResolver', () => {
     expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document did not arrive within 5 s' });
     await expect(resolver.getClient(URL_ID)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
   });
+
+  it('refuses, never throws, a document whose client_id is an object with a broken toString', async () => {
+    const hostile = { client_id: { toString: 1 }, redirect_uris: ['https://app.example.com/cb'] };
+    expect(() => clientFromMetadataDocument(URL_ID, hostile, 0)).toThrow('of type object');
+    const { resolver } = setup(async () => ({ body: hostile }));
+    expect((await resolver.lookup(URL_ID)).kind).toBe('refused');
+    await expect(resolver.getClient(URL_ID)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
+  });
 });
