@@ -53,6 +53,12 @@ export function checkRedirectUri(raw: string): RedirectUriCheck {
   if (url.username || url.password) return { ok: false, reason: 'must not contain user credentials' };
   if (url.protocol === 'https:') {
     if (!url.hostname) return { ok: false, reason: 'has no host' };
+    // WHATWG URL parsing keeps "*", ";", "," and quotes in hosts; such a host is never a real
+    // one, and the consent page puts the host into its CSP form-action (where "*" or ";" would
+    // widen or break the policy).
+    if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/.test(url.hostname)) {
+      return { ok: false, reason: 'has an invalid host name' };
+    }
     return { ok: true, url };
   }
   if (url.protocol === 'http:') {

@@ -29,6 +29,21 @@ describe('checkRedirectUri: registration rules', () => {
     expect(accepted(uri)).toBe(true);
   });
 
+  it.each(['https://*/cb', 'https://a;sandbox/cb', "https://a'b.example.com/cb", 'https://a,b.example.com/cb'])(
+    'refuses https %s: not a real host, and the host goes into the consent page CSP',
+    (uri) => {
+      expect(accepted(uri)).toBe(false);
+      expect(reason(uri)).toMatch(/host name/);
+    },
+  );
+
+  it.each(['https://claude.ai/api/mcp/auth_callback', 'https://xn--bcher-kva.example/cb', 'https://[2001:db8::1]/cb', 'https://my-app.example.com:8443/cb'])(
+    'accepts ordinary https hosts %s',
+    (uri) => {
+      expect(accepted(uri)).toBe(true);
+    },
+  );
+
   it.each([
     'http://example.com/callback',
     'http://claude.ai/api/mcp/auth_callback',
