@@ -109,13 +109,16 @@ export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer
     if (outcome.kind === 'redirect') return redirectError(res, outcome.redirectUri, outcome.error, outcome.state);
     if (!client) return renderError(res, { status: 400, title: 'Unknown client', message: 'Start again from your app.' });
 
-    // Keep an existing CSRF cookie so several consent pages can be open at once.
+    // Keep an existing CSRF cookie so several consent pages can be open at once. SameSite=Lax,
+    // not Strict: this GET is a cross-site navigation from the host app, on which a Strict
+    // cookie is not sent, so every page would replace the cookie and break the pages open
+    // before it. Lax is still never sent on a cross-site POST, and the form is bound to it.
     const existing = readCookie(req, CSRF_COOKIE);
     const csrf = existing && /^[A-Za-z0-9_-]{43}$/.test(existing) ? existing : signer.newCsrfCookie();
     res.cookie(CSRF_COOKIE, csrf, {
       httpOnly: true,
       secure: secureCookie,
-      sameSite: 'strict',
+      sameSite: 'lax',
       path: '/authorize',
       maxAge: 24 * 3_600_000,
     });

@@ -177,7 +177,7 @@ describe('GET /authorize', () => {
       expect(csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
       const cookie = ([] as string[]).concat(res.headers['set-cookie'] as string[] | string).join(';');
       expect(cookie).toMatch(/HttpOnly/i);
-      expect(cookie).toMatch(/SameSite=Strict/i);
+      expect(cookie).toMatch(/SameSite=Lax/i);
       expect(cookie).toMatch(/Secure/i);
     });
 
