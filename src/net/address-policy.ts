@@ -16,6 +16,7 @@ for (const [network, prefix] of [
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
   ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
   ['198.51.100.0', 24],
@@ -25,15 +26,16 @@ for (const [network, prefix] of [
 ] as const) {
   blocked.addSubnet(network, prefix, 'ipv4');
 }
+// IPv6: only global unicast (2000::/3) is routable on the internet, which rules out loopback,
+// unspecified, IPv4-compatible/mapped, NAT64 (64:ff9b::/96, 64:ff9b:1::/48), unique-local,
+// link- and site-local and multicast at once. Inside 2000::/3, refuse the IETF protocol
+// assignments (2001::/23: Teredo, benchmarking, ORCHID), documentation (2001:db8::/32) and
+// 6to4 (2002::/16): tunnels reach whatever IPv4 address they embed wherever a gateway exists.
+const GLOBAL_UNICAST = /^[23][0-9a-f]{0,3}:/i;
 for (const [network, prefix] of [
-  ['::', 128],
-  ['::1', 128],
-  ['64:ff9b::', 96],
-  ['100::', 64],
+  ['2001::', 23],
   ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
+  ['2002::', 16],
 ] as const) {
   blocked.addSubnet(network, prefix, 'ipv6');
 }
@@ -47,5 +49,5 @@ export function isPublicAddress(address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped?.[1]) return isPublicAddress(mapped[1]);
   if (/^::ffff:/i.test(address)) return false;
-  return !blocked.check(address, 'ipv6');
+  return GLOBAL_UNICAST.test(address) && !blocked.check(address, 'ipv6');
 }
