@@ -67,6 +67,7 @@ export function createDemoMcpApp(options: DemoServerOptions): Express {
     introspectionSecret: options.introspectionSecret,
     ...(options.introspectionEndpoint ? { introspectionEndpoint: options.introspectionEndpoint } : {}),
     ...(options.cacheMaxAgeSeconds !== undefined ? { cacheMaxAgeSeconds: options.cacheMaxAgeSeconds } : {}),
+    onError: (detail) => process.stderr.write(`demo-mcp-server: ${detail}\n`),
   });
 
   // Stateless Streamable HTTP: a fresh server and transport per request, no session to lose on restart.

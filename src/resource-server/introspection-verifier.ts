@@ -21,6 +21,12 @@ export interface IntrospectionVerifierOptions {
   /** How long to wait for Latchkey (default 5000 ms). */
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /**
+   * Receives the reason when Latchkey cannot answer (unreachable, secret refused, bad reply).
+   * The caller of the MCP server only ever sees "authorization server unavailable": the SDK
+   * sends a ServerError's message to whoever made the request, authenticated or not.
+   */
+  onError?: (detail: string) => void;
   /** Epoch milliseconds; injected by tests. */
   now?: () => number;
 }
@@ -130,16 +136,21 @@ export class IntrospectionTokenVerifier implements OAuthTokenVerifier {
         redirect: 'error',
       });
     } catch (err) {
-      throw new ServerError(`Could not reach the authorization server's introspection endpoint: ${(err as Error).message}`);
+      throw this.unavailable(`could not reach the introspection endpoint ${this.endpoint}: ${(err as Error).message}`);
     }
     if (response.status === 401) {
-      throw new ServerError('The authorization server refused the introspection secret: check OAUTH_INTROSPECTION_SECRET on both sides');
+      throw this.unavailable('the authorization server refused the introspection secret: check OAUTH_INTROSPECTION_SECRET on both sides');
     }
-    if (!response.ok) throw new ServerError(`Introspection failed with HTTP ${response.status}`);
+    if (!response.ok) throw this.unavailable(`introspection failed with HTTP ${response.status}`);
     try {
       return parseIntrospection(await response.json());
     } catch {
-      throw new ServerError('The introspection response was not JSON');
+      throw this.unavailable('the introspection response was not JSON');
     }
+  }
+
+  private unavailable(detail: string): ServerError {
+    this.options.onError?.(detail);
+    return new ServerError('Authorization server unavailable');
   }
 }

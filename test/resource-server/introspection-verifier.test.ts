@@ -152,6 +152,21 @@ describe('IntrospectionTokenVerifier', () => {
     });
     await expect(verifier.verifyAccessToken('tok')).rejects.toBeInstanceOf(ServerError);
   });
+
+  it('tells the caller only "unavailable", and the operator (onError) why', async () => {
+    const details: string[] = [];
+    const verifier = new IntrospectionTokenVerifier({
+      issuer: ISSUER,
+      resource: RESOURCE,
+      introspectionSecret: SECRET,
+      fetch: (() => Promise.resolve(new Response('{}', { status: 401 }))) as typeof fetch,
+      onError: (detail) => details.push(detail),
+    });
+    const err: unknown = await verifier.verifyAccessToken('tok').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ServerError);
+    expect((err as Error).message).toBe('Authorization server unavailable');
+    expect(details).toEqual([expect.stringContaining('OAUTH_INTROSPECTION_SECRET')]);
+  });
 });
 
 describe('parseIntrospection', () => {
