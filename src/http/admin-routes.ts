@@ -74,8 +74,9 @@ export function adminRouter(deps: AdminDeps): Router {
     next();
   });
 
-  const renderLogin = (res: Response, status: number, message?: string): void => {
-    const token = newSecret(ctx.random);
+  /** `sameForm` re-shows the form just posted: a new token would reset its attempt count. */
+  const renderLogin = (res: Response, status: number, message?: string, sameForm?: string): void => {
+    const token = sameForm ?? newSecret(ctx.random);
     res.cookie(LOGIN_COOKIE, token, { ...cookieOptions, maxAge: LOGIN_FORM_MS });
     res.status(status).render('admin-login', { csrf: token, message });
   };
@@ -183,7 +184,7 @@ export function adminRouter(deps: AdminDeps): Router {
       }
       case 'wrong':
         ctx.logger.info('wrong PIN on the owner\u2019s page');
-        return renderLogin(res, 401, `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left on this form.`);
+        return renderLogin(res, 401, `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left on this form.`, loginCookie);
       case 'request-exhausted':
         ctx.logger.warn('PIN attempts for one sign-in form exhausted');
         return renderLogin(res, 403, 'Too many wrong PINs on that form. This is a new one; wrong PINs also count towards an hourly limit.');

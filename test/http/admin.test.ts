@@ -91,6 +91,24 @@ describe('/admin', () => {
     expect(forged.headers['set-cookie']?.toString() ?? '').not.toMatch(/latchkey_admin=/);
   });
 
+  it('counts wrong PINs on one form down to zero, re-showing the same form each time', async () => {
+    const { services } = await setup();
+    const agent = request.agent(services.app);
+    let page = await agent.get('/admin');
+    const messages: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      page = await agent.post('/admin/login').type('form').send({ csrf: csrfOf(page.text), pin: `11111${i}` });
+      messages.push(/That PIN is not right\. \d+ attempts? left|Too many wrong PINs on that form/.exec(page.text)?.[0] ?? page.text.slice(0, 80));
+    }
+    expect(messages).toEqual([
+      'That PIN is not right. 4 attempts left',
+      'That PIN is not right. 3 attempts left',
+      'That PIN is not right. 2 attempts left',
+      'That PIN is not right. 1 attempt left',
+      'Too many wrong PINs on that form',
+    ]);
+  });
+
   it('shares the hourly PIN limit with the consent page', async () => {
     const { services } = await setup();
     const agent = request.agent(services.app);
