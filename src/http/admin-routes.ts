@@ -111,14 +111,31 @@ export function adminRouter(deps: AdminDeps): Router {
       version: deps.version,
       issuer: ctx.config.issuer,
       health,
-      // Newest first: the connection the owner just made is the one they look for.
-      clients: clients.reverse().map((c) => ({
-        id: c.clientId,
-        name: c.metadata.client_name ?? 'Unnamed app',
-        hosts: redirectHosts(c),
-        registeredAt: when(c.issuedAt),
-        lastUsedAt: when(c.lastUsedAt),
-        grants: (byClient.get(c.clientId) ?? []).map((g) => ({
+      // Newest first: the connection the owner just made is the one they look for. Clients known
+      // by a metadata document URL are never stored, only their grants: list them too, so the
+      // owner can see and revoke every connection.
+      clients: [
+        ...clients.reverse().map((c) => ({
+          id: c.clientId,
+          name: c.metadata.client_name ?? 'Unnamed app',
+          hosts: redirectHosts(c),
+          registeredAt: when(c.issuedAt),
+          lastUsedAt: when(c.lastUsedAt),
+          stored: true,
+        })),
+        ...[...byClient.keys()]
+          .filter((id) => !clients.some((c) => c.clientId === id))
+          .map((id) => ({
+            id,
+            name: `App at ${hostOf(id)}`,
+            hosts: [hostOf(id)],
+            registeredAt: 'not registered (metadata document)',
+            lastUsedAt: when(undefined),
+            stored: false,
+          })),
+      ].map((c) => ({
+        ...c,
+        grants: (byClient.get(c.id) ?? []).map((g) => ({
           id: g.grantId,
           scopes: g.scopes,
           resource: g.resource,
@@ -270,4 +287,13 @@ export function adminRouter(deps: AdminDeps): Router {
     renderError(res, 503, 'Something went wrong', 'The change could not be made right now; nothing was changed. Check the store health with latchkey doctor and try again.');
   });
   return router;
+}
+
+/** The host of a metadata-document client_id (an https URL), or the id itself. */
+function hostOf(clientId: string): string {
+  try {
+    return new URL(clientId).host;
+  } catch {
+    return clientId;
+  }
 }

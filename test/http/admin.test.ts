@@ -155,6 +155,26 @@ describe('/admin', () => {
     expect((await agent.get('/admin?done=grant-revoked')).text).toContain('The grant was revoked.');
   });
 
+  it('lists and revokes grants of a client known only by its metadata document URL', async () => {
+    const { services, clock } = await setup();
+    const cimdClient = 'https://app.example.com/oauth/client.json';
+    const { access, refresh } = tokenPair(cimdClient, 'grant-cimd', hashSecret('access-cimd'), hashSecret('refresh-cimd'), clock.t - 60_000);
+    await services.store.putTokens(access, refresh);
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    const page = await agent.get('/admin');
+    expect(page.text).toContain('App at app.example.com');
+    expect(page.text).toContain('identified by its metadata document');
+    expect(page.text).toContain('name="grant_id" value="grant-cimd"');
+    expect(page.text).not.toContain(`name="client_id" value="${cimdClient}"`);
+
+    const csrf = csrfOf(page.text);
+    const done = await agent.post('/admin/grants/revoke').type('form').send({ csrf, grant_id: 'grant-cimd', confirm: 'yes' });
+    expect(done.status).toBe(303);
+    expect(await active(services, 'access-cimd')).toBe(false);
+    expect((await agent.get('/admin')).text).not.toContain('App at app.example.com');
+  });
+
   it('deletes a client and everything issued to it after confirmation', async () => {
     const { services } = await setup();
     const agent = request.agent(services.app);
