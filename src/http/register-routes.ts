@@ -17,8 +17,7 @@ export function registerRouter(ctx: OAuthContext): Router {
     jsonRateLimit(ctx.config.registrationRateLimit, 3_600_000),
     json,
     async (req: Request, res: Response) => {
-      const { clients } = await ctx.store.counts(ctx.clock.now());
-      if (clients >= ctx.config.maxClients) {
+      if ((await ctx.store.clientCount()) >= ctx.config.maxClients) {
         throw new OAuthError(
           'access_denied',
           `This server has reached its limit of ${ctx.config.maxClients} registered clients; its owner can delete unused clients or raise OAUTH_MAX_CLIENTS`,
