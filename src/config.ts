@@ -30,6 +30,12 @@ export interface Config {
   logLevel: string;
   maxClients: number;
   registrationRateLimit: number;
+  /** Requests per client IP per minute at /token and /revoke. */
+  tokenRateLimit: number;
+  /** Requests per client IP per minute at /introspect. */
+  introspectionRateLimit: number;
+  /** Largest request body, in bytes, at /register, /token, /revoke and /introspect. */
+  maxBodyBytes: number;
   pinMaxFailuresPerHour: number;
   pinMaxAttemptsPerRequest: number;
   /** Seconds without a request after which an owner's page session ends. */
@@ -202,6 +208,18 @@ export function loadConfig(env: Env): Config {
       'OAUTH_REGISTRATION_RATE_LIMIT',
       positiveInt,
       get('OAUTH_REGISTRATION_RATE_LIMIT') ?? '30',
+    ),
+    tokenRateLimit: parseField('OAUTH_TOKEN_RATE_LIMIT', positiveInt, get('OAUTH_TOKEN_RATE_LIMIT') ?? '300'),
+    introspectionRateLimit: parseField(
+      'OAUTH_INTROSPECTION_RATE_LIMIT',
+      positiveInt,
+      get('OAUTH_INTROSPECTION_RATE_LIMIT') ?? '6000',
+    ),
+    maxBodyBytes: parseField(
+      'OAUTH_MAX_BODY_BYTES',
+      // Below 1 KiB a Claude registration no longer fits; above 1 MiB a body is an attack.
+      positiveInt.min(1024, 'expected at least 1024 bytes').max(1_048_576, 'expected at most 1048576 bytes'),
+      get('OAUTH_MAX_BODY_BYTES') ?? '16384',
     ),
     pinMaxFailuresPerHour: parseField(
       'OAUTH_PIN_MAX_FAILURES_PER_HOUR',

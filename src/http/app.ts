@@ -24,9 +24,6 @@ export interface AppDeps {
   rootDir: string;
 }
 
-/** Requests per minute per client IP at /token and /revoke. */
-export const TOKEN_RATE_LIMIT_PER_MINUTE = 300;
-
 export function createApp(deps: AppDeps): Express {
   const { ctx } = deps;
   const app = express();
@@ -74,8 +71,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(registerRouter(ctx));
   app.use(consentRouter(ctx, deps.clients, deps.signer, deps.pins));
   app.use(adminRouter({ ctx, pins: deps.pins, version: deps.version, startedAt: deps.startedAt }));
-  app.use(tokenRouter(ctx, deps.clients, TOKEN_RATE_LIMIT_PER_MINUTE));
-  app.use(revokeRouter(ctx, deps.clients, TOKEN_RATE_LIMIT_PER_MINUTE));
+  app.use(tokenRouter(ctx, deps.clients));
+  app.use(revokeRouter(ctx, deps.clients));
   app.use(introspectRouter(ctx));
 
   app.use((req: Request, res: Response) => {

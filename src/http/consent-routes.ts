@@ -14,7 +14,7 @@ import type { PinGuard } from '../oauth/pin-guard.js';
 import { matchRedirectUri } from '../oauth/redirect-uri.js';
 import type { ClientRecord } from '../store/types.js';
 import { readCookie } from './cookies.js';
-import { toOAuthError } from './oauth-response.js';
+import { requestFaultStatus, toOAuthError } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
 
 const CSRF_COOKIE = 'latchkey_csrf';
@@ -193,10 +193,10 @@ export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer
   router.use(['/authorize', '/authorize/consent'], (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     // The form parser refuses an oversized form, too many fields or an unsupported charset
     // with an error carrying a `type`: that is the sender's fault, a 4xx page, not a 500.
-    const parserType = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
-    if (typeof parserType === 'string') {
+    const faultStatus = requestFaultStatus(err);
+    if (faultStatus !== undefined) {
       return renderError(res, {
-        status: parserType === 'entity.too.large' || parserType === 'parameters.too.many' ? 413 : 400,
+        status: faultStatus,
         title: 'Invalid form',
         message: 'The approval form was not sent correctly. Start again from your app.',
       });

@@ -34,14 +34,28 @@ export function sendOAuthError(res: Response, err: unknown, logger: Logger): voi
 }
 
 /**
+ * The status of an error the body parser raised because of what the client sent, or
+ * undefined for any other error. Most carry a `type` ('entity.too.large', ...); a body that
+ * fails to decompress (Content-Encoding: gzip over garbage) carries only the zlib error with
+ * a 4xx `status`, and must not become a 500.
+ */
+export function requestFaultStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || err instanceof OAuthError) return undefined;
+  const { type, status } = err as { type?: unknown; status?: unknown };
+  if (type === 'entity.too.large' || type === 'parameters.too.many') return 413;
+  if (typeof type === 'string') return 400;
+  if (typeof status === 'number' && status >= 400 && status < 500) return 400;
+  return undefined;
+}
+
+/**
  * The error handler of every JSON endpoint: body-parser failures become invalid_request
  * (413 for an oversized body), everything else goes through {@link sendOAuthError}.
  */
 export function jsonErrorHandler(logger: Logger) {
   return (err: unknown, _req: unknown, res: Response, _next: unknown): void => {
-    const parserType = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : undefined;
-    if (typeof parserType === 'string') {
-      const status = parserType === 'entity.too.large' ? 413 : 400;
+    const status = requestFaultStatus(err);
+    if (status !== undefined) {
       noStore(res);
       res.status(status).json({
         error: 'invalid_request',

@@ -7,21 +7,17 @@ import { jsonErrorHandler, noStore } from './oauth-response.js';
 import { jsonRateLimit } from './rate-limits.js';
 import { methodNotAllowed } from './token-routes.js';
 
-/** Registration bodies are a few hundred bytes; 16 KiB leaves room and stops abuse. */
-export const REGISTRATION_BODY_LIMIT = '16kb';
-
 /** POST /register (RFC 7591 §3): CORS, rate limit, JSON body, validate, store, 201. */
 export function registerRouter(ctx: OAuthContext): Router {
   const router = Router();
-  const json = express.json({ limit: REGISTRATION_BODY_LIMIT, type: () => true, strict: false });
+  const json = express.json({ limit: ctx.config.maxBodyBytes, type: () => true, strict: false });
   router.use('/register', cors);
   router.post(
     '/register',
     jsonRateLimit(ctx.config.registrationRateLimit, 3_600_000),
     json,
     async (req: Request, res: Response) => {
-      const { clients } = await ctx.store.counts(ctx.clock.now());
-      if (clients >= ctx.config.maxClients) {
+      if ((await ctx.store.clientCount()) >= ctx.config.maxClients) {
         throw new OAuthError(
           'access_denied',
           `This server has reached its limit of ${ctx.config.maxClients} registered clients; its owner can delete unused clients or raise OAUTH_MAX_CLIENTS`,

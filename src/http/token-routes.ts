@@ -15,7 +15,10 @@ import { formBody, singleParams } from './params.js';
 import { jsonErrorHandler, noStore } from './oauth-response.js';
 import { jsonRateLimit } from './rate-limits.js';
 
-const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 50 });
+/** The form parser of the JSON endpoints: OAUTH_MAX_BODY_BYTES, and few fields (none takes more than 8). */
+function formParser(ctx: OAuthContext) {
+  return express.urlencoded({ extended: false, limit: ctx.config.maxBodyBytes, parameterLimit: 50 });
+}
 
 function clientCredentials(req: Request, body: Record<string, unknown>): ClientCredentials {
   const p = singleParams(body, ['client_id', 'client_secret']);
@@ -40,10 +43,10 @@ const GRANTS = new Map<string, GrantHandler>([
 ]);
 
 /** POST /token (RFC 6749 §3.2): method, CORS, rate limit, form body, client auth, grant. */
-export function tokenRouter(ctx: OAuthContext, clients: ClientResolver, limitPerMinute: number): Router {
+export function tokenRouter(ctx: OAuthContext, clients: ClientResolver): Router {
   const router = Router();
   router.use('/token', cors);
-  router.post('/token', jsonRateLimit(limitPerMinute, 60_000), form, async (req: Request, res: Response) => {
+  router.post('/token', jsonRateLimit(ctx.config.tokenRateLimit, 60_000), formParser(ctx), async (req: Request, res: Response) => {
     const body = formBody(req);
     const { grant_type: grantType } = singleParams(body, ['grant_type']);
     if (!grantType) throw invalidRequest('The grant_type parameter is required');
@@ -60,10 +63,10 @@ export function tokenRouter(ctx: OAuthContext, clients: ClientResolver, limitPer
 }
 
 /** POST /revoke (RFC 7009 §2). */
-export function revokeRouter(ctx: OAuthContext, clients: ClientResolver, limitPerMinute: number): Router {
+export function revokeRouter(ctx: OAuthContext, clients: ClientResolver): Router {
   const router = Router();
   router.use('/revoke', cors);
-  router.post('/revoke', jsonRateLimit(limitPerMinute, 60_000), form, async (req: Request, res: Response) => {
+  router.post('/revoke', jsonRateLimit(ctx.config.tokenRateLimit, 60_000), formParser(ctx), async (req: Request, res: Response) => {
     const body = formBody(req);
     const client = await authenticateClient(clients, clientCredentials(req, body));
     await revokeToken(ctx, client, singleParams(body, ['token', 'token_type_hint']));
@@ -94,7 +97,7 @@ export function introspectRouter(ctx: OAuthContext): Router {
     }
   };
   router.use('/introspect', cors);
-  router.post('/introspect', form, async (req: Request, res: Response) => {
+  router.post('/introspect', jsonRateLimit(ctx.config.introspectionRateLimit, 60_000), formParser(ctx), async (req: Request, res: Response) => {
     noStore(res);
     if (!authorized(req.headers.authorization)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="latchkey"');

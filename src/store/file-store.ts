@@ -154,6 +154,11 @@ export class FileStore implements Store {
     accessTokens: new Map(),
     refreshTokens: new Map(),
   };
+  /**
+   * grantId → keys of its codes and tokens, per collection, so revoking a grant touches only
+   * its own records instead of scanning every token. Kept in step by {@link set}.
+   */
+  private readonly byGrant = new Map<string, Set<string>>();
   private dirty = new Set<CollectionName>();
   private undo: (() => void)[] = [];
   private waiters: Waiter[] = [];
@@ -177,6 +182,7 @@ export class FileStore implements Store {
   private async load(): Promise<LoadReport> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     await fsp.chmod(this.dir, 0o700).catch(() => undefined);
+    await this.removeStaleTempFiles();
     const setAside: LoadReport['setAside'] = [];
     for (const name of Object.keys(FILES) as CollectionName[]) {
       const file = path.join(this.dir, FILES[name]);
@@ -194,7 +200,11 @@ export class FileStore implements Store {
       }
       const parsed = parseDataFile(name, text);
       if (parsed.ok) {
-        for (const record of parsed.records) this.mapOf(name).set(this.keyOf(name, record), record);
+        for (const record of parsed.records) {
+          const key = this.keyOf(name, record);
+          this.mapOf(name).set(key, record);
+          this.index(name, key, undefined, record);
+        }
         continue;
       }
       if (parsed.newer) {
@@ -211,6 +221,21 @@ export class FileStore implements Store {
     return { counts: await this.counts(Date.now()), setAside };
   }
 
+  /**
+   * A crash between writing a temporary file and renaming it leaves the temporary file
+   * behind. It never holds anything acknowledged (the rename is the commit), so it goes.
+   */
+  private async removeStaleTempFiles(): Promise<void> {
+    const names = new Set<string>(Object.values(FILES));
+    for (const entry of await fsp.readdir(this.dir)) {
+      const match = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(entry);
+      if (match?.[1] && names.has(match[1])) {
+        await fsp.unlink(path.join(this.dir, entry)).catch(() => undefined);
+        this.logger.info({ file: entry }, 'removed a temporary file left by an interrupted write');
+      }
+    }
+  }
+
   private keyOf(name: CollectionName, record: Record_): string {
     return name === 'clients' ? (record as ClientRecord).clientId : (record as CodeRecord).hash;
   }
@@ -221,17 +246,39 @@ export class FileStore implements Store {
 
   // ---- writing -------------------------------------------------------------------------
 
+  /** Moves `key` in the grant index from the grant of `before` to the grant of `after`. */
+  private index(name: CollectionName, key: string, before: Record_ | undefined, after: Record_ | undefined): void {
+    if (name === 'clients') return;
+    const grantOf = (r: Record_ | undefined): string | undefined => (r as CodeRecord | undefined)?.grantId;
+    const entry = `${name}:${key}`;
+    const from = grantOf(before);
+    const to = grantOf(after);
+    if (from === to) return;
+    if (from !== undefined) {
+      const keys = this.byGrant.get(from);
+      keys?.delete(entry);
+      if (keys?.size === 0) this.byGrant.delete(from);
+    }
+    if (to !== undefined) {
+      const keys = this.byGrant.get(to) ?? new Set<string>();
+      keys.add(entry);
+      this.byGrant.set(to, keys);
+    }
+  }
+
   /** Applies a change in memory, remembering how to undo it if the write fails. */
   private set<K extends CollectionName>(name: K, key: string, value: Record_ | undefined): void {
     const map = this.mapOf(name);
-    const had = map.has(key);
     const previous = map.get(key);
     this.undo.push(() => {
-      if (had && previous) map.set(key, previous);
+      const current = map.get(key);
+      if (previous) map.set(key, previous);
       else map.delete(key);
+      this.index(name, key, current, previous);
     });
     if (value === undefined) map.delete(key);
     else map.set(key, value);
+    this.index(name, key, previous, value);
     this.dirty.add(name);
   }
 
@@ -320,6 +367,10 @@ export class FileStore implements Store {
     return true;
   }
 
+  async clientCount(): Promise<number> {
+    return this.data.clients.size;
+  }
+
   async listClients(): Promise<ClientRecord[]> {
     return [...this.data.clients.values()].sort((a, b) => a.issuedAt - b.issuedAt);
   }
@@ -393,17 +444,13 @@ export class FileStore implements Store {
   }
 
   async revokeGrant(grantId: string): Promise<number> {
-    let removed = 0;
-    for (const name of ['codes', 'accessTokens', 'refreshTokens'] as const) {
-      for (const [key, record] of this.data[name]) {
-        if (record.grantId === grantId) {
-          this.set(name, key, undefined);
-          removed++;
-        }
-      }
+    const entries = [...(this.byGrant.get(grantId) ?? [])];
+    for (const entry of entries) {
+      const colon = entry.indexOf(':');
+      this.set(entry.slice(0, colon) as CollectionName, entry.slice(colon + 1), undefined);
     }
-    if (removed > 0) await this.commit();
-    return removed;
+    if (entries.length > 0) await this.commit();
+    return entries.length;
   }
 
   async listGrants(now: number): Promise<GrantSummary[]> {

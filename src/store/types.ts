@@ -121,6 +121,8 @@ export interface Store {
   deleteClient(clientId: string): Promise<boolean>;
   /** Every registered client, oldest first. */
   listClients(): Promise<ClientRecord[]>;
+  /** How many clients are registered; cheap, for the OAUTH_MAX_CLIENTS check on every registration. */
+  clientCount(): Promise<number>;
 
   putCode(code: CodeRecord): Promise<void>;
   /** Unexpired code by hash, consumed or not. */

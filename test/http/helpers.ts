@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import request, { type Response } from 'supertest';
 import type { Clock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createServices, type Services } from '../../src/daemon.js';
+import { createServices, type ServiceOptions, type Services } from '../../src/daemon.js';
 
 /**
  * Shared setup for the supertest tests: a daemon's services on a temp data directory, a
@@ -75,13 +75,14 @@ export function testConfig(dir: string, env: Record<string, string> = {}): Confi
 
 const STACK_TRACE = /\n\s+at .+:\d+:\d+|node:internal|node_modules\/|\/src\/.+\.ts/;
 
-export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+/** `options.fs` wraps the store's filesystem calls, for disk-fault tests. */
+export async function startHarness(env: Record<string, string> = {}, options: Pick<ServiceOptions, 'fs'> = {}): Promise<Harness> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-http-'));
   const config = testConfig(dir, env);
   const clock = new FakeClock();
   const logger = pino({ level: 'silent' });
   const recorded: Recorded[] = [];
-  let services = await createServices(config, logger, { clock });
+  let services = await createServices(config, logger, { ...options, clock });
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
@@ -116,7 +117,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     dir,
     async restart() {
       await services.store.close();
-      services = await createServices(config, logger, { clock });
+      services = await createServices(config, logger, { ...options, clock });
       harness.services = services;
     },
     assertNoServerErrors() {

@@ -370,6 +370,23 @@ describe('POST /token: request format', () => {
     expect(bad.headers['content-type']).toMatch(/^application\/json/);
   });
 
+  it('a body that does not decompress is a JSON 400, not a 500', async () => {
+    const res = await http(s.h)
+      .post('/token')
+      .set('Content-Type', 'application/x-www-form-urlencoded')
+      .set('Content-Encoding', 'gzip')
+      .send('grant_type=authorization_code');
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('the token rate limit comes from OAUTH_TOKEN_RATE_LIMIT', async () => {
+    const limited = await s.start({ OAUTH_TOKEN_RATE_LIMIT: '2' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await http(limited).post('/token').type('form').send({ grant_type: 'x' })).status);
+    expect(statuses).toEqual([400, 400, 429]);
+  });
+
   it('GET /token is a JSON 405', async () => {
     const res = await http(s.h).get('/token');
     expect(res.status).toBe(405);

@@ -35,6 +35,13 @@ describe('loadConfig', () => {
     expect(config.pinMaxFailuresPerHour).toBeLessThanOrEqual(60);
     expect(config.pinMaxAttemptsPerRequest).toBeGreaterThan(0);
     expect(config.maxClients).toBeGreaterThan(0);
+    expect(config).toMatchObject({ tokenRateLimit: 300, introspectionRateLimit: 6000, maxBodyBytes: 16384 });
+  });
+
+  it('reads the rate limits and the body limit', () => {
+    expect(
+      loadConfig({ OAUTH_TOKEN_RATE_LIMIT: '100000', OAUTH_INTROSPECTION_RATE_LIMIT: '7', OAUTH_MAX_BODY_BYTES: '65536' }),
+    ).toMatchObject({ tokenRateLimit: 100000, introspectionRateLimit: 7, maxBodyBytes: 65536 });
   });
 
   it('derives the default issuer from PORT', () => {
@@ -138,6 +145,10 @@ describe('loadConfig', () => {
       ['TRUST_PROXY', 'every$thing'],
       ['OAUTH_MAX_CLIENTS', '0'],
       ['OAUTH_PIN_MAX_FAILURES_PER_HOUR', '1.5'],
+      ['OAUTH_TOKEN_RATE_LIMIT', '0'],
+      ['OAUTH_INTROSPECTION_RATE_LIMIT', 'many'],
+      ['OAUTH_MAX_BODY_BYTES', '100'],
+      ['OAUTH_MAX_BODY_BYTES', '99999999'],
     ])('%s=%j', (variable, value) => {
       const err = configError({ [variable]: value });
       expect(err.variable).toBe(variable);

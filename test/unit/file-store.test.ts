@@ -118,6 +118,14 @@ describe('FileStore', () => {
       expect((await fsp.readdir(dir)).sort()).toEqual([...FILES].sort());
     });
 
+    it('removes the temporary file of a write a crash interrupted, and nothing else', async () => {
+      await (await open(dir)).close();
+      await fsp.writeFile(path.join(dir, '.tokens.json.4242.7.tmp'), '{"version":1,"records":[{"half');
+      await fsp.writeFile(path.join(dir, '.notes.4242.7.tmp'), 'mine');
+      await (await open(dir)).close();
+      expect((await fsp.readdir(dir)).sort()).toEqual(['.notes.4242.7.tmp', ...FILES].sort());
+    });
+
     it('writes no raw code, token or client secret, only their hashes', async () => {
       const rawCode = newSecret(cryptoRandom);
       const rawAccess = newSecret(cryptoRandom);
@@ -447,6 +455,25 @@ describe('FileStore', () => {
       faulty.fail(undefined);
       expect(await store.revokeGrant('grant-1')).toBe(2);
       await store.close();
+    });
+
+    it('the grant index follows rollbacks and reopens: revokeGrant still finds every record of the grant', async () => {
+      const faulty = faultyFs();
+      const store = await open(dir, faulty.fs);
+      await store.putTokens(access('a'), refresh('r'));
+      faulty.fail('write');
+      await expect(store.putTokens(access('b'), refresh('s'))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.revokeGrant('grant-1')).rejects.toBeInstanceOf(StoreUnavailableError);
+      faulty.fail(undefined);
+      await store.putCode(code('c'));
+      await store.close();
+      const reopened = await open(dir);
+      await reopened.putTokens(access('d', { grantId: 'grant-2' }), undefined);
+      expect(await reopened.clientCount()).toBe(0);
+      expect(await reopened.revokeGrant('grant-1')).toBe(3);
+      expect(await reopened.getAccessToken(hashSecret('d'), NOW)).toBeDefined();
+      expect(await reopened.revokeGrant('grant-1')).toBe(0);
+      await reopened.close();
     });
 
     it('a failed update restores the previous value, not nothing', async () => {

@@ -1,0 +1,85 @@
+/**
+ * The server side of `npm run bench`, one process per scenario so the load generator never
+ * shares a CPU-bound event loop with it. BENCH_MODE=w0 serves the bare Express ceiling;
+ * BENCH_MODE=latchkey opens Latchkey on OAUTH_DATA_DIR (durable writes on, as in production)
+ * after filling the store, through its own API, with what the scenario consumes. Prints one
+ * JSON line with the port once it listens.
+ */
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import express from 'express';
+import type { AccessTokenRecord } from '../src/store/types.js';
+import { BENCH_REDIRECT, BENCH_VERIFIER } from './bench-shared.js';
+
+// The server runs the built daemon from dist/, exactly what `npm start` runs (and where it
+// finds package.json, views/ and public/), typed by the sources.
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist');
+const load = <T>(module: string): Promise<T> => import(pathToFileURL(path.join(DIST, module)).href) as Promise<T>;
+const { loadConfig } = await load<typeof import('../src/config.js')>('config.js');
+const { createServices } = await load<typeof import('../src/daemon.js')>('daemon.js');
+const { createLogger } = await load<typeof import('../src/logger.js')>('logger.js');
+const { registerClient } = await load<typeof import('../src/oauth/client-registration.js')>('oauth/client-registration.js');
+const { cryptoRandom, hashSecret } = await load<typeof import('../src/oauth/secrets.js')>('oauth/secrets.js');
+
+
+const env = process.env;
+const count = (name: string): number => Number(env[name] ?? '0');
+
+function listen(app: express.Express): void {
+  const server = app.listen(0, '127.0.0.1', () => {
+    process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+  });
+}
+
+async function latchkey(): Promise<void> {
+  const config = loadConfig(env);
+  const services = await createServices(config, createLogger('silent'));
+  const { store } = services;
+  const now = Date.now();
+  const { record } = registerClient(
+    { client_name: 'bench', redirect_uris: [BENCH_REDIRECT], token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] },
+    now,
+    cryptoRandom,
+  );
+  await store.putClient({ ...record, clientId: 'bench-client' });
+  const token = (raw: string, grantId: string): AccessTokenRecord => ({
+    hash: hashSecret(raw),
+    clientId: 'bench-client',
+    grantId,
+    scopes: config.defaultScopes,
+    resource: config.resources[0] ?? config.issuer,
+    issuedAt: now,
+    expiresAt: now + 24 * 3_600_000,
+  });
+  const challenge = createHash('sha256').update(BENCH_VERIFIER).digest('base64url');
+  const writes: Promise<void>[] = [];
+  // Live tokens the store carries while the scenario runs (the 1k / 100k variants).
+  for (let i = 0; i < count('BENCH_LIVE_TOKENS'); i++) writes.push(store.putTokens(token(`live-${i}`, `live-grant-${i}`), token(`live-refresh-${i}`, `live-grant-${i}`)));
+  for (let i = 0; i < count('BENCH_CODES'); i++) {
+    writes.push(
+      store.putCode({ ...token(`code-${i}`, `code-grant-${i}`), redirectUri: BENCH_REDIRECT, codeChallenge: challenge, expiresAt: now + 3_600_000 }),
+    );
+  }
+  for (let i = 0; i < count('BENCH_REFRESH_TOKENS'); i++) writes.push(store.putTokens(token(`access-${i}`, `refresh-grant-${i}`), token(`refresh-${i}`, `refresh-grant-${i}`)));
+  writes.push(store.putTokens(token('introspected', 'introspected-grant'), undefined));
+  await Promise.all(writes);
+  listen(services.app);
+}
+
+function ceiling(): void {
+  const app = express();
+  app.disable('x-powered-by');
+  app.post('/echo', express.urlencoded({ extended: false }), (_req, res) => {
+    res.json({ ok: true });
+  });
+  listen(app);
+}
+
+if (env.BENCH_MODE === 'w0') ceiling();
+else
+  latchkey().catch((err: unknown) => {
+    process.stderr.write(`bench-server: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });

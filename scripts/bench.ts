@@ -1,0 +1,230 @@
+/**
+ * `npm run bench`: the throughput of Latchkey's endpoints against a bare Express app on the
+ * same machine, in one run (issue 4, section 2). Each scenario gets a fresh server process
+ * (dist-scripts/scripts/bench-server.js) and a fresh data directory, with durable writes on;
+ * autocannon drives it with 50 connections for 10 s after a warm-up, and every response body
+ * is checked. Prints a markdown table, then startup time and memory with 100,000 live tokens.
+ *
+ * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { BENCH_REDIRECT, BENCH_VERIFIER } from './bench-shared.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const SERVER = path.join(HERE, 'bench-server.js');
+const DAEMON = path.join(ROOT, 'dist', 'index.js');
+const CONNECTIONS = 50;
+const DURATION = Number(process.env.BENCH_DURATION ?? '10');
+const WARMUP = Number(process.env.BENCH_WARMUP ?? '3');
+const SECRET = 'bench-introspection-secret-0123456789';
+const CLAUDE_REGISTRATION = JSON.stringify({
+  client_name: 'claudeai',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+  scope: 'claudeai',
+  redirect_uris: ['https://claude.ai/api/mcp/auth_callback'],
+});
+/** 200 bytes of form for the ceiling, about what a token request weighs. */
+const W0_BODY = `grant_type=authorization_code&code=${'c'.repeat(43)}&redirect_uri=${encodeURIComponent(BENCH_REDIRECT)}&code_verifier=${'v'.repeat(43)}&client_id=x`.padEnd(200, 'x');
+
+interface Scenario {
+  name: string;
+  mode: 'w0' | 'latchkey';
+  env: Record<string, string>;
+  path: string;
+  contentType: string;
+  headers?: Record<string, string>;
+  /** The body of request number `i` (distinct codes and refresh tokens per request). */
+  body: (i: number) => string;
+  expect: { status: number; contains: string };
+}
+
+interface Result {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  badBodies: number;
+}
+
+/** Codes and refresh tokens to prepare: more than the fastest run can use up. */
+const SUPPLY = 60_000;
+
+function scenarios(): Scenario[] {
+  const form = 'application/x-www-form-urlencoded';
+  const w2 = (live: number, name: string): Scenario => ({
+    name,
+    mode: 'latchkey',
+    env: { BENCH_CODES: String(SUPPLY), BENCH_LIVE_TOKENS: String(live) },
+    path: '/token',
+    contentType: form,
+    body: (i) =>
+      new URLSearchParams({ grant_type: 'authorization_code', code: `code-${i}`, code_verifier: BENCH_VERIFIER, redirect_uri: BENCH_REDIRECT, client_id: 'bench-client' }).toString(),
+    expect: { status: 200, contains: '"access_token"' },
+  });
+  const w3 = (live: number, name: string): Scenario => ({
+    name,
+    mode: 'latchkey',
+    env: { BENCH_REFRESH_TOKENS: String(SUPPLY), BENCH_LIVE_TOKENS: String(live) },
+    path: '/token',
+    contentType: form,
+    body: (i) => new URLSearchParams({ grant_type: 'refresh_token', refresh_token: `refresh-${i}`, client_id: 'bench-client' }).toString(),
+    expect: { status: 200, contains: '"refresh_token"' },
+  });
+  return [
+    { name: 'W0 bare Express, 200-byte form POST', mode: 'w0', env: {}, path: '/echo', contentType: form, body: () => W0_BODY, expect: { status: 200, contains: '{"ok":true}' } },
+    { name: 'W1 POST /register (Claude body)', mode: 'latchkey', env: {}, path: '/register', contentType: 'application/json', body: () => CLAUDE_REGISTRATION, expect: { status: 201, contains: '"client_id"' } },
+    w2(0, 'W2 code exchange + PKCE'),
+    w3(0, 'W3 refresh with rotation'),
+    {
+      name: 'W4 POST /introspect (live token)',
+      mode: 'latchkey',
+      env: {},
+      path: '/introspect',
+      contentType: form,
+      headers: { authorization: `Bearer ${SECRET}` },
+      body: () => 'token=introspected',
+      expect: { status: 200, contains: '"active":true' },
+    },
+    w2(1_000, 'W2 with 1,000 live tokens'),
+    w2(100_000, 'W2 with 100,000 live tokens'),
+    w3(1_000, 'W3 with 1,000 live tokens'),
+    w3(100_000, 'W3 with 100,000 live tokens'),
+  ];
+}
+
+function latchkeyEnv(dataDir: string): Record<string, string> {
+  return {
+    OAUTH_DATA_DIR: dataDir,
+    OAUTH_ISSUER_URL: 'http://127.0.0.1:3000',
+    OAUTH_PIN: '24681357',
+    OAUTH_INTROSPECTION_SECRET: SECRET,
+    OAUTH_REGISTRATION_RATE_LIMIT: '1000000000',
+    OAUTH_TOKEN_RATE_LIMIT: '1000000000',
+    OAUTH_INTROSPECTION_RATE_LIMIT: '1000000000',
+    OAUTH_MAX_CLIENTS: '100000000',
+    LOG_LEVEL: 'silent',
+  };
+}
+
+async function startServer(scenario: Scenario, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [SERVER], {
+    env: { PATH: process.env.PATH ?? '', BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString('utf8');
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${String(code)}`)));
+  });
+  return { child, port };
+}
+
+async function drive(scenario: Scenario, port: number, seconds: number, next: { i: number }): Promise<autocannon.Result & { badBodies: number }> {
+  let badBodies = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path: scenario.path,
+        headers: { 'content-type': scenario.contentType, ...scenario.headers },
+        setupRequest: (req) => ({ ...req, body: scenario.body(next.i++) }),
+        onResponse: (status, body) => {
+          if (status !== scenario.expect.status || !body.includes(scenario.expect.contains)) badBodies++;
+        },
+      },
+    ],
+  });
+  return { ...result, badBodies };
+}
+
+async function run(scenario: Scenario): Promise<Result> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-bench-'));
+  const { child, port } = await startServer(scenario, dataDir);
+  try {
+    const next = { i: 0 };
+    await drive(scenario, port, WARMUP, next);
+    const r = await drive(scenario, port, DURATION, next);
+    if (next.i > SUPPLY && scenario.mode === 'latchkey') process.stderr.write(`bench: ${scenario.name} ran out of prepared values\n`);
+    return { name: scenario.name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, badBodies: r.badBodies };
+  } finally {
+    child.kill('SIGKILL');
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Starts the real daemon on a store of 100,000 live tokens: time to /healthz 200, and RSS then. */
+async function startup(): Promise<{ ms: number; rssMb: number }> {
+  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-bench-'));
+  const prep = await startServer({ ...scenarios()[0], mode: 'latchkey', env: { BENCH_LIVE_TOKENS: '100000' } } as Scenario, dataDir);
+  await new Promise<void>((resolve) => {
+    prep.child.once('exit', () => resolve());
+    prep.child.kill('SIGTERM');
+  });
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const started = performance.now();
+  const daemon = spawn(process.execPath, [DAEMON], {
+    env: { PATH: process.env.PATH ?? '', ...latchkeyEnv(dataDir), PORT: String(port), HOST: '127.0.0.1' },
+    stdio: 'ignore',
+  });
+  try {
+    for (;;) {
+      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const ms = performance.now() - started;
+    const status = await fsp.readFile(`/proc/${daemon.pid ?? 0}/status`, 'utf8').catch(() => '');
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 'NaN');
+    return { ms, rssMb: rssKb / 1024 };
+  } finally {
+    daemon.kill('SIGKILL');
+    await fsp.rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const results: Result[] = [];
+  for (const scenario of scenarios()) {
+    process.stderr.write(`bench: ${scenario.name}...\n`);
+    results.push(await run(scenario));
+  }
+  const w0 = results[0]?.rps ?? 1;
+  const lines = [
+    `| scenario | req/s | p50 ms | p99 ms | requests | non-2xx | bad bodies | ratio to W0 |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|`,
+    ...results.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.requests} | ${r.non2xx} | ${r.badBodies} | ${(r.rps / w0).toFixed(2)} |`),
+  ];
+  const find = (name: string): number => results.find((r) => r.name.startsWith(name))?.rps ?? NaN;
+  const s = await startup();
+  lines.push(
+    '',
+    `W2 at 100,000 live tokens / at 1,000: ${(find('W2 with 100,000') / find('W2 with 1,000')).toFixed(2)}; W3: ${(find('W3 with 100,000') / find('W3 with 1,000')).toFixed(2)}`,
+    `Startup with 100,000 live tokens (spawn to /healthz 200): ${s.ms.toFixed(0)} ms; resident memory then: ${s.rssMb.toFixed(0)} MB`,
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}; ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${DURATION} s measured`,
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const failed = results.filter((r) => r.badBodies > 0 || r.non2xx > 0);
+  if (failed.length > 0) {
+    process.stderr.write(`bench: unexpected responses in ${failed.map((r) => r.name).join(', ')}\n`);
+    process.exitCode = 1;
+  }
+}
+
+void main();
