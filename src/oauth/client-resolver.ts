@@ -24,17 +24,30 @@ export interface ClientResolverOptions {
   maxCachedDocuments?: number;
 }
 
-interface CachedDocument {
-  client: ClientRecord;
+interface CachedLookup {
+  lookup: ClientLookup;
   until: number;
 }
+
+/**
+ * A refused document is remembered this long, so a stream of /authorize requests naming the
+ * same bad URL does not make Latchkey fetch it again and again on the caller's behalf.
+ */
+export const REFUSAL_CACHE_MS = 60_000;
+
+/**
+ * Fetches of different URLs running at once. Each may take 5 s; without a cap, requests naming
+ * many distinct URLs would turn Latchkey into a relay against other hosts and tie up the DNS
+ * thread pool that file writes share.
+ */
+export const MAX_FETCHES_IN_FLIGHT = 8;
 
 /**
  * Finds the client behind a client_id: a registered client from the store, or, for an https
  * URL, the client described by its metadata document (fetched, checked, cached).
  */
 export class ClientResolver {
-  private readonly cache = new Map<string, CachedDocument>();
+  private readonly cache = new Map<string, CachedLookup>();
   private readonly inFlight = new Map<string, Promise<ClientLookup>>();
   private readonly maxCached: number;
 
@@ -53,10 +66,13 @@ export class ClientResolver {
     }
     const now = this.options.clock.now();
     const cached = this.cache.get(clientId);
-    if (cached && cached.until > now) return { kind: 'found', client: cached.client };
+    if (cached && cached.until > now) return cached.lookup;
     if (cached) this.cache.delete(clientId);
     const pending = this.inFlight.get(clientId);
     if (pending) return pending;
+    if (this.inFlight.size >= MAX_FETCHES_IN_FLIGHT) {
+      return { kind: 'refused', reason: 'too many client metadata documents are being fetched right now; try again in a moment' };
+    }
     const request = this.fetch(clientId, this.options.fetchDocument).finally(() => this.inFlight.delete(clientId));
     this.inFlight.set(clientId, request);
     return request;
@@ -70,26 +86,28 @@ export class ClientResolver {
   }
 
   private async fetch(clientId: string, fetchDocument: MetadataFetcher): Promise<ClientLookup> {
-    let client: ClientRecord;
+    let lookup: ClientLookup;
     let lifetime: number;
     try {
       const fetched = await fetchDocument(new URL(clientId));
-      client = clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now());
+      lookup = { kind: 'found', client: clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now()) };
       lifetime = documentCacheLifetime(fetched.cacheControl);
     } catch (err) {
-      if (err instanceof MetadataFetchError || err instanceof MetadataDocumentError) return { kind: 'refused', reason: err.message };
-      // Anything else came from parsing a stranger's document: refuse the client rather than
-      // answer 500, and keep the detail out of the response.
-      return { kind: 'refused', reason: 'the document could not be processed' };
+      // Anything but our own errors came from parsing a stranger's document: refuse the client
+      // rather than answer 500, and keep the detail out of the response.
+      const reason =
+        err instanceof MetadataFetchError || err instanceof MetadataDocumentError ? err.message : 'the document could not be processed';
+      lookup = { kind: 'refused', reason };
+      lifetime = REFUSAL_CACHE_MS;
     }
     if (lifetime > 0) {
-      this.cache.set(clientId, { client, until: this.options.clock.now() + lifetime });
+      this.cache.set(clientId, { lookup, until: this.options.clock.now() + lifetime });
       // Oldest first: a Map iterates in insertion order.
       for (const key of this.cache.keys()) {
         if (this.cache.size <= this.maxCached) break;
         this.cache.delete(key);
       }
     }
-    return { kind: 'found', client };
+    return lookup;
   }
 }

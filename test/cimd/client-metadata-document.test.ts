@@ -4,7 +4,7 @@ import {
   isClientIdMetadataUrl,
   MAX_DOCUMENT_CACHE_MS,
 } from '../../src/oauth/client-metadata-document.js';
-import { ClientResolver } from '../../src/oauth/client-resolver.js';
+import { ClientResolver, MAX_FETCHES_IN_FLIGHT, REFUSAL_CACHE_MS } from '../../src/oauth/client-resolver.js';
 import { MetadataFetchError, type FetchedDocument } from '../../src/net/metadata-document-fetch.js';
 
 const URL_ID = 'https://app.example.com/oauth/client.json';
@@ -119,5 +119,31 @@ describe('ClientResolver', () => {
     const { resolver } = setup(async () => ({ body: hostile }));
     expect((await resolver.lookup(URL_ID)).kind).toBe('refused');
     await expect(resolver.getClient(URL_ID)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
+  });
+
+  it('remembers a refusal for a minute instead of fetching a bad URL on every request', async () => {
+    const { resolver, clock, fetches } = setup(async () => {
+      throw new MetadataFetchError('status', 'the document answered HTTP 404');
+    });
+    expect((await resolver.lookup(URL_ID)).kind).toBe('refused');
+    expect((await resolver.lookup(URL_ID)).kind).toBe('refused');
+    expect(fetches()).toBe(1);
+    clock.now += REFUSAL_CACHE_MS;
+    await resolver.lookup(URL_ID);
+    expect(fetches()).toBe(2);
+  });
+
+  it(`fetches at most ${MAX_FETCHES_IN_FLIGHT} different documents at once and refuses the rest`, async () => {
+    const release: (() => void)[] = [];
+    const { resolver, fetches } = setup(
+      (url) => new Promise<FetchedDocument>((resolve) => release.push(() => resolve({ body: doc({ client_id: url.href }) }))),
+    );
+    const ids = Array.from({ length: MAX_FETCHES_IN_FLIGHT + 2 }, (_, i) => `https://app${i}.example.com/client.json`);
+    const lookups = ids.map((id) => resolver.lookup(id));
+    expect(fetches()).toBe(MAX_FETCHES_IN_FLIGHT);
+    for (const r of release) r();
+    const kinds = (await Promise.all(lookups)).map((l) => l.kind);
+    expect(kinds.filter((k) => k === 'found')).toHaveLength(MAX_FETCHES_IN_FLIGHT);
+    expect(kinds.filter((k) => k === 'refused')).toHaveLength(2);
   });
 });
