@@ -32,6 +32,8 @@ export interface Config {
   registrationRateLimit: number;
   /** Requests per client IP per minute at /token and /revoke. */
   tokenRateLimit: number;
+  /** Requests per minute per client IP at /authorize and the consent form. */
+  authorizeRateLimit: number;
   /** Requests per client IP per minute at /introspect. */
   introspectionRateLimit: number;
   /** Largest request body, in bytes, at /register, /token, /revoke and /introspect. */
@@ -210,6 +212,7 @@ export function loadConfig(env: Env): Config {
       get('OAUTH_REGISTRATION_RATE_LIMIT') ?? '30',
     ),
     tokenRateLimit: parseField('OAUTH_TOKEN_RATE_LIMIT', positiveInt, get('OAUTH_TOKEN_RATE_LIMIT') ?? '300'),
+    authorizeRateLimit: parseField('OAUTH_AUTHORIZE_RATE_LIMIT', positiveInt, get('OAUTH_AUTHORIZE_RATE_LIMIT') ?? '60'),
     introspectionRateLimit: parseField(
       'OAUTH_INTROSPECTION_RATE_LIMIT',
       positiveInt,

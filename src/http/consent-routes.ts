@@ -15,6 +15,7 @@ import { matchRedirectUri } from '../oauth/redirect-uri.js';
 import type { ClientRecord } from '../store/types.js';
 import { readCookie } from './cookies.js';
 import { requestFaultStatus, toOAuthError } from './oauth-response.js';
+import { pageRateLimit } from './rate-limits.js';
 import { queryParams, singleParams } from './params.js';
 
 const CSRF_COOKIE = 'latchkey_csrf';
@@ -92,7 +93,11 @@ export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer
     });
   };
 
-  router.get('/authorize', async (req: Request, res: Response) => {
+  // One limiter for both steps: every /authorize may fetch a metadata document, and every
+  // consent post may check a PIN.
+  const limit = pageRateLimit(ctx.config.authorizeRateLimit, 60_000);
+
+  router.get('/authorize', limit, async (req: Request, res: Response) => {
     const params = queryParams(req);
     const clientId = params.client_id;
     const found = typeof clientId === 'string' && clientId ? await clients.lookup(clientId) : undefined;
@@ -125,7 +130,7 @@ export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer
     await renderConsent(req, res, client, outcome.request, signer.sign(outcome.request, csrf, ctx.clock.now()));
   });
 
-  router.post('/authorize/consent', form, async (req: Request, res: Response) => {
+  router.post('/authorize/consent', limit, form, async (req: Request, res: Response) => {
     let fields: Partial<Record<'consent' | 'pin' | 'decision', string>>;
     try {
       fields = singleParams(req.body, ['consent', 'pin', 'decision']);

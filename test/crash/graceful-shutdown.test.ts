@@ -68,6 +68,7 @@ beforeAll(async () => {
       OAUTH_INTROSPECTION_SECRET: INTROSPECTION_SECRET,
       OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
       OAUTH_TOKEN_RATE_LIMIT: '1000000',
+      OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
       // The "shutting down" line is logged at info.
       LOG_LEVEL: 'info',
     },

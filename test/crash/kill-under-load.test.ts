@@ -42,6 +42,7 @@ beforeAll(async () => {
       OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
       OAUTH_TOKEN_RATE_LIMIT: '1000000',
       OAUTH_INTROSPECTION_RATE_LIMIT: '1000000',
+      OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
       OAUTH_PIN_MAX_FAILURES_PER_HOUR: '1000',
       // A refresh whose answer was lost in the crash may have rotated the token: the client
       // retries with the one it has, which must still work (the grace rule), not revoke the grant.

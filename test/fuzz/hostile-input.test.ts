@@ -50,6 +50,7 @@ beforeAll(async () => {
     OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
     OAUTH_TOKEN_RATE_LIMIT: '1000000',
     OAUTH_INTROSPECTION_RATE_LIMIT: '1000000',
+    OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
   });
   publicClient = await register(h, BODIES.claude);
   confidential = await register(h, BODIES.chatgpt);

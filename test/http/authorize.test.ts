@@ -45,6 +45,19 @@ describe('GET /authorize', () => {
     expect(q.get('code')).toBeNull();
   };
 
+  it('limits requests per address with OAUTH_AUTHORIZE_RATE_LIMIT, answering a page that says what to do', async () => {
+    const limited = await s.start({ OAUTH_AUTHORIZE_RATE_LIMIT: '2' });
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 3; i++) {
+      last = await http(limited).get('/authorize').query({ client_id: 'nobody' });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([400, 400, 429]);
+    expect(last?.headers['content-type']).toMatch(/^text\/html/);
+    expect(last?.text).toContain('Wait a minute, then start the connection again');
+  });
+
   describe('errors shown locally, never redirected', () => {
     it('an unknown client gets an HTML 400 page', async () => {
       const res = await http(s.h)
