@@ -38,6 +38,8 @@ export interface Config {
   introspectionRateLimit: number;
   /** Largest request body, in bytes, at /register, /token, /revoke and /introspect. */
   maxBodyBytes: number;
+  /** Journal size, in bytes, past which the store compacts it into the snapshot files. */
+  journalCompactBytes: number;
   pinMaxFailuresPerHour: number;
   pinMaxAttemptsPerRequest: number;
   /** Seconds without a request after which an owner's page session ends. */
@@ -224,6 +226,7 @@ export function loadConfig(env: Env): Config {
       positiveInt.min(1024, 'expected at least 1024 bytes').max(1_048_576, 'expected at most 1048576 bytes'),
       get('OAUTH_MAX_BODY_BYTES') ?? '16384',
     ),
+    journalCompactBytes: parseField('OAUTH_JOURNAL_COMPACT_BYTES', positiveInt, get('OAUTH_JOURNAL_COMPACT_BYTES') ?? '4194304'),
     pinMaxFailuresPerHour: parseField(
       'OAUTH_PIN_MAX_FAILURES_PER_HOUR',
       positiveInt,

@@ -53,7 +53,12 @@ export interface ServiceOptions {
 export async function createServices(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
-  const { store, report } = await FileStore.open({ dataDir: config.dataDir, logger, ...(options.fs ? { fs: options.fs } : {}) });
+  const { store, report } = await FileStore.open({
+    dataDir: config.dataDir,
+    logger,
+    compactAfterBytes: config.journalCompactBytes,
+    ...(options.fs ? { fs: options.fs } : {}),
+  });
   const ctx: OAuthContext = { config, store, clock, random, logger };
   const pinGenerated = config.pin === undefined && config.pinHash === undefined;
   const pin = pinGenerated ? String(randomInt(0, 100_000_000)).padStart(8, '0') : config.pin;

@@ -2,7 +2,7 @@ import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { CONSENT_KEY_FILE } from '../consent-key.js';
-import { FILES, parseDataFile, type CollectionName } from '../store/file-store.js';
+import { FILES, parseDataFile, readDataDir, type CollectionName } from '../store/file-store.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -168,6 +168,8 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
       : { ok: false, reason: 'the key is shorter than 32 bytes', newer: false },
   );
 
+  await checkJournal(dir, add);
+
   const entries = await fsp.readdir(dir);
   for (const aside of entries.filter((e) => e.includes('.corrupt-'))) {
     add({
@@ -177,6 +179,51 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
       fix: `look at it (the daemon started that collection empty), then delete ${path.join(dir, aside)}`,
     });
   }
+}
+
+/** The journal files: they parse, are private, and how much waits for compaction. */
+async function checkJournal(dir: string, add: (c: Check) => void): Promise<void> {
+  let state;
+  try {
+    state = await readDataDir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ECHANGED') {
+      add({ level: 'ok', name: 'journal', detail: 'a compaction finished while doctor read it (the daemon is busy and well)' });
+      return;
+    }
+    add({ level: 'fail', name: 'journal', detail: (err as Error).message, fix: 'run doctor as the service user; every file must belong to it (mode 0600)' });
+    return;
+  }
+  let records = 0;
+  for (const j of state.journals) {
+    records += j.records;
+    const mode = (await fsp.stat(path.join(dir, j.file))).mode & 0o777;
+    if (mode & 0o077) add({ level: 'fail', name: j.file, detail: `mode ${mode.toString(8)} lets other users read it`, fix: `chmod 600 ${path.join(dir, j.file)}` });
+    if (j.corrupt.length > 0) {
+      add({
+        level: 'fail',
+        name: j.file,
+        detail: `${j.corrupt.length} damaged record(s) (line ${j.corrupt.map((c) => c.line).join(', ')}): the disk or someone changed the file`,
+        fix: 'the daemon skips them at start and keeps a copy of the file; if a client then gets invalid_grant, it re-authorizes by itself. Check the disk (dmesg, smartctl)',
+      });
+    }
+    if (j.torn) {
+      add({
+        level: 'warn',
+        name: j.file,
+        detail: `its last record (line ${j.torn.line}) was cut short by a crash before it was acknowledged`,
+        fix: 'nothing to do: the daemon drops it at start',
+      });
+    }
+  }
+  add({
+    level: 'ok',
+    name: 'journal',
+    detail:
+      state.journals.length === 0
+        ? 'empty: the snapshot files hold everything (clean stop)'
+        : `${state.journals.length} file(s), ${records} record(s) not yet compacted into the snapshot files`,
+  });
 }
 
 async function checkFile(
@@ -213,7 +260,7 @@ async function checkFile(
   } else if (mode & 0o077) {
     add({ level: 'fail', name: file, detail: `mode ${mode.toString(8)} lets other users read it`, fix: `chmod 600 ${full}` });
   } else {
-    const records = file === CONSENT_KEY_FILE ? 'key present' : `${parsed.records.length} record(s)`;
+    const records = file === CONSENT_KEY_FILE ? 'key present' : `${parsed.records.length} record(s) in the snapshot`;
     add({ level: 'ok', name: file, detail: `parses, ${records}, mode ${mode.toString(8).padStart(4, '0')}` });
   }
 }

@@ -32,7 +32,13 @@ export function infoRouter(ctx: OAuthContext, version: string, startedAt: number
   const health = async (_req: Request, res: Response): Promise<void> => {
     const status = await ctx.store.health();
     res.setHeader('Cache-Control', 'no-store');
-    res.status(status.ok ? 200 : 503).json(status.ok ? { status: 'ok' } : { status: 'error', store: status.error });
+    // A failing compaction is a warning, not an outage: every write still reaches the journal.
+    const body = !status.ok
+      ? { status: 'error', store: status.error }
+      : status.compactionError === undefined
+        ? { status: 'ok' }
+        : { status: 'ok', compaction: status.compactionError };
+    res.status(status.ok ? 200 : 503).json(body);
   };
   router.get('/healthz', health);
   router.get('/health', health);

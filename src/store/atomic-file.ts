@@ -7,7 +7,10 @@ import path from 'node:path';
  */
 export interface FsOps {
   open(file: string, flags: string, mode: number): Promise<fsp.FileHandle>;
-  write(handle: fsp.FileHandle, data: string): Promise<void>;
+  /** Writes all of `data` at byte `position` of the file. */
+  write(handle: fsp.FileHandle, data: string | Buffer, position: number): Promise<void>;
+  /** Cuts the file to `length` bytes (drops what a failed append left). */
+  truncate(handle: fsp.FileHandle, length: number): Promise<void>;
   fsync(handle: fsp.FileHandle): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   /** fsync of a directory, so a rename inside it is durable. */
@@ -17,9 +20,15 @@ export interface FsOps {
 
 export const nodeFsOps: FsOps = {
   open: (file, flags, mode) => fsp.open(file, flags, mode),
-  write: async (handle, data) => {
-    await handle.writeFile(data, 'utf8');
+  write: async (handle, data, position) => {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+      done += bytesWritten;
+    }
   },
+  truncate: (handle, length) => handle.truncate(length),
   fsync: (handle) => handle.sync(),
   rename: (from, to) => fsp.rename(from, to),
   fsyncDir: async (dir) => {
@@ -35,19 +44,33 @@ export const nodeFsOps: FsOps = {
 
 let tmpCounter = 0;
 
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /**
  * Replaces `file` with `data` so that a crash at any moment leaves either the old or the
  * new content, never a mix: write a temporary file in the same directory (mode 0600),
  * fsync it, rename it over the target, then fsync the directory.
+ *
+ * `data` may be a sequence of chunks, produced one at a time: between two chunks the event
+ * loop is free to serve requests, so a large file is never serialized in one blocking step.
  */
-export async function writeFileAtomic(fs: FsOps, file: string, data: string): Promise<void> {
+export async function writeFileAtomic(fs: FsOps, file: string, data: string | Iterable<string>): Promise<void> {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${++tmpCounter}.tmp`);
   let renamed = false;
   try {
     const handle = await fs.open(tmp, 'w', 0o600);
     try {
-      await fs.write(handle, data);
+      if (typeof data === 'string') await fs.write(handle, data, 0);
+      else {
+        let position = 0;
+        for (const chunk of data) {
+          const buf = Buffer.from(chunk, 'utf8');
+          await fs.write(handle, buf, position);
+          position += buf.length;
+          await yieldToEventLoop();
+        }
+      }
       await fs.fsync(handle);
     } finally {
       await handle.close();

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { nodeFsOps, writeFileAtomic, type FsOps } from './atomic-file.js';
+import { encodeJournalRecord, JOURNAL_PATTERN, journalFileName, parseJournal, type JournalOp } from './journal.js';
 import {
   StoreUnavailableError,
   type AccessTokenRecord,
@@ -18,15 +19,25 @@ import {
 
 /**
  * The JSON-file store. All records live in memory; every change is applied in memory in one
- * synchronous step (so check-and-set operations are atomic on Node's single thread), then
- * the changed collections are written with {@link writeFileAtomic}. Callers are answered
- * only once their change is on disk. Changes that arrive while a write is running are
- * written together in the next one (group commit). If a write fails, every change not yet
- * on disk is undone in memory and its callers get {@link StoreUnavailableError}: nothing is
- * acknowledged that is not on disk. The layout is described in docs/storage.md.
+ * synchronous step (so check-and-set operations are atomic on Node's single thread). The
+ * changes are then appended, as one line, to the journal and fsync'd; callers are answered
+ * only once their change is on disk. Changes that arrive while an append is running share
+ * the next one (group commit), so the cost of a change is one small append, whatever the
+ * size of the store. If an append fails, every change not yet on disk is undone in memory
+ * and its callers get {@link StoreUnavailableError}: nothing is acknowledged that is not on
+ * disk.
+ *
+ * In the background, once the journal has grown enough, the store compacts: it writes the
+ * durable state into the snapshot files (clients.json, codes.json, tokens.json,
+ * refresh_tokens.json, each replaced atomically and serialized in chunks so the event loop
+ * stays free), then deletes the journal files the snapshots now cover. Startup loads the
+ * snapshots and replays the journal after them. The layout is described in docs/storage.md.
  */
 
-export const SCHEMA_VERSION = 1;
+/** The snapshot format written now: `{"version":2,"seq":n,"records":[...]}`. */
+export const SCHEMA_VERSION = 2;
+/** Version 1 files (no journal, no `seq`) are read as snapshots at sequence 0. */
+const OLDEST_READABLE_VERSION = 1;
 
 /** The file of each collection, relative to the data directory. */
 export const FILES = {
@@ -37,6 +48,15 @@ export const FILES = {
 } as const;
 
 export type CollectionName = keyof typeof FILES;
+const COLLECTIONS = Object.keys(FILES) as CollectionName[];
+const isCollection = (name: string): name is CollectionName => Object.hasOwn(FILES, name);
+
+/** Compact once the journal holds this much, or half the size of the snapshots if more. */
+const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
+/** After a failed compaction, wait this long before the next try. */
+const COMPACT_RETRY_MS = 60_000;
+/** Records per chunk when serializing a snapshot: small enough to keep each step short. */
+const SNAPSHOT_CHUNK = 1_000;
 
 const str = z.string();
 const num = z.number();
@@ -96,6 +116,11 @@ interface Collections {
 
 type Record_ = ClientRecord | CodeRecord | AccessTokenRecord | RefreshTokenRecord;
 
+/** Per collection: key → its durable value before the first change not yet on disk. */
+type Pending = Record<CollectionName, Map<string, Record_ | undefined>>;
+const noPending = (): Pending => ({ clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() });
+const pendingSize = (p: Pending): number => COLLECTIONS.reduce((n, name) => n + p[name].size, 0);
+
 interface Waiter {
   resolve: () => void;
   reject: (err: Error) => void;
@@ -105,12 +130,16 @@ export interface FileStoreOptions {
   dataDir: string;
   logger: Logger;
   fs?: FsOps;
+  /** Journal size that starts a compaction (bytes); tests make it small. */
+  compactAfterBytes?: number;
 }
 
 export interface LoadReport {
   counts: StoreCounts;
   /** Files that could not be parsed and were moved aside, with where they went. */
   setAside: { file: string; movedTo: string; reason: string }[];
+  /** What the journal added to the snapshots, and what of it had to be dropped. */
+  journal: { files: number; records: number; tornRecords: number; corruptRecords: number };
 }
 
 /** Startup cannot go on: the message says which file and what to do. */
@@ -119,32 +148,170 @@ export class StoreOpenError extends Error {
 }
 
 /**
- * Reads one collection file: its envelope, schema version and every record. Shared with
- * `latchkey doctor` and `latchkey backup`, so they judge a file exactly as the daemon does.
+ * Reads one snapshot file: its envelope, schema version, sequence number and every record.
+ * Shared with `latchkey doctor` and `latchkey backup`, so they judge a file exactly as the
+ * daemon does.
  */
 export function parseDataFile(
   name: CollectionName,
   text: string,
-): { ok: true; records: Record_[] } | { ok: false; reason: string; newer: boolean } {
+): { ok: true; records: Record_[]; seq: number } | { ok: false; reason: string; newer: boolean } {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
     return { ok: false, reason: `not valid JSON (${(err as Error).message})`, newer: false };
   }
-  const envelope = z.object({ version: z.number(), records: z.array(z.unknown()) }).safeParse(json);
+  const envelope = z.object({ version: z.number(), seq: z.number().int().nonnegative().optional(), records: z.array(z.unknown()) }).safeParse(json);
   if (!envelope.success) return { ok: false, reason: 'not a Latchkey data file (no version/records)', newer: false };
   if (envelope.data.version > SCHEMA_VERSION) {
     return { ok: false, reason: `schema version ${envelope.data.version}`, newer: true };
   }
-  if (envelope.data.version !== SCHEMA_VERSION) {
+  if (envelope.data.version < OLDEST_READABLE_VERSION || !Number.isInteger(envelope.data.version)) {
     return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
   }
   const records = z.array(SCHEMAS[name]).safeParse(envelope.data.records);
   if (!records.success) {
     return { ok: false, reason: `a record does not match the schema (${records.error.issues[0]?.message ?? ''})`, newer: false };
   }
-  return { ok: true, records: records.data as Record_[] };
+  return { ok: true, records: records.data as Record_[], seq: envelope.data.seq ?? 0 };
+}
+
+/** Checks one journal op against its collection's schema; a deletion carries null. */
+export function validJournalOp(op: JournalOp): op is [CollectionName, string, Record_ | null] {
+  const [collection, , value] = op;
+  if (!isCollection(collection)) return false;
+  return value === null || SCHEMAS[collection].safeParse(value).success;
+}
+
+const keyOf = (name: CollectionName, record: Record_): string => (name === 'clients' ? (record as ClientRecord).clientId : (record as CodeRecord).hash);
+
+/** One snapshot file's text, produced in chunks (see {@link writeFileAtomic}). */
+function* snapshotChunks(seq: number, records: Record_[]): Generator<string> {
+  yield `{"version":${SCHEMA_VERSION},"seq":${seq},"records":[`;
+  for (let i = 0; i < records.length; i += SNAPSHOT_CHUNK) {
+    const part = records.slice(i, i + SNAPSHOT_CHUNK).map((r) => JSON.stringify(r));
+    yield `${i === 0 ? '' : ','}\n${part.join(',\n')}`;
+  }
+  yield '\n]}\n';
+}
+
+/** A state read from the data directory, without changing anything in it. */
+export interface DataDirState {
+  collections: Record<CollectionName, Map<string, Record_>>;
+  /** Highest sequence number seen in the snapshots and the journal. */
+  seq: number;
+  snapshots: Record<CollectionName, { status: 'ok'; seq: number; bytes: number } | { status: 'missing' } | { status: 'bad'; reason: string; newer: boolean }>;
+  journals: { file: string; generation: number; bytes: number; records: number; torn: { line: number; bytes: number } | undefined; corrupt: { line: number; reason: string }[] }[];
+  /** Journal records applied on top of the snapshots. */
+  replayed: number;
+  /**
+   * Whether the files form one point in time: every snapshot is covered by the journal read
+   * (no record missing between a snapshot and the journal, no snapshot newer than it). Only
+   * false when a compaction ran while reading; the reader should read again.
+   */
+  consistent: boolean;
+}
+
+/**
+ * Reads the snapshots and replays the journal after them, exactly as the daemon does at
+ * startup, but only reads. Used by the store itself, `latchkey doctor` and `latchkey backup`.
+ * The journal is read before the snapshots: a compaction replaces snapshots before it deletes
+ * the journal files they cover, so a reader racing a running daemon sees either a journal
+ * file vanish (error code ECHANGED) or `consistent: false`, and reads again. Unreadable files
+ * (permissions) throw with the file's path in the message.
+ */
+export async function readDataDir(dir: string): Promise<DataDirState> {
+  const entries = (await fsp.readdir(dir)).flatMap((entry) => {
+    const match = JOURNAL_PATTERN.exec(entry);
+    return match?.[1] ? [{ file: entry, generation: Number(match[1]) }] : [];
+  });
+  entries.sort((a, b) => a.generation - b.generation);
+  const journalTexts: { file: string; generation: number; text: string }[] = [];
+  for (const { file, generation } of entries) {
+    try {
+      journalTexts.push({ file, generation, text: await fsp.readFile(path.join(dir, file), 'utf8') });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw Object.assign(new Error(`${file} vanished while reading (a compaction finished)`), { code: 'ECHANGED' });
+      throw Object.assign(new Error(`cannot read ${path.join(dir, file)}: ${(err as Error).message}`), { code });
+    }
+  }
+
+  const collections = { clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() } as Record<CollectionName, Map<string, Record_>>;
+  const snapshots = {} as DataDirState['snapshots'];
+  const from = {} as Record<CollectionName, number>;
+  let seq = 0;
+  for (const name of COLLECTIONS) {
+    from[name] = 0;
+    let text: string;
+    try {
+      text = await fsp.readFile(path.join(dir, FILES[name]), 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') throw Object.assign(new Error(`cannot read ${path.join(dir, FILES[name])}: ${(err as Error).message}`), { code });
+      snapshots[name] = { status: 'missing' };
+      continue;
+    }
+    const parsed = parseDataFile(name, text);
+    if (!parsed.ok) {
+      snapshots[name] = { status: 'bad', reason: parsed.reason, newer: parsed.newer };
+      continue;
+    }
+    for (const record of parsed.records) collections[name].set(keyOf(name, record), record);
+    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: Buffer.byteLength(text) };
+    from[name] = parsed.seq;
+    seq = Math.max(seq, parsed.seq);
+  }
+  const snapshotSeqs = COLLECTIONS.map((name) => from[name]);
+
+  const journals: DataDirState['journals'] = [];
+  let replayed = 0;
+  let firstSeq: number | undefined;
+  let lastSeq: number | undefined;
+  for (const { file, generation, text } of journalTexts) {
+    const parsed = parseJournal(text);
+    const corrupt = [...parsed.corrupt];
+    let records = 0;
+    for (const record of parsed.records) {
+      if (!record.ops.every(validJournalOp)) {
+        corrupt.push({ line: record.line, reason: 'a record does not match the schema' });
+        continue;
+      }
+      records++;
+      firstSeq ??= record.seq;
+      lastSeq = record.seq;
+      seq = Math.max(seq, record.seq);
+      let applied = false;
+      for (const [collection, key, value] of record.ops as [CollectionName, string, Record_ | null][]) {
+        if (record.seq <= from[collection]) continue; // the snapshot already holds it
+        if (value === null) collections[collection].delete(key);
+        else collections[collection].set(key, value);
+        applied = true;
+      }
+      if (applied) replayed++;
+    }
+    journals.push({ file, generation, bytes: Buffer.byteLength(text), records, torn: parsed.torn, corrupt });
+  }
+  const consistent =
+    firstSeq === undefined || lastSeq === undefined
+      ? snapshotSeqs.every((s) => s === snapshotSeqs[0])
+      : snapshotSeqs.every((s) => s >= firstSeq - 1 && s <= lastSeq);
+  return { collections, seq, snapshots, journals, replayed, consistent };
+}
+
+/** A snapshot file's text, as the store writes it. */
+export function serializeSnapshot(seq: number, records: Iterable<ClientRecord | CodeRecord | AccessTokenRecord | RefreshTokenRecord>): string {
+  return [...snapshotChunks(seq, [...records])].join('');
+}
+
+interface Journal {
+  handle: fsp.FileHandle;
+  generation: number;
+  /** Bytes of whole, durable records: where the next append goes. */
+  size: number;
+  /** An append failed part-way: cut the file back to `size` before the next one. */
+  damaged: boolean;
 }
 
 export class FileStore implements Store {
@@ -159,20 +326,33 @@ export class FileStore implements Store {
    * its own records instead of scanning every token. Kept in step by {@link set}.
    */
   private readonly byGrant = new Map<string, Set<string>>();
-  private dirty = new Set<CollectionName>();
-  private undo: (() => void)[] = [];
+  /** Changes made in memory and not yet handed to an append. */
+  private pending: Pending = noPending();
   private waiters: Waiter[] = [];
   private flushing: Promise<void> | undefined;
   private lastError: string | undefined;
+  /** Sequence number of the last durable journal record. */
+  private seq = 0;
+  private journal: Journal | undefined;
+  /** Journal files older than the current one, not yet folded into the snapshots. */
+  private olderJournals: { generation: number; bytes: number }[] = [];
+  /** Size of the snapshot files as last written, to scale the compaction threshold. */
+  private snapshotBytes = 0;
+  private compacting: Promise<void> | undefined;
+  private compactionError: string | undefined;
+  private compactNotBefore = 0;
+  private compactRequested = false;
+  private closed = false;
 
   private constructor(
     private readonly dir: string,
     private readonly fs: FsOps,
     private readonly logger: Logger,
+    private readonly compactAfterBytes: number,
   ) {}
 
   static async open(options: FileStoreOptions): Promise<{ store: FileStore; report: LoadReport }> {
-    const store = new FileStore(path.resolve(options.dataDir), options.fs ?? nodeFsOps, options.logger);
+    const store = new FileStore(path.resolve(options.dataDir), options.fs ?? nodeFsOps, options.logger, options.compactAfterBytes ?? COMPACT_MIN_BYTES);
     const report = await store.load();
     return { store, report };
   }
@@ -183,42 +363,72 @@ export class FileStore implements Store {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     await fsp.chmod(this.dir, 0o700).catch(() => undefined);
     await this.removeStaleTempFiles();
+    let state: DataDirState;
+    try {
+      state = await readDataDir(this.dir);
+    } catch (err) {
+      throw new StoreOpenError(`${(err as Error).message}. Check that the user running Latchkey owns ${this.dir}.`);
+    }
     const setAside: LoadReport['setAside'] = [];
-    for (const name of Object.keys(FILES) as CollectionName[]) {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    for (const name of COLLECTIONS) {
       const file = path.join(this.dir, FILES[name]);
-      let text: string;
-      try {
-        text = await fsp.readFile(file, 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          this.dirty.add(name); // created empty at first start
-          continue;
-        }
-        throw new StoreOpenError(
-          `cannot read ${file}: ${(err as Error).message}. Check that the user running Latchkey owns ${this.dir}.`,
-        );
-      }
-      const parsed = parseDataFile(name, text);
-      if (parsed.ok) {
-        for (const record of parsed.records) {
-          const key = this.keyOf(name, record);
-          this.mapOf(name).set(key, record);
-          this.index(name, key, undefined, record);
-        }
+      const snapshot = state.snapshots[name];
+      if (snapshot.status === 'ok') {
+        this.snapshotBytes += snapshot.bytes;
         continue;
       }
-      if (parsed.newer) {
-        throw new StoreOpenError(`${file} was written by a newer Latchkey (${parsed.reason}); upgrade Latchkey to read it.`);
+      if (snapshot.status === 'missing') {
+        await writeFileAtomic(this.fs, file, [...snapshotChunks(0, [])].join('')); // created empty at first start
+        continue;
       }
-      // Never overwrite what we cannot read: move it aside byte for byte, start that collection empty.
-      const movedTo = `${file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      if (snapshot.newer) {
+        throw new StoreOpenError(`${file} was written by a newer Latchkey (${snapshot.reason}); upgrade Latchkey to read it.`);
+      }
+      // Never overwrite what we cannot read: move it aside byte for byte, start that
+      // collection from the journal alone (usually empty).
+      const movedTo = `${file}.corrupt-${stamp}`;
       await fsp.rename(file, movedTo);
-      this.logger.error({ file, movedTo, reason: parsed.reason }, 'data file is corrupt; moved it aside and started that collection empty');
-      setAside.push({ file, movedTo, reason: parsed.reason });
-      this.dirty.add(name);
+      this.logger.error({ file, movedTo, reason: snapshot.reason }, 'data file is corrupt; moved it aside and started that collection from the journal alone');
+      setAside.push({ file, movedTo, reason: snapshot.reason });
+      await writeFileAtomic(this.fs, file, [...snapshotChunks(0, [])].join(''));
     }
-    if (this.dirty.size > 0) await this.commit();
-    return { counts: await this.counts(Date.now()), setAside };
+
+    const journal: LoadReport['journal'] = { files: state.journals.length, records: state.replayed, tornRecords: 0, corruptRecords: 0 };
+    for (const j of state.journals) {
+      const file = path.join(this.dir, j.file);
+      if (j.torn) {
+        journal.tornRecords++;
+        this.logger.warn({ file, line: j.torn.line, bytes: j.torn.bytes }, 'dropped the last journal record: a crash cut it short before it was acknowledged');
+      }
+      if (j.corrupt.length > 0) {
+        journal.corruptRecords += j.corrupt.length;
+        const copy = `${file}.corrupt-${stamp}`;
+        await fsp.copyFile(file, copy);
+        this.logger.error({ file, copy, lines: j.corrupt }, 'journal records are damaged and were skipped; kept a copy of the file');
+      }
+      if (j.bytes === 0) await this.fs.unlink(file).catch(() => undefined); // nothing in it to keep
+      else this.olderJournals.push({ generation: j.generation, bytes: j.bytes });
+    }
+    if (state.replayed > 0) this.logger.info({ records: state.replayed, files: state.journals.length }, 'replayed the journal after the snapshots');
+
+    for (const name of COLLECTIONS) {
+      for (const [key, record] of state.collections[name]) {
+        this.mapOf(name).set(key, record);
+        this.index(name, key, undefined, record);
+      }
+    }
+    this.seq = state.seq;
+    // Always a fresh journal file: an older one may end in a torn record.
+    const last = state.journals.at(-1)?.generation ?? 0;
+    try {
+      this.journal = await this.createJournal(last + 1);
+    } catch (err) {
+      throw new StoreOpenError(`cannot create a journal file in ${this.dir}: ${(err as Error).message}. Check that the user running Latchkey owns ${this.dir} and that the disk has space.`);
+    }
+    // Fold what the journal held into the snapshots, in the background.
+    if (this.olderJournals.length > 0) this.requestCompaction();
+    return { counts: await this.counts(Date.now()), setAside, journal };
   }
 
   /**
@@ -234,10 +444,6 @@ export class FileStore implements Store {
         this.logger.info({ file: entry }, 'removed a temporary file left by an interrupted write');
       }
     }
-  }
-
-  private keyOf(name: CollectionName, record: Record_): string {
-    return name === 'clients' ? (record as ClientRecord).clientId : (record as CodeRecord).hash;
   }
 
   private mapOf(name: CollectionName): Map<string, Record_> {
@@ -266,20 +472,28 @@ export class FileStore implements Store {
     }
   }
 
-  /** Applies a change in memory, remembering how to undo it if the write fails. */
-  private set<K extends CollectionName>(name: K, key: string, value: Record_ | undefined): void {
+  /** Applies a change in memory, remembering the value to restore if the append fails. */
+  private set(name: CollectionName, key: string, value: Record_ | undefined): void {
     const map = this.mapOf(name);
     const previous = map.get(key);
-    this.undo.push(() => {
-      const current = map.get(key);
-      if (previous) map.set(key, previous);
-      else map.delete(key);
-      this.index(name, key, current, previous);
-    });
+    const pending = this.pending[name];
+    if (!pending.has(key)) pending.set(key, previous);
     if (value === undefined) map.delete(key);
     else map.set(key, value);
     this.index(name, key, previous, value);
-    this.dirty.add(name);
+  }
+
+  /** Puts back the values `changes` replaced. */
+  private revert(changes: Pending): void {
+    for (const name of COLLECTIONS) {
+      const map = this.mapOf(name);
+      for (const [key, previous] of changes[name]) {
+        const current = map.get(key);
+        if (previous === undefined) map.delete(key);
+        else map.set(key, previous);
+        this.index(name, key, current, previous);
+      }
+    }
   }
 
   /** Resolves once every change made so far is on disk. */
@@ -292,41 +506,82 @@ export class FileStore implements Store {
 
   private async flushLoop(): Promise<void> {
     try {
-      while (this.waiters.length > 0) {
-        const waiters = this.waiters;
-        const names = [...this.dirty];
-        const undo = this.undo;
-        this.waiters = [];
-        this.dirty = new Set();
-        this.undo = [];
-        const payloads = names.map((name) => ({ name, text: this.serialize(name) }));
-        try {
-          for (const { name, text } of payloads) await writeFileAtomic(this.fs, path.join(this.dir, FILES[name]), text);
-          if (this.lastError) this.logger.info('data directory is writable again');
-          this.lastError = undefined;
-          for (const w of waiters) w.resolve();
-        } catch (err) {
-          this.failBatch(err as NodeJS.ErrnoException, names, undo, waiters);
-        }
+      for (;;) {
+        if (this.waiters.length > 0) await this.appendBatch();
+        // Compaction starts only here, between appends, so its copy of the state is exactly
+        // what the journal files it replaces hold.
+        else if (this.compactRequested || this.compactionDue()) {
+          this.compactRequested = false;
+          if (!this.compacting && !this.closed) await this.beginCompaction();
+        } else break;
       }
     } finally {
       this.flushing = undefined;
     }
   }
 
-  /**
-   * A write failed. Undo this batch and every change queued behind it (newest first, so
-   * each undo restores exactly what it saw), fail their callers, and mark the files dirty
-   * again: the next write rewrites them from the restored state, so a file the failed batch
-   * did manage to replace cannot keep an unacknowledged change.
-   */
-  private failBatch(err: NodeJS.ErrnoException, names: CollectionName[], undo: (() => void)[], waiters: Waiter[]): void {
-    const all = [...undo, ...this.undo];
-    for (let i = all.length - 1; i >= 0; i--) all[i]?.();
-    const queued = this.waiters;
-    this.undo = [];
+  private async appendBatch(): Promise<void> {
+    const waiters = this.waiters;
+    const batch = this.pending;
     this.waiters = [];
-    for (const n of names) this.dirty.add(n);
+    this.pending = noPending();
+    const ops: JournalOp[] = [];
+    for (const name of COLLECTIONS) for (const key of batch[name].keys()) ops.push([name, key, this.mapOf(name).get(key) ?? null]);
+    try {
+      // Nothing to write: done, unless the last append failed. Then an empty record proves
+      // the disk takes writes again (health() relies on it).
+      if (ops.length > 0 || this.lastError !== undefined) await this.append(encodeJournalRecord({ seq: this.seq + 1, ops }));
+      if (this.lastError) this.logger.info('data directory is writable again');
+      this.lastError = undefined;
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      this.failBatch(err as NodeJS.ErrnoException, batch, waiters);
+    }
+  }
+
+  /** Appends one record at the end of the journal and fsyncs it. */
+  private async append(line: string): Promise<void> {
+    const journal = this.journal;
+    if (!journal) throw new StoreUnavailableError('the store is closed');
+    const buf = Buffer.from(line, 'utf8');
+    if (journal.damaged) {
+      await this.fs.truncate(journal.handle, journal.size);
+      await this.fs.fsync(journal.handle);
+      journal.damaged = false;
+    }
+    journal.damaged = true;
+    try {
+      await this.fs.write(journal.handle, buf, journal.size);
+      await this.fs.fsync(journal.handle);
+    } catch (err) {
+      // The record may be in the file in part or even whole (a failed fsync): cut it off at
+      // once, so that nothing refused can be replayed by a restart. If even that fails, the
+      // next append tries again first.
+      try {
+        await this.fs.truncate(journal.handle, journal.size);
+        await this.fs.fsync(journal.handle);
+        journal.damaged = false;
+      } catch {
+        // journal.damaged stays set
+      }
+      throw err;
+    }
+    journal.damaged = false;
+    journal.size += buf.length;
+    this.seq++;
+  }
+
+  /**
+   * An append failed. Undo this batch and every change queued behind it (newest first, so
+   * each undo restores what was durable), and fail their callers. What the failed append
+   * may have left in the journal is cut off before the next one.
+   */
+  private failBatch(err: NodeJS.ErrnoException, batch: Pending, waiters: Waiter[]): void {
+    this.revert(this.pending);
+    this.revert(batch);
+    const queued = this.waiters;
+    this.pending = noPending();
+    this.waiters = [];
     this.lastError = err.code ?? err.message;
     // `errno`, not `code`: the log redaction censors every `code` key (OAuth codes share the name).
     this.logger.error({ errno: err.code, reason: err.message }, 'could not write the data directory; changes were refused');
@@ -334,8 +589,120 @@ export class FileStore implements Store {
     for (const w of [...waiters, ...queued]) w.reject(error);
   }
 
-  private serialize(name: CollectionName): string {
-    return JSON.stringify({ version: SCHEMA_VERSION, records: [...this.mapOf(name).values()] });
+  private async createJournal(generation: number): Promise<Journal> {
+    const handle = await this.fs.open(path.join(this.dir, journalFileName(generation)), 'wx+', 0o600);
+    try {
+      // The new file's name must be durable before a record in it is acknowledged.
+      await this.fs.fsyncDir(this.dir);
+    } catch (err) {
+      await handle.close();
+      await this.fs.unlink(path.join(this.dir, journalFileName(generation))).catch(() => undefined);
+      throw err;
+    }
+    return { handle, generation, size: 0, damaged: false };
+  }
+
+  // ---- compaction ----------------------------------------------------------------------
+
+  private journalBytes(): number {
+    return this.olderJournals.reduce((n, j) => n + j.bytes, this.journal?.size ?? 0);
+  }
+
+  private compactionDue(): boolean {
+    return (
+      !this.closed &&
+      this.compacting === undefined &&
+      Date.now() >= this.compactNotBefore &&
+      this.journalBytes() >= Math.max(this.compactAfterBytes, this.snapshotBytes / 2)
+    );
+  }
+
+  /** Asks the flush loop to compact at its next pause between appends. */
+  private requestCompaction(): void {
+    this.compactRequested = true;
+    this.flushing ??= this.flushLoop();
+  }
+
+  /**
+   * Called between appends. Takes the durable state (memory minus the changes not yet
+   * appended), switches appends to a new journal file, and writes the snapshots in the
+   * background. Only after every snapshot is in place are the older journal files deleted.
+   */
+  private async beginCompaction(): Promise<void> {
+    const current = this.journal;
+    if (!current || this.closed) return;
+    const seq = this.seq;
+    const records = {} as Record<CollectionName, Record_[]>;
+    for (const name of COLLECTIONS) {
+      const pending = this.pending[name];
+      if (pending.size === 0) records[name] = [...this.mapOf(name).values()];
+      else {
+        const copy = new Map(this.mapOf(name));
+        for (const [key, durable] of pending) {
+          if (durable === undefined) copy.delete(key);
+          else copy.set(key, durable);
+        }
+        records[name] = [...copy.values()];
+      }
+    }
+    let next: Journal;
+    try {
+      next = await this.createJournal(current.generation + 1);
+    } catch (err) {
+      this.compactionFailed(err as Error);
+      return;
+    }
+    this.journal = next;
+    this.olderJournals.push({ generation: current.generation, bytes: current.size });
+    await current.handle.close().catch(() => undefined);
+    this.compacting = this.writeSnapshots(seq, records).finally(() => {
+      this.compacting = undefined;
+    });
+  }
+
+  private async writeSnapshots(seq: number, records: Record<CollectionName, Record_[]>): Promise<void> {
+    const started = Date.now();
+    const covered = [...this.olderJournals];
+    try {
+      let bytes = 0;
+      for (const name of COLLECTIONS) {
+        const file = path.join(this.dir, FILES[name]);
+        await writeFileAtomic(this.fs, file, snapshotChunks(seq, records[name]));
+        bytes += (await fsp.stat(file)).size;
+      }
+      for (const j of covered) {
+        await this.fs.unlink(path.join(this.dir, journalFileName(j.generation))).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      }
+      await this.fs.fsyncDir(this.dir);
+      this.olderJournals = this.olderJournals.filter((j) => !covered.includes(j));
+      this.snapshotBytes = bytes;
+      if (this.compactionError) this.logger.info('compaction works again');
+      this.compactionError = undefined;
+      this.logger.info({ seq, bytes, ms: Date.now() - started, journalFiles: covered.length }, 'compacted the journal into the snapshot files');
+    } catch (err) {
+      this.compactionFailed(err as NodeJS.ErrnoException);
+    }
+  }
+
+  private compactionFailed(err: NodeJS.ErrnoException): void {
+    // Nothing is lost: the journal still holds every change. Try again later.
+    this.compactionError = err.code ?? err.message;
+    this.compactNotBefore = Date.now() + COMPACT_RETRY_MS;
+    this.logger.warn({ errno: err.code, reason: err.message }, 'could not compact the journal into the snapshot files; the journal keeps every change, will retry');
+  }
+
+  /**
+   * Folds the whole journal into the snapshot files now and waits for it: for tests, and
+   * for a clean shutdown that leaves only readable snapshots behind.
+   */
+  async compact(): Promise<void> {
+    await this.compacting;
+    if (this.journalBytes() === 0) return;
+    this.requestCompaction();
+    while (this.flushing) await this.flushing;
+    await this.compacting;
   }
 
   // ---- clients -------------------------------------------------------------------------
@@ -353,8 +720,8 @@ export class FileStore implements Store {
     const client = this.data.clients.get(clientId);
     // At most one rewrite a minute per client: this is for the owner's overview, not security.
     if (!client || (client.lastUsedAt !== undefined && at - client.lastUsedAt < 60_000)) return;
-    this.data.clients.set(clientId, { ...client, lastUsedAt: at });
-    this.dirty.add('clients');
+    // Goes to disk with the next change that is waited for; losing it in a crash costs nothing.
+    this.set('clients', clientId, { ...client, lastUsedAt: at });
   }
 
   async deleteClient(clientId: string): Promise<boolean> {
@@ -512,14 +879,25 @@ export class FileStore implements Store {
   }
 
   async health(): Promise<StoreHealth> {
-    // After a failed write, try again now: a fault that has cleared (disk space freed,
+    // After a failed append, try again now: a fault that has cleared (disk space freed,
     // permissions fixed) heals the store without waiting for the next request.
     if (this.lastError !== undefined) await this.commit().catch(() => undefined);
-    return this.lastError === undefined ? { ok: true } : { ok: false, error: this.lastError };
+    if (this.lastError !== undefined) return { ok: false, error: this.lastError };
+    return this.compactionError === undefined ? { ok: true } : { ok: true, compactionError: this.compactionError };
   }
 
   async close(): Promise<void> {
-    if (this.dirty.size > 0) await this.commit().catch(() => undefined);
-    await this.flushing;
+    if (this.closed) return;
+    if (pendingSize(this.pending) > 0) await this.commit().catch(() => undefined);
+    while (this.flushing) await this.flushing;
+    // Leave readable snapshots and no journal behind after a clean stop.
+    if (this.lastError === undefined) await this.compact().catch(() => undefined);
+    this.closed = true;
+    const journal = this.journal;
+    this.journal = undefined;
+    if (journal) {
+      await journal.handle.close().catch(() => undefined);
+      if (journal.size === 0) await this.fs.unlink(path.join(this.dir, journalFileName(journal.generation))).catch(() => undefined);
+    }
   }
 }

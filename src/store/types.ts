@@ -106,6 +106,11 @@ export interface StoreHealth {
   ok: boolean;
   /** Why the last write failed, without paths to secrets; absent when healthy. */
   error?: string;
+  /**
+   * Why the last background compaction failed, if it did. Writes still succeed (the journal
+   * holds them), so the store is ok, but the journal grows until compaction works again.
+   */
+  compactionError?: string;
 }
 
 /**

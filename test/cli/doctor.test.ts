@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli/run.js';
@@ -24,7 +24,9 @@ describe('latchkey doctor', () => {
     expect(line(out, 'config')).toMatch(/ok/);
     expect(line(out, 'pin')).toMatch(/ok .*OAUTH_PIN_HASH/);
     expect(line(out, 'data dir')).toMatch(/ok .*mode 0700/);
-    expect(line(out, 'clients.json')).toMatch(/ok .*parses, 1 record\(s\), mode 0600/);
+    // The running daemon's registration sits in the journal until the next compaction.
+    expect(line(out, 'clients.json')).toMatch(/ok .*parses, 0 record\(s\) in the snapshot, mode 0600/);
+    expect(line(out, 'journal')).toMatch(/ok .*1 file\(s\), 1 record\(s\) not yet compacted/);
     expect(line(out, 'consent.key')).toMatch(/ok/);
     expect(line(out, 'daemon')).toMatch(/ok .*answers at http:\/\/127\.0\.0\.1:\d+ with metadata/);
     expect(line(out, 'store')).toMatch(/ok/);
@@ -55,6 +57,21 @@ describe('latchkey doctor', () => {
     expect(line(out, 'clients.json')).toMatch(/FAIL .*mode 644/);
     expect(out).toContain(`fix: chmod 600 ${path.join(app.dataDir, 'clients.json')}`);
     expect(line(out, 'pin')).toMatch(/warn .*plain PIN/);
+  });
+
+  it('warns about a torn last journal record and fails on a damaged one, with what to do', async () => {
+    await app.services.store.putClient(clientRecord('c2', 'chatgpt'));
+    const journal = readdirSync(app.dataDir).find((n) => /^journal-\d+\.log$/.test(n)) ?? '';
+    const file = path.join(app.dataDir, journal);
+    const [first = '', second = ''] = readFileSync(file, 'utf8').split('\n');
+    // Line 1 damaged in place, line 2 intact, then half a record: a crash mid-append.
+    writeFileSync(file, `${first.replace('c1', 'cX')}\n${second}\n${second.slice(0, 40)}`);
+    const io = captureIo({ env: app.env });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    const lines = io.stdout.join('').split('\n').filter((l) => l.includes(journal));
+    expect(lines.join('\n')).toMatch(/FAIL .*1 damaged record\(s\) \(line 1\)/);
+    expect(lines.join('\n')).toMatch(/warn .*last record \(line 3\) was cut short by a crash/);
+    expect(io.stdout.join('')).toMatch(/nothing to do: the daemon drops it at start/);
   });
 
   it('fails when the data directory is open to other users', async () => {

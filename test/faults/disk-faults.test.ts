@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { readDataDir } from '../../src/store/file-store.js';
 import { faultyFs, type FaultCode } from '../helpers/faulty-fs.js';
 import {
   BODIES,
@@ -26,13 +27,20 @@ import {
  * /healthz reports the fault, and service resumes by itself once the fault clears.
  */
 
-const DATA_FILES = ['clients.json', 'codes.json', 'tokens.json', 'refresh_tokens.json'];
-
-/** Every data file as parsed JSON; throws if one does not parse. */
-async function readDataFiles(dir: string): Promise<Record<string, { version: number; records: unknown[] }>> {
-  const out: Record<string, { version: number; records: unknown[] }> = {};
-  for (const name of DATA_FILES) out[name] = JSON.parse(await fsp.readFile(path.join(dir, name), 'utf8')) as { version: number; records: unknown[] };
-  return out;
+/**
+ * What the data directory holds, read exactly as a restart would (snapshots plus journal):
+ * every collection as sorted records, and whether any file had a torn or damaged record.
+ */
+async function readDataFiles(dir: string): Promise<{ collections: Record<string, unknown[]>; torn: number; corrupt: number; bad: string[] }> {
+  const state = await readDataDir(dir);
+  const collections: Record<string, unknown[]> = {};
+  for (const [name, map] of Object.entries(state.collections)) collections[name] = [...map.entries()].sort(([a], [b]) => a.localeCompare(b));
+  return {
+    collections,
+    torn: state.journals.filter((j) => j.torn).length,
+    corrupt: state.journals.reduce((n, j) => n + j.corrupt.length, 0),
+    bad: Object.entries(state.snapshots).filter(([, s]) => s.status !== 'ok').map(([name]) => name),
+  };
 }
 
 function expectUnavailable(res: { status: number; headers: Record<string, string>; body: unknown; text: string }): void {
@@ -43,8 +51,8 @@ function expectUnavailable(res: { status: number; headers: Record<string, string
   expect(res.text).not.toMatch(/access_token|refresh_token|client_id|client_secret/);
 }
 
-const CASES: [FaultCode, 'write' | 'fsync' | 'rename'][] = [];
-for (const code of ['ENOSPC', 'EIO', 'EACCES'] as const) for (const op of ['write', 'fsync', 'rename'] as const) CASES.push([code, op]);
+const CASES: [FaultCode, 'write' | 'fsync'][] = [];
+for (const code of ['ENOSPC', 'EIO', 'EACCES'] as const) for (const op of ['write', 'fsync'] as const) CASES.push([code, op]);
 
 describe('disk faults over HTTP', () => {
   let h: Harness | undefined;
@@ -98,6 +106,33 @@ describe('disk faults over HTTP', () => {
     expect((await introspect(h, (exchanged.body as TokenBody).access_token)).active).toBe(true);
     expect((await http(h).get('/oauth/stats')).body).toMatchObject({ clients: 2 });
   });
+
+  it.each(['rename', 'fsyncDir', 'open'] as const)(
+    'EIO on %s (used only by background compaction): requests still succeed, /healthz warns, nothing is lost',
+    async (op) => {
+      const faulty = faultyFs();
+      h = await startHarness({}, { fs: faulty.fs });
+      const client = await register(h, BODIES.claude);
+      faulty.fail(op, 'EIO');
+      await h.services.store.compact();
+      // Writes go to the journal, which needs none of these calls.
+      const tokens = await obtainTokens(h, client);
+      const second = await register(h, BODIES.chatgpt);
+      const health = await http(h).get('/healthz');
+      expect(health.status).toBe(200);
+      expect(health.body).toEqual({ status: 'ok', compaction: 'EIO' });
+      expect((await readDataFiles(h.dir)).bad).toEqual([]);
+      expect((await fsp.readdir(h.dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+
+      faulty.fail(undefined);
+      await h.services.store.compact();
+      expect((await http(h).get('/healthz')).body).toEqual({ status: 'ok' });
+      await h.restart();
+      expect((await introspect(h, tokens.access_token)).active).toBe(true);
+      expect((await http(h).get('/oauth/stats')).body).toMatchObject({ clients: 2 });
+      expect(second.client_id).toBeTruthy();
+    },
+  );
 
   it('introspection keeps answering while the disk is sick: reads need no writes', async () => {
     const faulty = faultyFs();

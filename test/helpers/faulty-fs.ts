@@ -26,6 +26,7 @@ export function faultyFs(): FaultyFs {
   const fs: FsOps = {
     open: guard('open', nodeFsOps.open),
     write: guard('write', nodeFsOps.write),
+    truncate: guard('truncate', nodeFsOps.truncate),
     fsync: guard('fsync', nodeFsOps.fsync),
     rename: guard('rename', nodeFsOps.rename),
     fsyncDir: guard('fsyncDir', nodeFsOps.fsyncDir),

@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { SCHEMA_VERSION } from '../../src/store/file-store.js';
 import { BODIES, PIN, http, introspect, obtainTokens, refresh, register, useHarness, type TokenBody } from './helpers.js';
 
 async function readDataDir(dir: string): Promise<{ name: string; text: string; mode: number }[]> {
@@ -38,6 +39,17 @@ describe('the data directory after a full flow', () => {
     };
     for (const value of Object.values(secrets)) expect(value.length).toBeGreaterThanOrEqual(8);
 
+    // While running, the changes sit in the journal: it holds no raw credential either.
+    const running = await readDataDir(s.h.dir);
+    expect(running.some((f) => /^journal-\d+\.log$/.test(f.name) && f.text.length > 0)).toBe(true);
+    for (const file of running) {
+      for (const [what, value] of Object.entries(secrets)) {
+        if (file.text.includes(value)) throw new Error(`${file.name} contains the raw ${what}`);
+      }
+      expect(file.mode).toBe(0o600);
+    }
+
+    // A clean stop folds the journal into the snapshot files.
     await s.h.services.store.close();
     const files = await readDataDir(s.h.dir);
     expect(files.map((f) => f.name)).toEqual(
@@ -54,7 +66,7 @@ describe('the data directory after a full flow', () => {
     // Each collection file is versioned and actually holds the records, by hash.
     for (const name of ['clients.json', 'codes.json', 'tokens.json', 'refresh_tokens.json']) {
       const parsed = JSON.parse(files.find((f) => f.name === name)?.text ?? '{}') as { version?: unknown; records?: unknown[] };
-      expect(parsed.version).toBe(1);
+      expect(parsed.version).toBe(SCHEMA_VERSION);
       expect(Array.isArray(parsed.records) && parsed.records.length > 0).toBe(true);
     }
     // The raw client_id is not a secret and is stored as is.

@@ -34,9 +34,9 @@ describe('writeFileAtomic', () => {
     const order: string[] = [];
     const failing: FsOps = {
       ...nodeFsOps,
-      write: async (handle, data) => {
+      write: async (handle, data, position) => {
         order.push('write');
-        await nodeFsOps.write(handle, data.slice(0, 2));
+        await nodeFsOps.write(handle, data.slice(0, 2), position);
         throw Object.assign(new Error('EIO'), { code: 'EIO' });
       },
       unlink: async (f) => {
@@ -57,9 +57,13 @@ describe('writeFileAtomic', () => {
         order.push('open');
         return nodeFsOps.open(f, flags, mode);
       },
-      write: async (h, d) => {
+      write: async (h, d, p) => {
         order.push('write');
-        await nodeFsOps.write(h, d);
+        await nodeFsOps.write(h, d, p);
+      },
+      truncate: async (h, n) => {
+        order.push('truncate');
+        await nodeFsOps.truncate(h, n);
       },
       fsync: async (h) => {
         order.push('fsync');
@@ -80,5 +84,23 @@ describe('writeFileAtomic', () => {
     };
     await writeFileAtomic(traced, path.join(dir, 'y.json'), 'data');
     expect(order).toEqual(['open', 'write', 'fsync', 'rename', 'fsyncDir']);
+  });
+
+  it('writes a sequence of chunks in order, freeing the event loop between them', async () => {
+    const file = path.join(dir, 'z.json');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    const produced: number[] = [];
+    function* chunks(): Generator<string> {
+      for (let i = 0; i < 50; i++) {
+        produced.push(ticks);
+        yield `${i};`;
+      }
+    }
+    await writeFileAtomic(nodeFsOps, file, chunks());
+    clearInterval(timer);
+    expect(await fsp.readFile(file, 'utf8')).toBe(Array.from({ length: 50 }, (_, i) => `${i};`).join(''));
+    // Other callbacks ran while the chunks were produced: the write did not hold the loop.
+    expect(produced.at(-1)).toBeGreaterThan(produced[0] ?? 0);
   });
 });
