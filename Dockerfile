@@ -49,4 +49,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
 # The daemon drains on SIGTERM (finishes requests in flight, flushes the store, exits 0) and
 # gives up after 10 s: give `docker stop` more than that, e.g. docker stop -t 15.
 STOPSIGNAL SIGTERM
-CMD ["node", "dist/index.js"]
+# A 32 MiB young generation: fewer garbage collections per request (see docs/benchmarks.md).
+CMD ["node", "--max-semi-space-size=32", "dist/index.js"]

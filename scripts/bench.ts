@@ -5,7 +5,9 @@
  * autocannon drives it with 50 connections for 10 s after a warm-up, and every response body
  * is checked. Prints a markdown table, then startup time and memory with 100,000 live tokens.
  *
- * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script.
+ * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script, and
+ * BENCH_ONLY=<prefix> (e.g. W2) runs only W0 and the scenarios whose name starts with it, and
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of each server process into <dir>.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
@@ -57,7 +59,7 @@ interface Result {
 }
 
 /** Codes and refresh tokens to prepare: more than the fastest run can use up. */
-const SUPPLY = 60_000;
+const SUPPLY = 150_000;
 
 function scenarios(): Scenario[] {
   const form = 'application/x-www-form-urlencoded';
@@ -117,7 +119,12 @@ function latchkeyEnv(dataDir: string): Record<string, string> {
 }
 
 async function startServer(scenario: Scenario, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [SERVER], {
+  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there (open it in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
+  // The flags `npm start`, the systemd unit and the Dockerfile run the daemon with (the ceiling
+  // gets them too, so the ratios compare like with like), plus any given in BENCH_NODE_FLAGS.
+  const flags = ['--max-semi-space-size=32', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
+  const child = spawn(process.execPath, [...flags, ...prof, SERVER], {
     env: { PATH: process.env.PATH ?? '', BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -161,10 +168,14 @@ async function run(scenario: Scenario): Promise<Result> {
     const next = { i: 0 };
     await drive(scenario, port, WARMUP, next);
     const r = await drive(scenario, port, DURATION, next);
-    if (next.i > SUPPLY && scenario.mode === 'latchkey') process.stderr.write(`bench: ${scenario.name} ran out of prepared values\n`);
+    if (next.i > SUPPLY && (scenario.env.BENCH_CODES ?? scenario.env.BENCH_REFRESH_TOKENS) !== undefined) process.stderr.write(`bench: ${scenario.name} ran out of prepared values\n`);
     return { name: scenario.name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, badBodies: r.badBodies };
   } finally {
-    child.kill('SIGKILL');
+    // SIGINT lets a profiling server write its profile; the data directory goes either way.
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(process.env.BENCH_CPU_PROF ? 'SIGINT' : 'SIGKILL');
+    });
     await fsp.rm(dataDir, { recursive: true, force: true });
   }
 }
@@ -179,7 +190,7 @@ async function startup(): Promise<{ ms: number; rssMb: number }> {
   });
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const started = performance.now();
-  const daemon = spawn(process.execPath, [DAEMON], {
+  const daemon = spawn(process.execPath, ['--max-semi-space-size=32', DAEMON], {
     env: { PATH: process.env.PATH ?? '', ...latchkeyEnv(dataDir), PORT: String(port), HOST: '127.0.0.1' },
     stdio: 'ignore',
   });
@@ -201,7 +212,9 @@ async function startup(): Promise<{ ms: number; rssMb: number }> {
 
 async function main(): Promise<void> {
   const results: Result[] = [];
-  for (const scenario of scenarios()) {
+  // BENCH_ONLY=W2 runs W0 (the ceiling every ratio needs) and the scenarios whose name starts with it.
+  const only = process.env.BENCH_ONLY;
+  for (const scenario of scenarios().filter((sc, i) => i === 0 || !only || sc.name.startsWith(only))) {
     process.stderr.write(`bench: ${scenario.name}...\n`);
     results.push(await run(scenario));
   }
@@ -212,7 +225,7 @@ async function main(): Promise<void> {
     ...results.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.requests} | ${r.non2xx} | ${r.badBodies} | ${(r.rps / w0).toFixed(2)} |`),
   ];
   const find = (name: string): number => results.find((r) => r.name.startsWith(name))?.rps ?? NaN;
-  const s = await startup();
+  const s = only && !'startup'.startsWith(only) ? { ms: NaN, rssMb: NaN } : await startup();
   lines.push(
     '',
     `W2 at 100,000 live tokens / at 1,000: ${(find('W2 with 100,000') / find('W2 with 1,000')).toFixed(2)}; W3: ${(find('W3 with 100,000') / find('W3 with 1,000')).toFixed(2)}`,

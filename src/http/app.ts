@@ -1,7 +1,5 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import helmet from 'helmet';
 import path from 'node:path';
-import { pinoHttp } from 'pino-http';
 import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentSigner } from '../oauth/consent.js';
 import type { OAuthContext } from '../oauth/context.js';
@@ -10,6 +8,8 @@ import { adminRouter } from './admin-routes.js';
 import { consentRouter } from './consent-routes.js';
 import { infoRouter } from './info-routes.js';
 import { registerRouter } from './register-routes.js';
+import { requestLog } from './request-log.js';
+import { securityHeaders } from './security-headers.js';
 import { introspectRouter, revokeRouter, tokenRouter } from './token-routes.js';
 
 export interface AppDeps {
@@ -34,19 +34,9 @@ export function createApp(deps: AppDeps): Express {
   // Express 5 parses the query with the "simple" parser: repeated keys become arrays, no nesting.
   app.set('query parser', 'simple');
 
+  app.use(requestLog(ctx.logger));
   app.use(
-    pinoHttp({
-      logger: ctx.logger,
-      // Method, path and status only: query strings, bodies and headers can carry secrets.
-      serializers: {
-        req: (req: { method?: string; url?: string }) => ({ method: req.method, path: (req.url ?? '').split('?')[0] }),
-        res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
-      },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-    }),
-  );
-  app.use(
-    helmet({
+    securityHeaders({
       contentSecurityPolicy: {
         // Exactly these directives: helmet's defaults would add upgrade-insecure-requests, which
         // breaks a plain-http localhost setup, and allow fonts from any https origin.

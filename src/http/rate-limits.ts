@@ -28,6 +28,9 @@ export function jsonRateLimit(limit: number, windowMs: number): RateLimitRequest
     limit,
     standardHeaders: 'draft-7',
     legacyHeaders: false,
+    // Its checks of our setup (trust proxy, store sharing...) run on every request; our own
+    // config validation and \`latchkey doctor\` cover them.
+    validate: false,
     handler: (_req: Request, res: Response) => {
       res.setHeader('Cache-Control', 'no-store');
       res.status(429).json({

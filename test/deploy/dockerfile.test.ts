@@ -70,7 +70,7 @@ describe('Dockerfile', () => {
   it('has a HEALTHCHECK on /healthz and stops with SIGTERM', () => {
     expect(all(runtime, 'HEALTHCHECK')[0]).toContain('/healthz');
     expect(all(runtime, 'STOPSIGNAL')).toEqual(['SIGTERM']);
-    expect(all(runtime, 'CMD').at(-1)).toBe('["node", "dist/index.js"]');
+    expect(all(runtime, 'CMD').at(-1)).toBe('["node", "--max-semi-space-size=32", "dist/index.js"]');
   });
 
   it('bakes in no secret and copies no settings or state', () => {

@@ -71,7 +71,7 @@ if (!canRun) {
     expect(env).toContain('OAUTH_ISSUER_URL=');
 
     const unit = readFileSync(path.join(dirs.LATCHKEY_UNIT_DIR, 'latchkey.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=${process.execPath} ${dirs.LATCHKEY_PREFIX}/dist/index.js`);
+    expect(unit).toContain(`ExecStart=${process.execPath} --max-semi-space-size=32 ${dirs.LATCHKEY_PREFIX}/dist/index.js`);
     expect(unit).toContain(`EnvironmentFile=${envFile}`);
     expect(unit).toContain(`User=${USER}`);
 

@@ -37,7 +37,7 @@ describe('scripts/latchkey.service', () => {
     expect(one('KillSignal')).toBe('SIGTERM');
     // The daemon force-exits 10 s after SIGTERM; systemd must wait longer than that.
     expect(Number(one('TimeoutStopSec'))).toBeGreaterThan(10);
-    expect(one('ExecStart')).toMatch(/node .*\/dist\/index\.js$/);
+    expect(one('ExecStart')).toMatch(/node --max-semi-space-size=32 .*\/dist\/index\.js$/);
   });
 
   it('reads settings from /etc/latchkey/latchkey.env and keeps state in /var/lib/latchkey', () => {

@@ -18,6 +18,18 @@ describe('secrets and token hashing', () => {
     expect(asked).toEqual([16]);
   });
 
+  it('cryptoRandom hands out the right number of bytes, never the same bytes twice, across block refills', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2_000; i++) {
+      const bytes = cryptoRandom(i % 7 === 0 ? 16 : 32);
+      expect(bytes.length).toBe(i % 7 === 0 ? 16 : 32);
+      const hex = bytes.toString('hex');
+      expect(seen.has(hex)).toBe(false);
+      seen.add(hex);
+    }
+    expect(cryptoRandom(4096)).toHaveLength(4096);
+  });
+
   it('newSecret does not repeat', () => {
     const seen = new Set(Array.from({ length: 1000 }, () => newSecret(cryptoRandom)));
     expect(seen.size).toBe(1000);
