@@ -170,11 +170,74 @@ export function parseDataFile(
   if (envelope.data.version < OLDEST_READABLE_VERSION || !Number.isInteger(envelope.data.version)) {
     return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
   }
-  const records = z.array(SCHEMAS[name]).safeParse(envelope.data.records);
-  if (!records.success) {
-    return { ok: false, reason: `a record does not match the schema (${records.error.issues[0]?.message ?? ''})`, newer: false };
+  // Each record is checked and the parsed object itself kept: no second copy of a large store.
+  const schema = SCHEMAS[name];
+  const records = envelope.data.records;
+  for (const record of records) {
+    const checked = schema.safeParse(record);
+    if (!checked.success) {
+      return { ok: false, reason: `a record does not match the schema (${checked.error.issues[0]?.message ?? ''})`, newer: false };
+    }
   }
-  return { ok: true, records: records.data as Record_[], seq: envelope.data.seq ?? 0 };
+  return { ok: true, records: records as Record_[], seq: envelope.data.seq ?? 0 };
+}
+
+const SNAPSHOT_HEADER = /^\{"version":(\d+),"seq":(\d+),"records":\[$/;
+
+/**
+ * Reads a snapshot file as the store writes it, one record per line, parsing line by line:
+ * a large store is never held as one multi-megabyte string plus its parse tree at once
+ * (that peak, not the records, set the daemon's resident memory). Anything else (a version 1
+ * file, a file edited by hand, a damaged one) is judged by {@link parseDataFile} on the whole
+ * text, so both paths accept and refuse exactly the same files.
+ */
+async function readSnapshotFile(
+  name: CollectionName,
+  file: string,
+): Promise<({ ok: true; records: Record_[]; seq: number } | { ok: false; reason: string; newer: boolean }) & { bytes: number }> {
+  const handle = await fsp.open(file, 'r');
+  let bytes = 0;
+  try {
+    const records: Record_[] = [];
+    const schema = SCHEMAS[name];
+    let header: { version: number; seq: number } | undefined;
+    let closed = false;
+    let fits = true;
+    // JSON's commas: every record line but the last ends with one.
+    let comma = false;
+    for await (const line of handle.readLines({ encoding: 'utf8' })) {
+      bytes += Buffer.byteLength(line) + 1;
+      if (!fits) continue;
+      if (!header) {
+        const match = SNAPSHOT_HEADER.exec(line);
+        if (!match || Number(match[1]) !== SCHEMA_VERSION) fits = false;
+        else header = { version: Number(match[1]), seq: Number(match[2]) };
+        continue;
+      }
+      if (closed || line === ']}') {
+        fits = !closed && line === ']}' && !comma;
+        closed = true;
+        continue;
+      }
+      if (records.length > 0 && !comma) {
+        fits = false;
+        continue;
+      }
+      comma = line.endsWith(',');
+      try {
+        const record: unknown = JSON.parse(comma ? line.slice(0, -1) : line);
+        if (schema.safeParse(record).success) records.push(record as Record_);
+        else fits = false;
+      } catch {
+        fits = false;
+      }
+    }
+    if (fits && header && closed) return { ok: true, records, seq: header.seq, bytes };
+  } finally {
+    await handle.close();
+  }
+  const text = await fsp.readFile(file, 'utf8');
+  return { ...parseDataFile(name, text), bytes: Buffer.byteLength(text) };
 }
 
 /** Checks one journal op against its collection's schema; a deletion carries null. */
@@ -183,6 +246,10 @@ export function validJournalOp(op: JournalOp): op is [CollectionName, string, Re
   if (!isCollection(collection)) return false;
   return value === null || SCHEMAS[collection].safeParse(value).success;
 }
+
+/** One-character collection tags of the grant index entries. */
+const TAG: Record<CollectionName, string> = { clients: 'l', codes: 'c', accessTokens: 'a', refreshTokens: 'r' };
+const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens' };
 
 const keyOf = (name: CollectionName, record: Record_): string => (name === 'clients' ? (record as ClientRecord).clientId : (record as CodeRecord).hash);
 
@@ -194,6 +261,32 @@ function* snapshotChunks(seq: number, records: Record_[]): Generator<string> {
     yield `${i === 0 ? '' : ','}\n${part.join(',\n')}`;
   }
   yield '\n]}\n';
+}
+
+/**
+ * Shares the values that repeat across thousands of loaded records (client id, resource,
+ * scope list) instead of keeping one copy per record: tens of megabytes at 100,000 tokens.
+ * Records are never changed in place, so sharing is safe.
+ */
+function interner(): (record: Record_) => Record_ {
+  const strings = new Map<string, string>();
+  const scopeLists = new Map<string, string[]>();
+  const one = (value: string): string => {
+    const known = strings.get(value);
+    if (known !== undefined) return known;
+    strings.set(value, value);
+    return value;
+  };
+  return (record) => {
+    if (!('grantId' in record)) return record;
+    record.clientId = one(record.clientId);
+    record.resource = one(record.resource);
+    const key = record.scopes.join(' ');
+    const scopes = scopeLists.get(key);
+    if (scopes) record.scopes = scopes;
+    else scopeLists.set(key, record.scopes);
+    return record;
+  };
 }
 
 /** A state read from the data directory, without changing anything in it. */
@@ -239,27 +332,27 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
   }
 
   const collections = { clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() } as Record<CollectionName, Map<string, Record_>>;
+  const intern = interner();
   const snapshots = {} as DataDirState['snapshots'];
   const from = {} as Record<CollectionName, number>;
   let seq = 0;
   for (const name of COLLECTIONS) {
     from[name] = 0;
-    let text: string;
+    let parsed: Awaited<ReturnType<typeof readSnapshotFile>>;
     try {
-      text = await fsp.readFile(path.join(dir, FILES[name]), 'utf8');
+      parsed = await readSnapshotFile(name, path.join(dir, FILES[name]));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') throw Object.assign(new Error(`cannot read ${path.join(dir, FILES[name])}: ${(err as Error).message}`), { code });
       snapshots[name] = { status: 'missing' };
       continue;
     }
-    const parsed = parseDataFile(name, text);
     if (!parsed.ok) {
       snapshots[name] = { status: 'bad', reason: parsed.reason, newer: parsed.newer };
       continue;
     }
-    for (const record of parsed.records) collections[name].set(keyOf(name, record), record);
-    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: Buffer.byteLength(text) };
+    for (const record of parsed.records) collections[name].set(keyOf(name, record), intern(record));
+    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: parsed.bytes };
     from[name] = parsed.seq;
     seq = Math.max(seq, parsed.seq);
   }
@@ -286,7 +379,7 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
       for (const [collection, key, value] of record.ops as [CollectionName, string, Record_ | null][]) {
         if (record.seq <= from[collection]) continue; // the snapshot already holds it
         if (value === null) collections[collection].delete(key);
-        else collections[collection].set(key, value);
+        else collections[collection].set(key, intern(value));
         applied = true;
       }
       if (applied) replayed++;
@@ -315,7 +408,7 @@ interface Journal {
 }
 
 export class FileStore implements Store {
-  private readonly data: Collections = {
+  private data: Collections = {
     clients: new Map(),
     codes: new Map(),
     accessTokens: new Map(),
@@ -325,7 +418,7 @@ export class FileStore implements Store {
    * grantId → keys of its codes and tokens, per collection, so revoking a grant touches only
    * its own records instead of scanning every token. Kept in step by {@link set}.
    */
-  private readonly byGrant = new Map<string, Set<string>>();
+  private readonly byGrant = new Map<string, string[]>();
   /** Changes made in memory and not yet handed to an append. */
   private pending: Pending = noPending();
   private waiters: Waiter[] = [];
@@ -412,12 +505,12 @@ export class FileStore implements Store {
     }
     if (state.replayed > 0) this.logger.info({ records: state.replayed, files: state.journals.length }, 'replayed the journal after the snapshots');
 
-    for (const name of COLLECTIONS) {
-      for (const [key, record] of state.collections[name]) {
-        this.mapOf(name).set(key, record);
-        this.index(name, key, undefined, record);
-      }
-    }
+    // The maps read are the store's maps from now on (no copy of a large store).
+    this.data.clients = state.collections.clients as Map<string, ClientRecord>;
+    this.data.codes = state.collections.codes as Map<string, CodeRecord>;
+    this.data.accessTokens = state.collections.accessTokens as Map<string, AccessTokenRecord>;
+    this.data.refreshTokens = state.collections.refreshTokens as Map<string, RefreshTokenRecord>;
+    for (const name of COLLECTIONS) for (const [key, record] of state.collections[name]) this.index(name, key, undefined, record);
     this.seq = state.seq;
     // Always a fresh journal file: an older one may end in a torn record.
     const last = state.journals.at(-1)?.generation ?? 0;
@@ -456,19 +549,23 @@ export class FileStore implements Store {
   private index(name: CollectionName, key: string, before: Record_ | undefined, after: Record_ | undefined): void {
     if (name === 'clients') return;
     const grantOf = (r: Record_ | undefined): string | undefined => (r as CodeRecord | undefined)?.grantId;
-    const entry = `${name}:${key}`;
     const from = grantOf(before);
     const to = grantOf(after);
     if (from === to) return;
+    // One small array per grant (a grant holds a handful of records): far lighter than a Set.
+    const entry = `${TAG[name]}${key}`;
     if (from !== undefined) {
       const keys = this.byGrant.get(from);
-      keys?.delete(entry);
-      if (keys?.size === 0) this.byGrant.delete(from);
+      const at = keys?.indexOf(entry) ?? -1;
+      if (keys && at !== -1) {
+        keys.splice(at, 1);
+        if (keys.length === 0) this.byGrant.delete(from);
+      }
     }
     if (to !== undefined) {
-      const keys = this.byGrant.get(to) ?? new Set<string>();
-      keys.add(entry);
-      this.byGrant.set(to, keys);
+      const keys = this.byGrant.get(to);
+      if (keys) keys.push(entry);
+      else this.byGrant.set(to, [entry]);
     }
   }
 
@@ -812,10 +909,7 @@ export class FileStore implements Store {
 
   async revokeGrant(grantId: string): Promise<number> {
     const entries = [...(this.byGrant.get(grantId) ?? [])];
-    for (const entry of entries) {
-      const colon = entry.indexOf(':');
-      this.set(entry.slice(0, colon) as CollectionName, entry.slice(colon + 1), undefined);
-    }
+    for (const entry of entries) this.set(UNTAG[entry.charAt(0)] ?? 'codes', entry.slice(1), undefined);
     if (entries.length > 0) await this.commit();
     return entries.length;
   }

@@ -260,6 +260,27 @@ describe('FileStore journal and compaction', () => {
     expect(upgraded.records).toHaveLength(2);
   });
 
+  it('reads a large snapshot back line by line, across serialization chunks', async () => {
+    const { store } = await openStore(dir);
+    await Promise.all(Array.from({ length: 2_500 }, (_, i) => store.putTokens(access(`many-${i}`), undefined)));
+    await store.close();
+    const text = await fsp.readFile(path.join(dir, 'tokens.json'), 'utf8');
+    expect(text.split('\n')).toHaveLength(2_500 + 3); // header, one line per record, ]}, and the final newline
+    const state = await readDataDir(dir);
+    expect(state.snapshots.accessTokens).toMatchObject({ status: 'ok', bytes: Buffer.byteLength(text) });
+    expect(state.collections.accessTokens.size).toBe(2_500);
+    expect(state.collections.accessTokens.get(hashSecret('many-1234'))).toEqual(access('many-1234'));
+  });
+
+  it('judges a snapshot with a stray comma as invalid JSON, like a whole-file parse would', async () => {
+    const record = JSON.stringify(access('x'));
+    await fsp.writeFile(path.join(dir, 'tokens.json'), `{"version":${SCHEMA_VERSION},"seq":0,"records":[\n${record},\n]}\n`);
+    const state = await readDataDir(dir);
+    expect(state.snapshots.accessTokens).toMatchObject({ status: 'bad', reason: expect.stringMatching(/not valid JSON/) });
+    await fsp.writeFile(path.join(dir, 'tokens.json'), `{"version":${SCHEMA_VERSION},"seq":0,"records":[\n${record}\n${record}\n]}\n`);
+    expect((await readDataDir(dir)).snapshots.accessTokens).toMatchObject({ status: 'bad' });
+  });
+
   it('names journal files so they sort by generation', () => {
     expect(journalFileName(7)).toBe('journal-00000007.log');
     expect([journalFileName(10), journalFileName(9)].sort()).toEqual([journalFileName(9), journalFileName(10)]);
