@@ -28,7 +28,8 @@ export async function backup(io: CliIo, dataDir: string, targetParent: string): 
   for (let attempt = 0; attempt < MAX_TRIES && !state; attempt++) {
     try {
       const read = await readDataDir(source);
-      if (read.consistent) state = read;
+      // A snapshot that does not parse will not parse on the next try either: report it below.
+      if (read.consistent || Object.values(read.snapshots).some((snap) => snap.status === 'bad')) state = read;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') break;

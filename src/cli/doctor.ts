@@ -197,7 +197,8 @@ async function checkJournal(dir: string, add: (c: Check) => void): Promise<void>
   let records = 0;
   for (const j of state.journals) {
     records += j.records;
-    const mode = (await fsp.stat(path.join(dir, j.file))).mode & 0o777;
+    const stat = await fsp.stat(path.join(dir, j.file)).catch(() => undefined); // gone: a compaction just finished
+    const mode = (stat?.mode ?? 0o600) & 0o777;
     if (mode & 0o077) add({ level: 'fail', name: j.file, detail: `mode ${mode.toString(8)} lets other users read it`, fix: `chmod 600 ${path.join(dir, j.file)}` });
     if (j.corrupt.length > 0) {
       add({

@@ -28,6 +28,8 @@ export function createApp(deps: AppDeps): Express {
   const { ctx } = deps;
   const app = express();
   app.disable('x-powered-by');
+  // No ETags: every OAuth response is no-store, and hashing each body cost 3% of a request.
+  app.set('etag', false);
   app.set('trust proxy', ctx.config.trustProxy);
   app.set('views', path.join(deps.rootDir, 'views'));
   app.set('view engine', 'ejs');

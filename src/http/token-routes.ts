@@ -9,7 +9,7 @@ import { invalidRequest, unsupportedGrantType } from '../oauth/errors.js';
 import { introspectToken } from '../oauth/introspection.js';
 import { refreshAccessToken } from '../oauth/refresh-token-grant.js';
 import { revokeToken } from '../oauth/revocation.js';
-import { safeEqual } from '../oauth/secrets.js';
+import { secretMatcher } from '../oauth/secrets.js';
 import { cors } from './cors.js';
 import { formBody, singleParams } from './params.js';
 import { jsonErrorHandler, noStore } from './oauth-response.js';
@@ -85,13 +85,14 @@ export function revokeRouter(ctx: OAuthContext, clients: ClientResolver): Router
 export function introspectRouter(ctx: OAuthContext): Router {
   const router = Router();
   const secret = ctx.config.introspectionSecret;
+  const matches = secret ? secretMatcher(secret) : () => false;
   const authorized = (header: string | undefined): boolean => {
     if (!secret || !header) return false;
     const bearer = /^Bearer\s+(.+)$/i.exec(header);
-    if (bearer?.[1]) return safeEqual(bearer[1].trim(), secret);
+    if (bearer?.[1]) return matches(bearer[1].trim());
     try {
       const basic = parseBasicAuth(header);
-      return basic !== undefined && safeEqual(basic.clientSecret, secret);
+      return basic !== undefined && matches(basic.clientSecret);
     } catch {
       return false;
     }

@@ -35,6 +35,15 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('base64url');
 }
 
+/**
+ * A secret to check requests against, hashed once: the returned function then hashes only the
+ * presented value and compares in constant time, exactly as {@link safeEqual} does.
+ */
+export function secretMatcher(secret: string): (presented: string) => boolean {
+  const expected = createHash('sha256').update(secret, 'utf8').digest();
+  return (presented) => timingSafeEqual(createHash('sha256').update(presented, 'utf8').digest(), expected);
+}
+
 /** Constant-time string comparison. Both sides are hashed first so lengths never leak. */
 export function safeEqual(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a, 'utf8').digest();

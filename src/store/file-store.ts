@@ -182,7 +182,7 @@ export function parseDataFile(
   return { ok: true, records: records as Record_[], seq: envelope.data.seq ?? 0 };
 }
 
-const SNAPSHOT_HEADER = /^\{"version":(\d+),"seq":(\d+),"records":\[$/;
+const SNAPSHOT_HEADER = /^\{"version":(0|[1-9]\d*),"seq":(0|[1-9]\d*),"records":\[$/;
 
 /**
  * Reads a snapshot file as the store writes it, one record per line, parsing line by line:
@@ -210,7 +210,7 @@ async function readSnapshotFile(
       if (!fits) continue;
       if (!header) {
         const match = SNAPSHOT_HEADER.exec(line);
-        if (!match || Number(match[1]) !== SCHEMA_VERSION) fits = false;
+        if (!match || Number(match[1]) !== SCHEMA_VERSION || !Number.isSafeInteger(Number(match[2]))) fits = false;
         else header = { version: Number(match[1]), seq: Number(match[2]) };
         continue;
       }
@@ -281,7 +281,7 @@ function interner(): (record: Record_) => Record_ {
     if (!('grantId' in record)) return record;
     record.clientId = one(record.clientId);
     record.resource = one(record.resource);
-    const key = record.scopes.join(' ');
+    const key = JSON.stringify(record.scopes);
     const scopes = scopeLists.get(key);
     if (scopes) record.scopes = scopes;
     else scopeLists.set(key, record.scopes);
@@ -362,11 +362,20 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
   let replayed = 0;
   let firstSeq: number | undefined;
   let lastSeq: number | undefined;
-  for (const { file, generation, text } of journalTexts) {
-    const parsed = parseJournal(text);
+  const parsedJournals = journalTexts.map((j) => ({ ...j, parsed: parseJournal(j.text) }));
+  // Sequence numbers only grow from one file to the next. A record whose number a later
+  // file uses again is one whose append failed and could not be cut off: never acknowledged.
+  const supersededFrom: number[] = [];
+  let laterMin = Infinity;
+  for (let i = parsedJournals.length - 1; i >= 0; i--) {
+    supersededFrom[i] = laterMin;
+    for (const record of parsedJournals[i]?.parsed.records ?? []) laterMin = Math.min(laterMin, record.seq);
+  }
+  for (const [i, { file, generation, text, parsed }] of parsedJournals.entries()) {
     const corrupt = [...parsed.corrupt];
     let records = 0;
     for (const record of parsed.records) {
+      if (record.seq >= (supersededFrom[i] ?? Infinity)) continue;
       if (!record.ops.every(validJournalOp)) {
         corrupt.push({ line: record.line, reason: 'a record does not match the schema' });
         continue;
@@ -435,6 +444,8 @@ export class FileStore implements Store {
   private compactionError: string | undefined;
   private compactNotBefore = 0;
   private compactRequested = false;
+  /** close() has begun: new changes are refused. */
+  private closing = false;
   private closed = false;
 
   private constructor(
@@ -520,7 +531,10 @@ export class FileStore implements Store {
       throw new StoreOpenError(`cannot create a journal file in ${this.dir}: ${(err as Error).message}. Check that the user running Latchkey owns ${this.dir} and that the disk has space.`);
     }
     // Fold what the journal held into the snapshots, in the background.
-    if (this.olderJournals.length > 0) this.requestCompaction();
+    // ... and when a snapshot was just created or set aside while the others are further on:
+    // until they agree again, backups cannot find one point in time.
+    const seqs = new Set(COLLECTIONS.map((name) => (state.snapshots[name].status === 'ok' ? (state.snapshots[name] as { seq: number }).seq : 0)));
+    if (this.olderJournals.length > 0 || seqs.size > 1) this.requestCompaction();
     return { counts: await this.counts(Date.now()), setAside, journal };
   }
 
@@ -595,6 +609,11 @@ export class FileStore implements Store {
 
   /** Resolves once every change made so far is on disk. */
   private commit(): Promise<void> {
+    if (this.closing) return Promise.reject(new StoreUnavailableError('the store is shutting down'));
+    return this.enqueue();
+  }
+
+  private enqueue(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.flushing ??= this.flushLoop();
@@ -603,13 +622,16 @@ export class FileStore implements Store {
 
   private async flushLoop(): Promise<void> {
     try {
+      // Never finish synchronously: `flushing` is assigned after this call returns, and a
+      // loop that ended before that would leave it pointing at a settled promise for good.
+      await null;
       for (;;) {
         if (this.waiters.length > 0) await this.appendBatch();
         // Compaction starts only here, between appends, so its copy of the state is exactly
         // what the journal files it replaces hold.
-        else if (this.compactRequested || this.compactionDue()) {
+        else if ((this.compactRequested || this.compactionDue()) && this.canCompact()) {
           this.compactRequested = false;
-          if (!this.compacting && !this.closed) await this.beginCompaction();
+          await this.beginCompaction();
         } else break;
       }
     } finally {
@@ -705,10 +727,16 @@ export class FileStore implements Store {
     return this.olderJournals.reduce((n, j) => n + j.bytes, this.journal?.size ?? 0);
   }
 
+  /**
+   * Compaction needs a healthy journal: after a failed append the current file may still end
+   * in a refused record (its truncation failed too), and switching files would keep it.
+   */
+  private canCompact(): boolean {
+    return !this.closed && this.compacting === undefined && this.lastError === undefined && this.journal !== undefined && !this.journal.damaged;
+  }
+
   private compactionDue(): boolean {
     return (
-      !this.closed &&
-      this.compacting === undefined &&
       Date.now() >= this.compactNotBefore &&
       this.journalBytes() >= Math.max(this.compactAfterBytes, this.snapshotBytes / 2)
     );
@@ -796,7 +824,7 @@ export class FileStore implements Store {
    */
   async compact(): Promise<void> {
     await this.compacting;
-    if (this.journalBytes() === 0) return;
+    if (this.journalBytes() === 0 || !this.canCompact()) return;
     this.requestCompaction();
     while (this.flushing) await this.flushing;
     await this.compacting;
@@ -981,15 +1009,24 @@ export class FileStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    if (pendingSize(this.pending) > 0) await this.commit().catch(() => undefined);
+    if (this.closing) return;
+    // From now on new changes are refused; the ones made so far are written.
+    this.closing = true;
+    if (pendingSize(this.pending) > 0) await this.enqueue().catch(() => undefined);
     while (this.flushing) await this.flushing;
+    await this.compacting;
     // Leave readable snapshots and no journal behind after a clean stop.
-    if (this.lastError === undefined) await this.compact().catch(() => undefined);
+    if (this.canCompact() && this.journalBytes() > 0) {
+      this.requestCompaction();
+      while (this.flushing) await this.flushing;
+      await this.compacting;
+    }
     this.closed = true;
     const journal = this.journal;
     this.journal = undefined;
     if (journal) {
+      // A last failed append may have left a refused record: one more try to cut it off.
+      if (journal.damaged) await this.fs.truncate(journal.handle, journal.size).then(() => this.fs.fsync(journal.handle)).catch(() => undefined);
       await journal.handle.close().catch(() => undefined);
       if (journal.size === 0) await this.fs.unlink(path.join(this.dir, journalFileName(journal.generation))).catch(() => undefined);
     }

@@ -281,6 +281,85 @@ describe('FileStore journal and compaction', () => {
     expect((await readDataDir(dir)).snapshots.accessTokens).toMatchObject({ status: 'bad' });
   });
 
+  it('a refused append that could not be cut off is never replayed, and blocks compaction until healed', async () => {
+    let failFsync = false;
+    let failTruncate = false;
+    const fail = (): never => {
+      throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+    };
+    const fs: FsOps = {
+      ...nodeFsOps,
+      fsync: async (h) => (failFsync ? fail() : nodeFsOps.fsync(h)),
+      truncate: async (h, n) => (failTruncate ? fail() : nodeFsOps.truncate(h, n)),
+    };
+    const { store } = await openStore(dir, { fs });
+    const kept = clientRecord();
+    await store.putClient(kept);
+    failFsync = true;
+    failTruncate = true;
+    const refused = clientRecord();
+    await expect(store.putClient(refused)).rejects.toThrow(/store unavailable/);
+    // The whole refused line is in the file, and could not be cut off.
+    const [journal] = await journals(dir);
+    expect(await fsp.readFile(path.join(dir, journal ?? ''), 'utf8')).toContain(refused.clientId);
+    // No compaction while the journal may end in a refused record.
+    await store.compact();
+    expect(await journals(dir)).toEqual([journal]);
+    expect((await readSnapshot(dir, 'clients.json')).records).toEqual([]);
+
+    failFsync = false;
+    failTruncate = false;
+    expect((await store.health()).ok).toBe(true);
+    const after = clientRecord();
+    await store.putClient(after);
+    const state = await readDataDir(dir);
+    expect(state.collections.clients.has(refused.clientId)).toBe(false);
+    expect([...state.collections.clients.keys()].sort()).toEqual([kept.clientId, after.clientId].sort());
+    await store.close();
+  });
+
+  it('drops a record whose sequence number a later journal file uses again (a refused append left behind)', async () => {
+    const a = clientRecord();
+    const refused = clientRecord();
+    const b = clientRecord();
+    await fsp.writeFile(path.join(dir, journalFileName(1)), encodeJournalRecord({ seq: 1, ops: [['clients', a.clientId, a]] }) + encodeJournalRecord({ seq: 2, ops: [['clients', refused.clientId, refused]] }));
+    await fsp.writeFile(path.join(dir, journalFileName(2)), encodeJournalRecord({ seq: 2, ops: [['clients', b.clientId, b]] }));
+    const state = await readDataDir(dir);
+    expect([...state.collections.clients.keys()].sort()).toEqual([a.clientId, b.clientId].sort());
+  });
+
+  it('close() refuses changes that arrive while it runs, and compact() after a failed close returns', async () => {
+    const { store } = await openStore(dir);
+    await store.putClient(clientRecord());
+    const closing = store.close();
+    await expect(store.putClient(clientRecord())).rejects.toThrow(/shutting down/);
+    await closing;
+    await store.compact(); // must not hang
+    const state = await readDataDir(dir);
+    expect(state.collections.clients.size).toBe(1);
+  });
+
+  it('compacts at startup when a snapshot was set aside, so backups find one point in time again', async () => {
+    const first = await openStore(dir);
+    await first.store.putClient(clientRecord());
+    await first.store.putTokens(access('t'), undefined);
+    await first.store.close();
+    await fsp.writeFile(path.join(dir, 'codes.json'), 'garbage');
+    const { store } = await openStore(dir);
+    await until(async () => (await readDataDir(dir)).consistent);
+    expect((await readDataDir(dir)).consistent).toBe(true);
+    await store.close();
+  });
+
+  it('the line-by-line reader refuses what JSON refuses in the header (leading zeros, unsafe integers)', async () => {
+    for (const header of ['{"version":02,"seq":0,"records":[', '{"version":2,"seq":007,"records":[', '{"version":2,"seq":99999999999999999999,"records":[']) {
+      await fsp.writeFile(path.join(dir, 'tokens.json'), `${header}\n]}\n`);
+      const snap = (await readDataDir(dir)).snapshots.accessTokens;
+      if (header.includes('99999')) expect(snap).toMatchObject({ status: 'bad', reason: expect.stringMatching(/schema|version/) });
+      else expect(snap).toMatchObject({ status: 'bad', reason: expect.stringMatching(/not valid JSON/) });
+    }
+  });
+
   it('names journal files so they sort by generation', () => {
     expect(journalFileName(7)).toBe('journal-00000007.log');
     expect([journalFileName(10), journalFileName(9)].sort()).toEqual([journalFileName(9), journalFileName(10)]);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cryptoRandom, hashSecret, newSecret, safeEqual, type RandomSource } from '../../src/oauth/secrets.js';
+import { cryptoRandom, hashSecret, newSecret, safeEqual, secretMatcher, type RandomSource } from '../../src/oauth/secrets.js';
 
 describe('secrets and token hashing', () => {
   it('newSecret gives 256 bits of base64url by default', () => {
@@ -28,6 +28,15 @@ describe('secrets and token hashing', () => {
       seen.add(hex);
     }
     expect(cryptoRandom(4096)).toHaveLength(4096);
+  });
+
+  it('secretMatcher accepts exactly the secret it was made with, whatever the lengths', () => {
+    const matches = secretMatcher('introspection-secret-0123456789');
+    expect(matches('introspection-secret-0123456789')).toBe(true);
+    expect(matches('introspection-secret-012345678')).toBe(false);
+    expect(matches('introspection-secret-01234567890')).toBe(false);
+    expect(matches('')).toBe(false);
+    expect(matches('Introspection-secret-0123456789')).toBe(false);
   });
 
   it('newSecret does not repeat', () => {
