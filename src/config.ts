@@ -34,7 +34,7 @@ export interface Config {
   tokenRateLimit: number;
   /** Requests per minute per client IP at /authorize and the consent form. */
   authorizeRateLimit: number;
-  /** Requests per client IP per minute at /introspect. */
+  /** Failed (wrong or missing secret) requests per client IP per minute at /introspect. */
   introspectionRateLimit: number;
   /** Largest request body, in bytes, at /register, /token, /revoke and /introspect. */
   maxBodyBytes: number;
@@ -218,7 +218,7 @@ export function loadConfig(env: Env): Config {
     introspectionRateLimit: parseField(
       'OAUTH_INTROSPECTION_RATE_LIMIT',
       positiveInt,
-      get('OAUTH_INTROSPECTION_RATE_LIMIT') ?? '6000',
+      get('OAUTH_INTROSPECTION_RATE_LIMIT') ?? '60',
     ),
     maxBodyBytes: parseField(
       'OAUTH_MAX_BODY_BYTES',

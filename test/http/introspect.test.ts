@@ -39,6 +39,21 @@ describe('POST /introspect', () => {
     }
   });
 
+  it('limits failed calls per address (guessing the secret), never calls with the secret', async () => {
+    const h = await s.start({ OAUTH_INTROSPECTION_RATE_LIMIT: '5' });
+    const wrong = () => http(h).post('/introspect').set('Authorization', 'Bearer wrong-secret-0123456789').type('form').send({ token: 'x' });
+    for (let i = 0; i < 5; i++) expect((await wrong()).status).toBe(401);
+    const limited = await wrong();
+    expect(limited.status).toBe(429);
+    expect(limited.body).toMatchObject({ error: 'temporarily_unavailable' });
+    // The resource server holding the secret is not slowed down by the guesser, nor by itself.
+    for (let i = 0; i < 20; i++) {
+      const ok = await http(h).post('/introspect').set('Authorization', `Bearer ${INTROSPECTION_SECRET}`).type('form').send({ token: 'x' });
+      expect(ok.status).toBe(200);
+      expect(ok.body).toEqual({ active: false });
+    }
+  });
+
   it('refuses everybody when no secret is configured', async () => {
     const h = await s.start({ OAUTH_INTROSPECTION_SECRET: '' });
     const res = await http(h).post('/introspect').set('Authorization', `Bearer ${INTROSPECTION_SECRET}`).type('form').send({ token: 'x' });

@@ -35,7 +35,7 @@ describe('loadConfig', () => {
     expect(config.pinMaxFailuresPerHour).toBeLessThanOrEqual(60);
     expect(config.pinMaxAttemptsPerRequest).toBeGreaterThan(0);
     expect(config.maxClients).toBeGreaterThan(0);
-    expect(config).toMatchObject({ tokenRateLimit: 300, introspectionRateLimit: 6000, maxBodyBytes: 16384 });
+    expect(config).toMatchObject({ tokenRateLimit: 300, introspectionRateLimit: 60, maxBodyBytes: 16384 });
   });
 
   it('reads the rate limits and the body limit', () => {
