@@ -51,7 +51,10 @@ export type CollectionName = keyof typeof FILES;
 const COLLECTIONS = Object.keys(FILES) as CollectionName[];
 const isCollection = (name: string): name is CollectionName => Object.hasOwn(FILES, name);
 
-/** Compact once the journal holds this much, or half the size of the snapshots if more. */
+/**
+ * Compact once the journal holds this much, or as much as the snapshots if more: each byte
+ * appended then costs about one byte of snapshot rewriting, whatever the size of the store.
+ */
 const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
 /** After a failed compaction, wait this long before the next try. */
 const COMPACT_RETRY_MS = 60_000;
@@ -738,7 +741,7 @@ export class FileStore implements Store {
   private compactionDue(): boolean {
     return (
       Date.now() >= this.compactNotBefore &&
-      this.journalBytes() >= Math.max(this.compactAfterBytes, this.snapshotBytes / 2)
+      this.journalBytes() >= Math.max(this.compactAfterBytes, this.snapshotBytes)
     );
   }
 
