@@ -6,6 +6,8 @@
  * JSON line with the port once it listens.
  */
 import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import inspector from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,9 +29,26 @@ const { cryptoRandom, hashSecret } = await load<typeof import('../src/oauth/secr
 const env = process.env;
 const count = (name: string): number => Number(env[name] ?? '0');
 
+/** With BENCH_CPU_PROF=<dir>, profiles the server from now until SIGINT, into <dir>. */
+async function startProfile(): Promise<void> {
+  const dir = env.BENCH_CPU_PROF;
+  if (!dir) return;
+  const session = new inspector.Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  process.removeAllListeners('SIGINT');
+  process.on('SIGINT', () => {
+    void session.post('Profiler.stop').then(async ({ profile }) => {
+      await writeFile(path.join(dir, `${env.BENCH_MODE ?? 'server'}-${process.pid}.cpuprofile`), JSON.stringify(profile));
+      process.exit(0);
+    });
+  });
+}
+
 function listen(app: express.Express): void {
   const server = app.listen(0, '127.0.0.1', () => {
-    process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+    void startProfile().then(() => process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`));
   });
 }
 

@@ -120,13 +120,14 @@ function latchkeyEnv(dataDir: string): Record<string, string> {
 }
 
 async function startServer(scenario: Scenario, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there (open it in Chrome DevTools).
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`] : [];
   // The flags `npm start`, the systemd unit and the Dockerfile run the daemon with (the ceiling
   // gets them too, so the ratios compare like with like), plus any given in BENCH_NODE_FLAGS.
   const flags = ['--max-semi-space-size=32', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...flags, ...prof, SERVER], {
-    env: { PATH: process.env.PATH ?? '', BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env },
+  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile of its measured life (from the
+  // moment it listens, after the preparation) there; open it in Chrome DevTools.
+  const prof = process.env.BENCH_CPU_PROF ? { BENCH_CPU_PROF: path.resolve(process.env.BENCH_CPU_PROF) } : {};
+  const child = spawn(process.execPath, [...flags, SERVER], {
+    env: { PATH: process.env.PATH ?? '', BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env, ...prof },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
