@@ -116,8 +116,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   const listen = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
 
   logger.info(
-    { issuer: config.issuer, listen, dataDir: path.resolve(config.dataDir), loaded: report.counts, version: VERSION },
-    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(config.dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes)`,
+    { issuer: config.issuer, listen, dataDir: path.resolve(config.dataDir), loaded: report.counts, journal: report.journal, version: VERSION },
+    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(config.dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
+      report.journal.records > 0 ? `; ${report.journal.records} changes replayed from the journal after an unclean stop` : ''
+    }${report.journal.tornRecords > 0 ? `; dropped ${report.journal.tornRecords} half-written record(s) a crash cut short, never acknowledged` : ''})`,
   );
   for (const aside of report.setAside) {
     logger.error(aside, `could not read ${aside.file}; it was kept as ${aside.movedTo}`);

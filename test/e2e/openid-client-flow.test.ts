@@ -78,8 +78,12 @@ async function crashAndStart(): Promise<void> {
   const before = daemon.pid;
   const exit = await daemon.stop('SIGKILL');
   expect(exit.signal).toBe('SIGKILL');
+  const printed = daemon.output.length;
   await daemon.start();
   expect(daemon.pid).not.toBe(before);
+  // The startup line says what the journal gave back (the kill left it uncompacted).
+  const startup = daemon.output.slice(printed).join('');
+  expect(startup).toMatch(/loaded \d+ clients, \d+ access tokens, \d+ refresh tokens, \d+ pending codes; \d+ changes replayed from the journal after an unclean stop/);
 }
 
 async function introspect(token: string): Promise<Record<string, unknown>> {
@@ -170,6 +174,8 @@ beforeAll(async () => {
       OAUTH_AUTH_CODE_TTL: '300',
       OAUTH_REFRESH_REUSE_GRACE: '30',
       OAUTH_CLEANUP_INTERVAL: '1',
+      // Info level: the startup lines are checked, and every request line must hold no secret.
+      LOG_LEVEL: 'info',
     },
   });
   issuer = new URL(daemon.baseUrl);
@@ -542,6 +548,10 @@ describe('openid-client against the real daemon, restarted between every step', 
       expect(all.includes(secret)).toBe(false);
     }
     expect(all.includes(PIN)).toBe(false);
+    // Nor does any log line, at info level, of any run.
+    const log = daemon.log();
+    expect(log).toMatch(/request completed/);
+    for (const secret of state.secrets) expect(log.includes(secret)).toBe(false);
     // Nothing was set aside as corrupt, and no run logged at error level (pino: 50 and up).
     expect(files.filter((f) => /corrupt|\.bad|aside/i.test(f))).toEqual([]);
     expect(daemon.log()).not.toMatch(/"level":(5|6)\d/);
