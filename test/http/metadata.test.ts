@@ -199,3 +199,18 @@ describe('health and unknown paths', () => {
     );
   });
 });
+
+describe('routing of the JSON endpoints', () => {
+  const s = useHarness();
+
+  it.each(['/token', '/TOKEN', '/token/', '/Introspect/', '/register/', '/REVOKE'])('%s reaches its endpoint, as Express matches paths', async (p) => {
+    const res = await http(s.h).post(p).type('form').send('');
+    expect(res.status).not.toBe(404);
+    expect(res.status).toBeLessThan(500);
+    expect(res.body).toMatchObject({ error: expect.any(String) });
+  });
+
+  it('a path under an endpoint is not that endpoint', async () => {
+    expect((await http(s.h).post('/token/extra').type('form').send('')).status).toBe(404);
+  });
+});
