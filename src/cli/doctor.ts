@@ -2,7 +2,7 @@ import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { CONSENT_KEY_FILE } from '../consent-key.js';
-import { FILES, parseDataFile, readDataDir, type CollectionName } from '../store/file-store.js';
+import { FILES, parseDataFile, readDataDir, type CollectionName, type DataDirState } from '../store/file-store.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -183,7 +183,7 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
 
 /** The journal files: they parse, are private, and how much waits for compaction. */
 async function checkJournal(dir: string, add: (c: Check) => void): Promise<void> {
-  let state;
+  let state: DataDirState;
   try {
     state = await readDataDir(dir);
   } catch (err) {

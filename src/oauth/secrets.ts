@@ -46,7 +46,5 @@ export function secretMatcher(secret: string): (presented: string) => boolean {
 
 /** Constant-time string comparison. Both sides are hashed first so lengths never leak. */
 export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a, 'utf8').digest();
-  const hb = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(ha, hb);
+  return secretMatcher(b)(a);
 }

@@ -121,7 +121,8 @@ type Record_ = ClientRecord | CodeRecord | AccessTokenRecord | RefreshTokenRecor
 
 /** Per collection: key → its durable value before the first change not yet on disk. */
 type Pending = Record<CollectionName, Map<string, Record_ | undefined>>;
-const noPending = (): Pending => ({ clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() });
+const collectionMaps = <V>(): Record<CollectionName, Map<string, V>> => ({ clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() });
+const noPending = (): Pending => collectionMaps<Record_ | undefined>();
 const pendingSize = (p: Pending): number => COLLECTIONS.reduce((n, name) => n + p[name].size, 0);
 
 interface Waiter {
@@ -334,7 +335,7 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
     }
   }
 
-  const collections = { clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() } as Record<CollectionName, Map<string, Record_>>;
+  const collections = collectionMaps<Record_>();
   const intern = interner();
   const snapshots = {} as DataDirState['snapshots'];
   const from = {} as Record<CollectionName, number>;
@@ -486,7 +487,7 @@ export class FileStore implements Store {
         continue;
       }
       if (snapshot.status === 'missing') {
-        await writeFileAtomic(this.fs, file, [...snapshotChunks(0, [])].join('')); // created empty at first start
+        await writeFileAtomic(this.fs, file, serializeSnapshot(0, [])); // created empty at first start
         continue;
       }
       if (snapshot.newer) {
@@ -498,7 +499,7 @@ export class FileStore implements Store {
       await fsp.rename(file, movedTo);
       this.logger.error({ file, movedTo, reason: snapshot.reason }, 'data file is corrupt; moved it aside and started that collection from the journal alone');
       setAside.push({ file, movedTo, reason: snapshot.reason });
-      await writeFileAtomic(this.fs, file, [...snapshotChunks(0, [])].join(''));
+      await writeFileAtomic(this.fs, file, serializeSnapshot(0, []));
     }
 
     const journal: LoadReport['journal'] = { files: state.journals.length, records: state.replayed, tornRecords: 0, corruptRecords: 0 };
@@ -533,11 +534,10 @@ export class FileStore implements Store {
     } catch (err) {
       throw new StoreOpenError(`cannot create a journal file in ${this.dir}: ${(err as Error).message}. Check that the user running Latchkey owns ${this.dir} and that the disk has space.`);
     }
-    // Fold what the journal held into the snapshots, in the background.
-    // ... and when a snapshot was just created or set aside while the others are further on:
-    // until they agree again, backups cannot find one point in time.
-    const seqs = new Set(COLLECTIONS.map((name) => (state.snapshots[name].status === 'ok' ? (state.snapshots[name] as { seq: number }).seq : 0)));
-    if (this.olderJournals.length > 0 || seqs.size > 1) this.requestCompaction();
+    // Fold what the journal held into the snapshots, in the background; also when a snapshot
+    // was just created or set aside while the others are further on (not one point in time:
+    // backups would keep waiting for the snapshots to agree).
+    if (this.olderJournals.length > 0 || !state.consistent) this.requestCompaction();
     return { counts: await this.counts(Date.now()), setAside, journal };
   }
 
@@ -666,11 +666,7 @@ export class FileStore implements Store {
     const journal = this.journal;
     if (!journal) throw new StoreUnavailableError('the store is closed');
     const buf = Buffer.from(line, 'utf8');
-    if (journal.damaged) {
-      await this.fs.truncate(journal.handle, journal.size);
-      await this.fs.fsync(journal.handle);
-      journal.damaged = false;
-    }
+    if (journal.damaged) await this.cutOff(journal);
     journal.damaged = true;
     try {
       await this.fs.write(journal.handle, buf, journal.size);
@@ -679,18 +675,19 @@ export class FileStore implements Store {
       // The record may be in the file in part or even whole (a failed fsync): cut it off at
       // once, so that nothing refused can be replayed by a restart. If even that fails, the
       // next append tries again first.
-      try {
-        await this.fs.truncate(journal.handle, journal.size);
-        await this.fs.fsync(journal.handle);
-        journal.damaged = false;
-      } catch {
-        // journal.damaged stays set
-      }
+      await this.cutOff(journal).catch(() => undefined);
       throw err;
     }
     journal.damaged = false;
     journal.size += buf.length;
     this.seq++;
+  }
+
+  /** Cuts the journal back to its last whole, durable record; clears `damaged` once done. */
+  private async cutOff(journal: Journal): Promise<void> {
+    await this.fs.truncate(journal.handle, journal.size);
+    await this.fs.fsync(journal.handle);
+    journal.damaged = false;
   }
 
   /**
@@ -1017,19 +1014,14 @@ export class FileStore implements Store {
     this.closing = true;
     if (pendingSize(this.pending) > 0) await this.enqueue().catch(() => undefined);
     while (this.flushing) await this.flushing;
-    await this.compacting;
     // Leave readable snapshots and no journal behind after a clean stop.
-    if (this.canCompact() && this.journalBytes() > 0) {
-      this.requestCompaction();
-      while (this.flushing) await this.flushing;
-      await this.compacting;
-    }
+    await this.compact();
     this.closed = true;
     const journal = this.journal;
     this.journal = undefined;
     if (journal) {
       // A last failed append may have left a refused record: one more try to cut it off.
-      if (journal.damaged) await this.fs.truncate(journal.handle, journal.size).then(() => this.fs.fsync(journal.handle)).catch(() => undefined);
+      if (journal.damaged) await this.cutOff(journal).catch(() => undefined);
       await journal.handle.close().catch(() => undefined);
       if (journal.size === 0) await this.fs.unlink(path.join(this.dir, journalFileName(journal.generation))).catch(() => undefined);
     }
