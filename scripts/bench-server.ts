@@ -23,7 +23,7 @@ const { loadConfig } = await load<typeof import('../src/config.js')>('config.js'
 const { createServices } = await load<typeof import('../src/daemon.js')>('daemon.js');
 const { createLogger } = await load<typeof import('../src/logger.js')>('logger.js');
 const { registerClient } = await load<typeof import('../src/oauth/client-registration.js')>('oauth/client-registration.js');
-const { cryptoRandom, hashSecret } = await load<typeof import('../src/oauth/secrets.js')>('oauth/secrets.js');
+const { cryptoRandom, hashSecret } = await load<typeof import('../src/crypto/secrets.js')>('oauth/secrets.js');
 
 
 const env = process.env;
@@ -67,7 +67,7 @@ async function latchkey(): Promise<void> {
     hash: hashSecret(raw),
     clientId: 'bench-client',
     grantId,
-    scopes: config.defaultScopes,
+    scopes: config.scopes.defaults,
     resource: config.resources[0] ?? config.issuer,
     issuedAt: now,
     expiresAt: now + 24 * 3_600_000,

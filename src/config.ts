@@ -1,56 +1,15 @@
 import { z } from 'zod';
-import { parsePinHash } from './oauth/pin-hash.js';
+import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
 
 /**
- * Everything Latchkey can be configured with, parsed and validated once at startup.
- * Every variable is documented in .env.example and the README.
+ * Everything Latchkey can be configured with: one schema over the environment, parsed once at
+ * startup into one typed object ({@link Config}, inferred from the schema). Each part of the
+ * daemon receives only its slice. Durations are given in seconds and converted here, once, to
+ * the milliseconds every part works in (the names say so: `…Ms`). Every variable is
+ * documented in .env.example and the README.
  */
-export interface Config {
-  port: number;
-  host: string;
-  /** The public base URL, used verbatim (no trailing slash is ever added): RFC 8414 §2, RFC 9207. */
-  issuer: string;
-  /** The owner's PIN; undefined (with no pinHash) means "generate one at startup". */
-  pin: string | undefined;
-  /** OAUTH_PIN_HASH: the PIN as an scrypt hash (`latchkey hash-pin`), instead of `pin`. */
-  pinHash: string | undefined;
-  dataDir: string;
-  accessTokenTtl: number;
-  refreshTokenTtl: number;
-  authCodeTtl: number;
-  refreshReuseGrace: number;
-  cleanupInterval: number;
-  validScopes: string[];
-  defaultScopes: string[];
-  /** Protected resources (MCP server URLs); the first is the default audience. */
-  resources: string[];
-  introspectionSecret: string | undefined;
-  /** Express `trust proxy` value; false means the socket address is the client. */
-  trustProxy: boolean | number | string;
-  logLevel: string;
-  maxClients: number;
-  registrationRateLimit: number;
-  /** Requests per client IP per minute at /token and /revoke. */
-  tokenRateLimit: number;
-  /** Requests per minute per client IP at /authorize and the consent form. */
-  authorizeRateLimit: number;
-  /** Failed (wrong or missing secret) requests per client IP per minute at /introspect. */
-  introspectionRateLimit: number;
-  /** Largest request body, in bytes, at /register, /token, /revoke and /introspect. */
-  maxBodyBytes: number;
-  /** Journal size, in bytes, past which the store compacts it into the snapshot files. */
-  journalCompactBytes: number;
-  pinMaxFailuresPerHour: number;
-  pinMaxAttemptsPerRequest: number;
-  /** Seconds without a request after which an owner's page session ends. */
-  adminIdleTimeout: number;
-  /** Accept https URLs as client_id (Client ID Metadata Documents, MCP 2025-11-25). */
-  cimdEnabled: boolean;
-  /** A PEM file of extra CA certificates trusted when fetching metadata documents. */
-  cimdCaFile: string | undefined;
-  /** Test-only: let metadata-document fetches reach loopback and private addresses. */
-  cimdAllowPrivateAddresses: boolean;
-}
+
+export const DEFAULT_DATA_DIR = '.oauth_data';
 
 export class ConfigError extends Error {
   constructor(
@@ -64,182 +23,230 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-const seconds = z.coerce
-  .number({ error: 'expected a number of seconds' })
-  .refine((n) => Number.isFinite(n) && n > 0, 'expected a positive number of seconds');
+/** Variables whose value must never be repeated in an error line (it ends up in journald). */
+const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET']);
 
-const positiveInt = z.coerce
-  .number({ error: 'expected a whole number' })
-  .int('expected a whole number')
-  .positive('expected a positive whole number');
+const LOOPBACK_ISSUER = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
+
+/** An issuer on this machine only (plain http to a loopback host): fine for trying Latchkey out. */
+export const isLoopbackIssuer = (issuer: string): boolean => LOOPBACK_ISSUER.test(issuer);
 
 const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 §3.3 scope-token
 
-function list(value: string | undefined): string[] {
-  return (value ?? '')
+const list = (value: string): string[] =>
+  value
     .split(/[\s,]+/)
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-}
 
-/** An absolute http(s) URL without fragment or query, kept as the exact string given. */
-function checkUrl(variable: string, value: string): string {
+/** An absolute http(s) URL without query or fragment, kept as the exact string given. */
+const httpUrl = z.string().superRefine((value, ctx) => {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(variable, `"${value}" is not an absolute URL (expected e.g. https://auth.example.com)`);
+    ctx.addIssue({ code: 'custom', message: 'is not an absolute URL (expected e.g. https://auth.example.com)' });
+    return;
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ConfigError(variable, `"${value}" must use https:// (or http:// for local testing)`);
+    ctx.addIssue({ code: 'custom', message: 'must use https:// (or http:// for local testing)' });
+  } else if (url.hash || url.search || value.includes('#') || value.includes('?')) {
+    ctx.addIssue({ code: 'custom', message: 'must not contain a query or fragment' });
   }
-  if (url.hash || url.search || value.includes('#') || value.includes('?')) {
-    throw new ConfigError(variable, `"${value}" must not contain a query or fragment`);
-  }
-  return value;
-}
+});
 
-function parseField<T>(variable: string, schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw new ConfigError(variable, `${issue?.message ?? 'invalid value'} (got "${String(value)}")`);
-  }
-  return result.data;
-}
+const wholeNumber = z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number');
+const positiveInt = wholeNumber.positive('expected a positive whole number');
 
-function parseTrustProxy(value: string | undefined): boolean | number | string {
-  if (value === undefined || value.trim() === '' || value === 'false' || value === '0') return false;
-  if (value === 'true') return true;
-  if (/^\d+$/.test(value)) return Number(value);
-  // Express accepts comma-separated addresses/subnets and the names loopback, linklocal, uniquelocal.
-  if (!/^[\w.:/, -]+$/.test(value)) {
-    throw new ConfigError('TRUST_PROXY', `"${value}" is not a hop count, true/false, or a list of addresses/subnets`);
-  }
-  return value;
-}
+/** Seconds in the variable, milliseconds in the config: the one place durations are converted. */
+const durationMs = (defaultSeconds: number, { zeroAllowed = false } = {}) =>
+  z.coerce
+    .number({ error: 'expected a number of seconds' })
+    .refine(
+      (n) => Number.isFinite(n) && (zeroAllowed ? n >= 0 : n > 0),
+      zeroAllowed ? 'expected zero or more seconds' : 'expected a positive number of seconds',
+    )
+    .transform((seconds) => seconds * 1000)
+    .default(defaultSeconds * 1000);
 
-function parseBoolean(variable: string, value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (['true', '1', 'yes', 'on'].includes(value.toLowerCase())) return true;
-  if (['false', '0', 'no', 'off'].includes(value.toLowerCase())) return false;
-  throw new ConfigError(variable, `"${value}" is not true or false`);
-}
+const flag = (fallback: boolean) =>
+  z
+    .string()
+    .transform((value, ctx) => {
+      const v = value.toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(v)) return true;
+      if (['false', '0', 'no', 'off'].includes(v)) return false;
+      ctx.addIssue({ code: 'custom', message: 'is not true or false' });
+      return z.NEVER;
+    })
+    .default(fallback);
+
+const scopeList = z
+  .string()
+  .transform(list)
+  .superRefine((scopes, ctx) => {
+    const bad = scopes.find((s) => !scopeToken.test(s));
+    if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `"${bad}" is not a valid scope token` });
+    else if (scopes.length === 0) ctx.addIssue({ code: 'custom', message: 'must list at least one scope' });
+  });
+
+/** Express `trust proxy`: false (the socket address is the client), a hop count, or addresses. */
+const trustProxy = z
+  .string()
+  .transform((value, ctx): boolean | number | string => {
+    if (value === 'false' || value === '0') return false;
+    if (value === 'true') return true;
+    if (/^\d+$/.test(value)) return Number(value);
+    // Express accepts comma-separated addresses/subnets and the names loopback, linklocal, uniquelocal.
+    if (!/^[\w.:/, -]+$/.test(value)) {
+      ctx.addIssue({ code: 'custom', message: 'is not a hop count, true/false, or a list of addresses/subnets' });
+      return z.NEVER;
+    }
+    return value;
+  })
+  .default(false);
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-export function loadConfig(env: Env): Config {
-  const get = (name: string): string | undefined => {
-    const v = env[name];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-
-  const port = parseField('PORT', z.coerce.number().int().min(0).max(65535), get('PORT') ?? '3000');
-  const host = get('HOST') ?? '127.0.0.1';
-
-  const issuerRaw = get('OAUTH_ISSUER_URL') ?? `http://localhost:${port}`;
-  const issuer = checkUrl('OAUTH_ISSUER_URL', issuerRaw);
-  if (issuer.endsWith('/')) {
-    throw new ConfigError(
-      'OAUTH_ISSUER_URL',
-      `"${issuer}" ends with "/": remove the trailing slash, clients compare the issuer string exactly`,
-    );
-  }
-
-  const pin = get('OAUTH_PIN');
-  if (pin !== undefined && !/^\S{4,128}$/.test(pin)) {
-    throw new ConfigError('OAUTH_PIN', 'must be 4 to 128 characters without spaces (6 digits or more is recommended)');
-  }
-  const pinHash = get('OAUTH_PIN_HASH');
-  if (pinHash !== undefined && parsePinHash(pinHash) === undefined) {
-    throw new ConfigError('OAUTH_PIN_HASH', 'is not a hash made by `latchkey hash-pin` (expected scrypt:N:r:p:salt:hash)');
-  }
-  if (pinHash !== undefined && pin !== undefined) {
-    // Two sources of truth would leave the owner unsure which PIN works.
-    throw new ConfigError('OAUTH_PIN_HASH', 'set either OAUTH_PIN or OAUTH_PIN_HASH, not both (remove OAUTH_PIN)');
-  }
-
-  const validScopes = list(get('OAUTH_VALID_SCOPES') ?? 'mcp');
-  for (const s of validScopes) {
-    if (!scopeToken.test(s)) throw new ConfigError('OAUTH_VALID_SCOPES', `"${s}" is not a valid scope token`);
-  }
-  if (validScopes.length === 0) throw new ConfigError('OAUTH_VALID_SCOPES', 'must list at least one scope');
-  const defaultScopes = list(get('OAUTH_DEFAULT_SCOPES') ?? validScopes.join(' '));
-  for (const s of defaultScopes) {
-    if (!validScopes.includes(s)) {
-      throw new ConfigError('OAUTH_DEFAULT_SCOPES', `"${s}" is not listed in OAUTH_VALID_SCOPES`);
+const configSchema = z
+  .object({
+    PORT: wholeNumber.min(0, 'expected a port from 0 to 65535').max(65535, 'expected a port from 0 to 65535').default(3000),
+    HOST: z.string().default('127.0.0.1'),
+    OAUTH_ISSUER_URL: httpUrl
+      .refine((v) => !v.endsWith('/'), 'ends with "/": remove the trailing slash, clients compare the issuer string exactly')
+      .optional(),
+    OAUTH_PIN: z.string().regex(PIN_PATTERN, `${PIN_RULE} (6 digits or more is recommended)`).optional(),
+    OAUTH_PIN_HASH: z
+      .string()
+      .transform((value, ctx) => {
+        const hash = parsePinHash(value);
+        if (hash) return hash;
+        ctx.addIssue({ code: 'custom', message: 'is not a hash made by `latchkey hash-pin` (expected scrypt:N:r:p:salt:hash)' });
+        return z.NEVER;
+      })
+      .optional(),
+    OAUTH_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
+    OAUTH_ACCESS_TOKEN_TTL: durationMs(3600),
+    OAUTH_REFRESH_TOKEN_TTL: durationMs(2_592_000),
+    OAUTH_AUTH_CODE_TTL: durationMs(600),
+    OAUTH_REFRESH_REUSE_GRACE: durationMs(30, { zeroAllowed: true }),
+    OAUTH_CLEANUP_INTERVAL: durationMs(3600),
+    OAUTH_VALID_SCOPES: scopeList.default(['mcp']),
+    OAUTH_DEFAULT_SCOPES: scopeList.optional(),
+    OAUTH_RESOURCES: z
+      .string()
+      .transform(list)
+      .pipe(z.array(httpUrl))
+      .optional(),
+    OAUTH_INTROSPECTION_SECRET: z.string().min(16, 'must be at least 16 characters (use: openssl rand -hex 32)').optional(),
+    TRUST_PROXY: trustProxy,
+    LOG_LEVEL: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    OAUTH_MAX_CLIENTS: positiveInt.default(10_000),
+    OAUTH_REGISTRATION_RATE_LIMIT: positiveInt.default(30),
+    OAUTH_TOKEN_RATE_LIMIT: positiveInt.default(300),
+    OAUTH_AUTHORIZE_RATE_LIMIT: positiveInt.default(60),
+    OAUTH_INTROSPECTION_RATE_LIMIT: positiveInt.default(60),
+    // Below 1 KiB a Claude registration no longer fits; above 1 MiB a body is an attack.
+    OAUTH_MAX_BODY_BYTES: positiveInt.min(1024, 'expected at least 1024 bytes').max(1_048_576, 'expected at most 1048576 bytes').default(16_384),
+    OAUTH_JOURNAL_COMPACT_BYTES: positiveInt.default(4_194_304),
+    OAUTH_PIN_MAX_FAILURES_PER_HOUR: positiveInt.default(30),
+    OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST: positiveInt.default(5),
+    OAUTH_ADMIN_IDLE_TIMEOUT: durationMs(900),
+    OAUTH_CIMD_ENABLED: flag(true),
+    OAUTH_CIMD_CA_FILE: z.string().optional(),
+    OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES: flag(false),
+  })
+  .transform((env, ctx) => {
+    const fail = (variable: string, message: string): void => ctx.addIssue({ code: 'custom', path: [variable], message });
+    if (env.OAUTH_PIN !== undefined && env.OAUTH_PIN_HASH !== undefined) {
+      // Two sources of truth would leave the owner unsure which PIN works.
+      fail('OAUTH_PIN_HASH', 'set either OAUTH_PIN or OAUTH_PIN_HASH, not both (remove OAUTH_PIN)');
     }
+    const validScopes = env.OAUTH_VALID_SCOPES;
+    const defaultScopes = env.OAUTH_DEFAULT_SCOPES ?? validScopes;
+    const unknown = defaultScopes.find((s) => !validScopes.includes(s));
+    if (unknown !== undefined) fail('OAUTH_DEFAULT_SCOPES', `"${unknown}" is not listed in OAUTH_VALID_SCOPES`);
+
+    const issuer = env.OAUTH_ISSUER_URL ?? `http://localhost:${env.PORT}`;
+    const pin = env.OAUTH_PIN_HASH
+      ? { kind: 'hash' as const, hash: env.OAUTH_PIN_HASH }
+      : env.OAUTH_PIN !== undefined
+        ? { kind: 'plain' as const, pin: env.OAUTH_PIN }
+        : { kind: 'generate' as const };
+    return {
+      listen: { port: env.PORT, host: env.HOST },
+      /** The public base URL, used verbatim (no trailing slash is ever added): RFC 8414 §2, RFC 9207. */
+      issuer,
+      /** The issuer is https: cookies are Secure, HSTS is sent. */
+      https: issuer.startsWith('https:'),
+      trustProxy: env.TRUST_PROXY,
+      logLevel: env.LOG_LEVEL,
+      pin: {
+        /** The owner's PIN: plain (OAUTH_PIN), an scrypt hash (OAUTH_PIN_HASH), or one generated at each start. */
+        source: pin,
+        maxFailuresPerHour: env.OAUTH_PIN_MAX_FAILURES_PER_HOUR,
+        maxAttemptsPerRequest: env.OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST,
+      },
+      tokens: {
+        accessTtlMs: env.OAUTH_ACCESS_TOKEN_TTL,
+        refreshTtlMs: env.OAUTH_REFRESH_TOKEN_TTL,
+        codeTtlMs: env.OAUTH_AUTH_CODE_TTL,
+        /** How long a just-rotated refresh token keeps working (0: strict one-shot rotation). */
+        refreshReuseGraceMs: env.OAUTH_REFRESH_REUSE_GRACE,
+      },
+      scopes: { valid: validScopes, defaults: defaultScopes },
+      /** Protected resources (MCP server URLs); the first is the default audience. */
+      resources: env.OAUTH_RESOURCES && env.OAUTH_RESOURCES.length > 0 ? env.OAUTH_RESOURCES : [issuer],
+      /** What resource servers send to /introspect; undefined turns introspection off. */
+      introspectionSecret: env.OAUTH_INTROSPECTION_SECRET,
+      limits: {
+        maxClients: env.OAUTH_MAX_CLIENTS,
+        /** Largest request body at /register, /token, /revoke and /introspect. */
+        maxBodyBytes: env.OAUTH_MAX_BODY_BYTES,
+        registrationsPerHour: env.OAUTH_REGISTRATION_RATE_LIMIT,
+        /** Per client IP, at /token and /revoke. */
+        tokenRequestsPerMinute: env.OAUTH_TOKEN_RATE_LIMIT,
+        /** Per client IP, at /authorize and the consent form. */
+        authorizeRequestsPerMinute: env.OAUTH_AUTHORIZE_RATE_LIMIT,
+        /** Failed (wrong or missing secret) calls per client IP at /introspect. */
+        introspectionFailuresPerMinute: env.OAUTH_INTROSPECTION_RATE_LIMIT,
+      },
+      store: {
+        dataDir: env.OAUTH_DATA_DIR,
+        /** Journal size, in bytes, past which it is compacted into the snapshot files. */
+        journalCompactBytes: env.OAUTH_JOURNAL_COMPACT_BYTES,
+        cleanupIntervalMs: env.OAUTH_CLEANUP_INTERVAL,
+      },
+      admin: { idleTimeoutMs: env.OAUTH_ADMIN_IDLE_TIMEOUT },
+      cimd: {
+        /** Accept https URLs as client_id (Client ID Metadata Documents, MCP 2025-11-25). */
+        enabled: env.OAUTH_CIMD_ENABLED,
+        /** A PEM file of extra CA certificates trusted when fetching metadata documents. */
+        caFile: env.OAUTH_CIMD_CA_FILE,
+        /** Test-only: let metadata-document fetches reach loopback and private addresses. */
+        allowPrivateAddresses: env.OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES,
+      },
+    };
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type TokenPolicy = Config['tokens'];
+export type ScopePolicy = Config['scopes'];
+export type Limits = Config['limits'];
+export type PinSource = Config['pin']['source'];
+
+/** Parses the environment; throws one {@link ConfigError} naming the first bad variable. */
+export function loadConfig(env: Env): Config {
+  // Blank means unset, and values are trimmed, as a hand-edited env file needs.
+  const cleaned: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && value.trim() !== '') cleaned[name] = value.trim();
   }
-  if (defaultScopes.length === 0) throw new ConfigError('OAUTH_DEFAULT_SCOPES', 'must list at least one scope');
-
-  const resources = list(get('OAUTH_RESOURCES')).map((r) => checkUrl('OAUTH_RESOURCES', r));
-  if (resources.length === 0) resources.push(issuer);
-
-  const introspectionSecret = get('OAUTH_INTROSPECTION_SECRET');
-  if (introspectionSecret !== undefined && introspectionSecret.length < 16) {
-    throw new ConfigError('OAUTH_INTROSPECTION_SECRET', 'must be at least 16 characters (use: openssl rand -hex 32)');
-  }
-
-  const logLevel = get('LOG_LEVEL') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError('LOG_LEVEL', `"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
-  }
-
-  return {
-    port,
-    host,
-    issuer,
-    pin,
-    pinHash,
-    dataDir: get('OAUTH_DATA_DIR') ?? '.oauth_data',
-    accessTokenTtl: parseField('OAUTH_ACCESS_TOKEN_TTL', seconds, get('OAUTH_ACCESS_TOKEN_TTL') ?? '3600'),
-    refreshTokenTtl: parseField('OAUTH_REFRESH_TOKEN_TTL', seconds, get('OAUTH_REFRESH_TOKEN_TTL') ?? '2592000'),
-    authCodeTtl: parseField('OAUTH_AUTH_CODE_TTL', seconds, get('OAUTH_AUTH_CODE_TTL') ?? '600'),
-    refreshReuseGrace: parseField(
-      'OAUTH_REFRESH_REUSE_GRACE',
-      z.coerce.number().min(0, 'expected zero or more seconds'),
-      get('OAUTH_REFRESH_REUSE_GRACE') ?? '30',
-    ),
-    cleanupInterval: parseField('OAUTH_CLEANUP_INTERVAL', seconds, get('OAUTH_CLEANUP_INTERVAL') ?? '3600'),
-    validScopes,
-    defaultScopes,
-    resources,
-    introspectionSecret,
-    trustProxy: parseTrustProxy(get('TRUST_PROXY')),
-    logLevel,
-    maxClients: parseField('OAUTH_MAX_CLIENTS', positiveInt, get('OAUTH_MAX_CLIENTS') ?? '10000'),
-    registrationRateLimit: parseField(
-      'OAUTH_REGISTRATION_RATE_LIMIT',
-      positiveInt,
-      get('OAUTH_REGISTRATION_RATE_LIMIT') ?? '30',
-    ),
-    tokenRateLimit: parseField('OAUTH_TOKEN_RATE_LIMIT', positiveInt, get('OAUTH_TOKEN_RATE_LIMIT') ?? '300'),
-    authorizeRateLimit: parseField('OAUTH_AUTHORIZE_RATE_LIMIT', positiveInt, get('OAUTH_AUTHORIZE_RATE_LIMIT') ?? '60'),
-    introspectionRateLimit: parseField(
-      'OAUTH_INTROSPECTION_RATE_LIMIT',
-      positiveInt,
-      get('OAUTH_INTROSPECTION_RATE_LIMIT') ?? '60',
-    ),
-    maxBodyBytes: parseField(
-      'OAUTH_MAX_BODY_BYTES',
-      // Below 1 KiB a Claude registration no longer fits; above 1 MiB a body is an attack.
-      positiveInt.min(1024, 'expected at least 1024 bytes').max(1_048_576, 'expected at most 1048576 bytes'),
-      get('OAUTH_MAX_BODY_BYTES') ?? '16384',
-    ),
-    journalCompactBytes: parseField('OAUTH_JOURNAL_COMPACT_BYTES', positiveInt, get('OAUTH_JOURNAL_COMPACT_BYTES') ?? '4194304'),
-    pinMaxFailuresPerHour: parseField(
-      'OAUTH_PIN_MAX_FAILURES_PER_HOUR',
-      positiveInt,
-      get('OAUTH_PIN_MAX_FAILURES_PER_HOUR') ?? '30',
-    ),
-    pinMaxAttemptsPerRequest: parseField(
-      'OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST',
-      positiveInt,
-      get('OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST') ?? '5',
-    ),
-    adminIdleTimeout: parseField('OAUTH_ADMIN_IDLE_TIMEOUT', seconds, get('OAUTH_ADMIN_IDLE_TIMEOUT') ?? '900'),
-    cimdEnabled: parseBoolean('OAUTH_CIMD_ENABLED', get('OAUTH_CIMD_ENABLED'), true),
-    cimdCaFile: get('OAUTH_CIMD_CA_FILE'),
-    cimdAllowPrivateAddresses: parseBoolean('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES', get('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES'), false),
-  };
+  const result = configSchema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const variable = String(issue?.path[0] ?? 'configuration');
+  const value = cleaned[variable];
+  const shown = value === undefined || SECRET_VARIABLES.has(variable) ? '' : ` (got "${value}")`;
+  throw new ConfigError(variable, `${issue?.message ?? 'invalid value'}${shown}`);
 }

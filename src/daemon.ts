@@ -6,17 +6,19 @@ import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { isLoopbackIssuer, type Config } from './config.js';
 import { loadConsentKey } from './consent-key.js';
+import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { createApp } from './http/app.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
 import { ClientResolver } from './oauth/client-resolver.js';
-import { ConsentSigner } from './oauth/consent.js';
+import { ConsentSigner } from './oauth/consent/consent-form.js';
 import type { OAuthContext } from './oauth/context.js';
 import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
-import { cryptoRandom, type RandomSource } from './oauth/secrets.js';
+import { AdminSessions } from './owner/admin-sessions.js';
+import { OwnerConsole } from './owner/owner-console.js';
 import type { FsOps } from './store/atomic-file.js';
 import { FileStore, type LoadReport } from './store/file-store.js';
 
@@ -54,38 +56,52 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
   const { store, report } = await FileStore.open({
-    dataDir: config.dataDir,
+    dataDir: config.store.dataDir,
     logger,
-    compactAfterBytes: config.journalCompactBytes,
+    compactAfterBytes: config.store.journalCompactBytes,
     ...(options.fs ? { fs: options.fs } : {}),
   });
-  const ctx: OAuthContext = { config, store, clock, random, logger };
-  const pinGenerated = config.pin === undefined && config.pinHash === undefined;
-  const pin = pinGenerated ? String(randomInt(0, 100_000_000)).padStart(8, '0') : config.pin;
-  const verifier = config.pinHash !== undefined ? hashedPinVerifier(config.pinHash) : plainPinVerifier(pin ?? '');
-  const signer = new ConsentSigner(await loadConsentKey(config.dataDir, random), random, CONSENT_PAGE_TTL_MS);
-  const pins = new PinGuard(verifier, clock, config.pinMaxFailuresPerHour, config.pinMaxAttemptsPerRequest);
+  const resources = config.resources;
+  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources: () => resources, store, clock, random, logger };
+  const source = config.pin.source;
+  const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
+  const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
+  const signer = new ConsentSigner(await loadConsentKey(config.store.dataDir, random), random, CONSENT_PAGE_TTL_MS);
+  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest);
+  const { cimd } = config;
   const clients = new ClientResolver({
     store,
     clock,
-    fetchDocument: config.cimdEnabled
+    fetchDocument: cimd.enabled
       ? createMetadataFetcher({
-          ...(config.cimdCaFile ? { ca: readFileSync(config.cimdCaFile, 'utf8') } : {}),
-          allowPrivateAddresses: config.cimdAllowPrivateAddresses,
+          ...(cimd.caFile ? { ca: readFileSync(cimd.caFile, 'utf8') } : {}),
+          allowPrivateAddresses: cimd.allowPrivateAddresses,
           timeoutMs: FETCH_TIMEOUT_MS,
           maxBytes: MAX_DOCUMENT_BYTES,
         })
       : undefined,
   });
-  if (config.cimdAllowPrivateAddresses) {
+  if (cimd.allowPrivateAddresses) {
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
-  const app = createApp({ ctx, clients, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR });
+  const startedAt = clock.now();
+  const app = createApp({
+    settings: config,
+    ctx,
+    clients,
+    signer,
+    pins,
+    owner: new OwnerConsole({ store, clock, logger, version: VERSION, startedAt }),
+    adminSessions: new AdminSessions(clock, random, config.admin.idleTimeoutMs),
+    version: VERSION,
+    startedAt,
+    rootDir: ROOT_DIR,
+  });
   const cleanup = async (): Promise<void> => {
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
-  return { app, ctx, store, report, pin, pinGenerated, pins, cleanup };
+  return { app, ctx, store, report, pin, pinGenerated: source.kind === 'generate', pins, cleanup };
 }
 
 export interface RunningDaemon {
@@ -96,7 +112,9 @@ export interface RunningDaemon {
 }
 
 export async function startDaemon(config: Config, logger: Logger): Promise<RunningDaemon> {
-  const unlock = await lockDataDir(config.dataDir);
+  const { dataDir } = config.store;
+  const { port, host } = config.listen;
+  const unlock = await lockDataDir(dataDir);
   let services: Services;
   let server: Server;
   try {
@@ -105,7 +123,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
     server = await new Promise<Server>((resolve, reject) => {
       // Express 5 passes listen errors (EADDRINUSE, EACCES) to this callback instead of
       // throwing; without the check the daemon would log "listening" and exit 0.
-      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      const s = app.listen(port, host, (err?: Error) => (err ? reject(err) : resolve(s)));
     });
   } catch (err) {
     await unlock();
@@ -116,8 +134,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   const listen = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
 
   logger.info(
-    { issuer: config.issuer, listen, dataDir: path.resolve(config.dataDir), loaded: report.counts, journal: report.journal, version: VERSION },
-    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(config.dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
+    { issuer: config.issuer, listen, dataDir: path.resolve(dataDir), loaded: report.counts, journal: report.journal, version: VERSION },
+    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
       report.journal.records > 0 ? `; ${report.journal.records} changes replayed from the journal after an unclean stop` : ''
     }${report.journal.tornRecords > 0 ? `; dropped ${report.journal.tornRecords} half-written record(s) a crash cut short, never acknowledged` : ''})`,
   );
@@ -127,13 +145,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   if (!config.introspectionSecret) {
     logger.warn('OAUTH_INTROSPECTION_SECRET is not set: /introspect refuses every caller until you set it');
   }
-  if (config.issuer.startsWith('http:') && !/^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(config.issuer)) {
+  if (!config.https && !isLoopbackIssuer(config.issuer)) {
     logger.warn('OAUTH_ISSUER_URL is plain http on a public name: real clients require https');
   }
 
   const timer = setInterval(() => {
     services.cleanup().catch((err: unknown) => logger.error({ err }, 'cleanup failed'));
-  }, config.cleanupInterval * 1000);
+  }, config.store.cleanupIntervalMs);
   timer.unref();
 
   let stopping: Promise<void> | undefined;

@@ -27,9 +27,9 @@ async function main(): Promise<void> {
       err instanceof StoreOpenError || err instanceof DataDirLockedError
         ? err.message
         : (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-          ? `port ${config.port} on ${config.host} is already in use: stop the other process or set PORT`
+          ? `port ${config.listen.port} on ${config.listen.host} is already in use: stop the other process or set PORT`
           : (err as NodeJS.ErrnoException).code === 'EACCES'
-            ? `permission denied (${(err as Error).message}): check PORT and that OAUTH_DATA_DIR (${config.dataDir}) belongs to this user`
+            ? `permission denied (${(err as Error).message}): check PORT and that OAUTH_DATA_DIR (${config.store.dataDir}) belongs to this user`
             : `could not start: ${(err as Error).message}`;
     process.stderr.write(`latchkey: ${message}\n`);
     process.exit(1);

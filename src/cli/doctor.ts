@@ -1,7 +1,8 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { ConfigError, isLoopbackIssuer, loadConfig, type Config } from '../config.js';
 import { CONSENT_KEY_FILE } from '../consent-key.js';
+import { ENDPOINTS } from '../oauth/endpoints.js';
 import { FILES, parseDataFile, readDataDir, type CollectionName, type DataDirState } from '../store/file-store.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
@@ -39,11 +40,11 @@ export async function doctor(io: CliIo, env: Record<string, string | undefined>)
     add({ level: 'fail', name: 'config', detail: err.message, fix: `correct ${err.variable} in the env file, then run doctor again` });
     return summarize(io, checks);
   }
-  io.out(`Latchkey doctor: issuer ${config.issuer}, data in ${path.resolve(io.cwd, config.dataDir)}\n`);
+  io.out(`Latchkey doctor: issuer ${config.issuer}, data in ${path.resolve(io.cwd, config.store.dataDir)}\n`);
   add({ level: 'ok', name: 'config', detail: 'every variable is valid' });
 
   checkSettings(config, add);
-  await checkDataDir(path.resolve(io.cwd, config.dataDir), add);
+  await checkDataDir(path.resolve(io.cwd, config.store.dataDir), add);
   await checkServer(config, add);
   return summarize(io, checks);
 }
@@ -56,8 +57,9 @@ function summarize(io: CliIo, checks: Check[]): number {
 }
 
 function checkSettings(config: Config, add: (c: Check) => void): void {
-  if (config.pinHash) add({ level: 'ok', name: 'pin', detail: 'OAUTH_PIN_HASH is set; the plain PIN is not stored' });
-  else if (config.pin) {
+  const pin = config.pin.source;
+  if (pin.kind === 'hash') add({ level: 'ok', name: 'pin', detail: 'OAUTH_PIN_HASH is set; the plain PIN is not stored' });
+  else if (pin.kind === 'plain') {
     add({
       level: 'warn',
       name: 'pin',
@@ -73,9 +75,8 @@ function checkSettings(config: Config, add: (c: Check) => void): void {
     });
   }
 
-  const loopbackIssuer = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(config.issuer);
-  if (config.issuer.startsWith('https://')) add({ level: 'ok', name: 'issuer', detail: `${config.issuer} uses https` });
-  else if (loopbackIssuer) {
+  if (config.https) add({ level: 'ok', name: 'issuer', detail: `${config.issuer} uses https` });
+  else if (isLoopbackIssuer(config.issuer)) {
     add({
       level: 'warn',
       name: 'issuer',
@@ -108,7 +109,7 @@ function checkSettings(config: Config, add: (c: Check) => void): void {
       detail: 'TRUST_PROXY=true believes any X-Forwarded-For: a client can pick its own IP and dodge rate limits',
       fix: 'behind cloudflared on this machine use TRUST_PROXY=loopback',
     });
-  } else if (config.trustProxy === false && config.issuer.startsWith('https://') && /^(127\.|::1$|localhost$)/.test(config.host)) {
+  } else if (config.trustProxy === false && config.https && /^(127\.|::1$|localhost$)/.test(config.listen.host)) {
     add({
       level: 'warn',
       name: 'trust proxy',
@@ -294,8 +295,8 @@ function metadataProblem(body: unknown, issuer: string): string | undefined {
 }
 
 async function checkServer(config: Config, add: (c: Check) => void): Promise<void> {
-  const local = localBaseUrl(config.host, config.port);
-  const wellKnown = '/.well-known/oauth-authorization-server';
+  const local = localBaseUrl(config.listen.host, config.listen.port);
+  const wellKnown = ENDPOINTS.metadata.path;
   let localUp = false;
   try {
     const meta = await fetchJson(`${local}${wellKnown}`);
@@ -306,7 +307,7 @@ async function checkServer(config: Config, add: (c: Check) => void): Promise<voi
       add({ level: 'ok', name: 'daemon', detail: `answers at ${local} with metadata for ${config.issuer}` });
     }
     localUp = true;
-    const health = await fetchJson(`${local}/healthz`);
+    const health = await fetchJson(`${local}${ENDPOINTS.health.path}`);
     if (health.status === 200) add({ level: 'ok', name: 'store', detail: 'the daemon can write its data directory' });
     else {
       add({ level: 'fail', name: 'store', detail: `/healthz answers ${health.status}: ${JSON.stringify(health.body)}`, fix: 'free disk space and check that the data directory belongs to the service user; the daemon recovers by itself' });

@@ -1,4 +1,4 @@
-import { hashPin } from '../oauth/pin-hash.js';
+import { hashPin, PIN_PATTERN, PIN_RULE } from '../crypto/pin-hash.js';
 import type { CliIo } from './io.js';
 
 /**
@@ -8,8 +8,8 @@ import type { CliIo } from './io.js';
  */
 export async function hashPinCommand(io: CliIo): Promise<number> {
   const pin = (await io.readSecret('New PIN: ')).trim();
-  if (!/^\S{4,128}$/.test(pin)) {
-    io.err('latchkey hash-pin: the PIN must be 4 to 128 characters without spaces\n');
+  if (!PIN_PATTERN.test(pin)) {
+    io.err(`latchkey hash-pin: the PIN ${PIN_RULE}\n`);
     return 1;
   }
   if (io.interactive) {

@@ -1,6 +1,7 @@
 import dotenv from 'dotenv';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs as parseArgsOfNode } from 'node:util';
 
 /** What a command may touch of the outside world; tests pass their own. */
 export interface CliIo {
@@ -18,32 +19,30 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** Splits `--name value` / `--flag` options from positional arguments. */
+/**
+ * Splits `--name value` / `--flag` options from positional arguments (node:util's parseArgs);
+ * an unknown option or a missing value is a UsageError.
+ */
 export function parseArgs(
   args: string[],
   spec: { values?: string[]; flags?: string[] },
 ): { positional: string[]; values: Record<string, string>; flags: Set<string> } {
-  const positional: string[] = [];
+  const options: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const name of spec.values ?? []) options[name] = { type: 'string' };
+  for (const name of spec.flags ?? []) options[name] = { type: 'boolean' };
+  let parsed: ReturnType<typeof parseArgsOfNode>;
+  try {
+    parsed = parseArgsOfNode({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
+  }
   const values: Record<string, string> = {};
   const flags = new Set<string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const [name = '', inline] = arg.slice(2).split(/=(.*)/s, 2);
-    if (spec.flags?.includes(name)) {
-      flags.add(name);
-    } else if (spec.values?.includes(name)) {
-      const value = inline ?? args[++i];
-      if (value === undefined) throw new UsageError(`--${name} needs a value`);
-      values[name] = value;
-    } else {
-      throw new UsageError(`unknown option --${name}`);
-    }
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (typeof value === 'string') values[name] = value;
+    else if (value === true) flags.add(name);
   }
-  return { positional, values, flags };
+  return { positional: parsed.positionals, values, flags };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, DEFAULT_DATA_DIR, loadConfig } from '../config.js';
 import { backup } from './backup.js';
 import { doctor } from './doctor.js';
 import { hashPinCommand } from './hash-pin.js';
@@ -36,7 +36,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const [target, extra] = args.positional;
         if (target === undefined || extra !== undefined) throw new UsageError('backup needs exactly one target directory');
         const env = loadEnv(io, args.values['env-file']);
-        const dataDir = args.values['data-dir'] ?? (env.OAUTH_DATA_DIR?.trim() || '.oauth_data');
+        const dataDir = args.values['data-dir'] ?? (env.OAUTH_DATA_DIR?.trim() || DEFAULT_DATA_DIR);
         return await backup(io, dataDir, target);
       }
       case 'hash-pin': {
@@ -49,7 +49,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         let url = args.values.url?.replace(/\/+$/, '');
         if (url === undefined) {
           const config = loadConfig(loadEnv(io, args.values['env-file']));
-          url = localBaseUrl(config.host, config.port);
+          url = localBaseUrl(config.listen.host, config.listen.port);
         }
         return await stats(io, url, args.flags.has('json'));
       }

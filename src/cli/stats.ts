@@ -1,3 +1,4 @@
+import { formatDuration } from '../clock.js';
 import { fetchFailure, type CliIo } from './io.js';
 
 interface Stats {
@@ -9,12 +10,6 @@ interface Stats {
   version: string;
 }
 
-function duration(seconds: number): string {
-  const d = Math.floor(seconds / 86_400);
-  const h = Math.floor((seconds % 86_400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  return d > 0 ? `${d}d ${h}h ${m}m` : h > 0 ? `${h}h ${m}m` : `${m}m ${seconds % 60}s`;
-}
 
 /** `latchkey stats`: the running daemon's /oauth/stats, as a table or (--json) as served. */
 export async function stats(io: CliIo, baseUrl: string, json: boolean): Promise<number> {
@@ -36,7 +31,7 @@ export async function stats(io: CliIo, baseUrl: string, json: boolean): Promise<
     ['pending codes', String(body.authorization_codes)],
     ['live access tokens', String(body.access_tokens)],
     ['live refresh tokens', String(body.refresh_tokens)],
-    ['uptime', duration(body.uptime_seconds)],
+    ['uptime', formatDuration(body.uptime_seconds * 1000)],
     ['version', body.version],
   ];
   for (const [label, value] of rows) io.out(`${label.padEnd(22)}${value}\n`);

@@ -1,23 +1,39 @@
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import path from 'node:path';
+import type { Config } from '../config.js';
 import type { ClientResolver } from '../oauth/client-resolver.js';
-import type { ConsentSigner } from '../oauth/consent.js';
+import type { ConsentSigner } from '../oauth/consent/consent-form.js';
 import type { OAuthContext } from '../oauth/context.js';
+import { ENDPOINTS } from '../oauth/endpoints.js';
+import { authorizationServerMetadata } from '../oauth/metadata.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
+import type { AdminSessions } from '../owner/admin-sessions.js';
+import type { OwnerConsole } from '../owner/owner-console.js';
+import { healthReport, serverStats } from '../owner/server-status.js';
 import { adminRouter } from './admin-routes.js';
 import { consentRouter } from './consent-routes.js';
+import { CSP_DIRECTIVES } from './csp.js';
 import { infoRouter } from './info-routes.js';
+import { introspectRouter } from './introspect-routes.js';
+import { statusOf } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
 import { requestLog } from './request-log.js';
+import { revokeRouter } from './revoke-routes.js';
 import { securityHeaders } from './security-headers.js';
-import { introspectRouter, revokeRouter, tokenRouter } from './token-routes.js';
+import { tokenRouter } from './token-routes.js';
+
+/** The settings the HTTP layer reads; each router gets its part of them. */
+export type HttpSettings = Pick<Config, 'issuer' | 'https' | 'trustProxy' | 'limits' | 'introspectionSecret' | 'admin' | 'scopes' | 'cimd'>;
 
 export interface AppDeps {
+  settings: HttpSettings;
   ctx: OAuthContext;
   /** Registered clients and Client ID Metadata Document clients. */
   clients: ClientResolver;
   signer: ConsentSigner;
   pins: PinGuard;
+  owner: OwnerConsole;
+  adminSessions: AdminSessions;
   version: string;
   startedAt: number;
   /** Where views/ and public/ live (the package root). */
@@ -25,12 +41,13 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps): Express {
-  const { ctx } = deps;
+  const { ctx, settings } = deps;
+  const { limits } = settings;
   const app = express();
   app.disable('x-powered-by');
-  // No ETags: every OAuth response is no-store, and hashing each body cost 3% of a request.
+  // No ETags: every OAuth response is no-store, so a validator would only cost a hash per body.
   app.set('etag', false);
-  app.set('trust proxy', ctx.config.trustProxy);
+  app.set('trust proxy', settings.trustProxy);
   app.set('views', path.join(deps.rootDir, 'views'));
   app.set('view engine', 'ejs');
   // Express 5 parses the query with the "simple" parser: repeated keys become arrays, no nesting.
@@ -39,54 +56,78 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestLog(ctx.logger));
   app.use(
     securityHeaders({
-      contentSecurityPolicy: {
-        // Exactly these directives: helmet's defaults would add upgrade-insecure-requests, which
-        // breaks a plain-http localhost setup, and allow fonts from any https origin.
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"],
-        },
-      },
+      // Exactly our directives: helmet's defaults would add upgrade-insecure-requests, which
+      // breaks a plain-http localhost setup, and allow fonts from any https origin.
+      contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
       frameguard: { action: 'deny' },
       referrerPolicy: { policy: 'no-referrer' },
-      strictTransportSecurity: ctx.config.issuer.startsWith('https:'),
+      strictTransportSecurity: settings.https,
     }),
   );
   // The JSON endpoints, by exact path: a request goes straight to its router instead of being
-  // offered to every router before it (routing was 10% of a registration's CPU time). The key
-  // follows Express's own matching: case-insensitive, one trailing slash allowed.
+  // offered to every router before it. The key follows Express's own matching:
+  // case-insensitive, one trailing slash allowed.
+  const tokenSettings = { maxBodyBytes: limits.maxBodyBytes, requestsPerMinute: limits.tokenRequestsPerMinute };
   const byPath = new Map<string, Router>([
-    ['/token', tokenRouter(ctx, deps.clients)],
-    ['/introspect', introspectRouter(ctx)],
-    ['/register', registerRouter(ctx)],
-    ['/revoke', revokeRouter(ctx, deps.clients)],
+    [ENDPOINTS.token.path, tokenRouter(ctx, deps.clients, tokenSettings)],
+    [
+      ENDPOINTS.introspection.path,
+      introspectRouter(ctx, { secret: settings.introspectionSecret, maxBodyBytes: limits.maxBodyBytes, failuresPerMinute: limits.introspectionFailuresPerMinute }),
+    ],
+    [
+      ENDPOINTS.registration.path,
+      registerRouter(
+        { store: ctx.store, clock: ctx.clock, random: ctx.random, logger: ctx.logger, maxClients: limits.maxClients },
+        { maxBodyBytes: limits.maxBodyBytes, registrationsPerHour: limits.registrationsPerHour },
+      ),
+    ],
+    [ENDPOINTS.revocation.path, revokeRouter(ctx, deps.clients, tokenSettings)],
   ]);
   app.use((req: Request, res: Response, next: NextFunction) => {
     const router = byPath.get(req.path) ?? byPath.get(req.path.toLowerCase().replace(/(.)\/$/, '$1'));
     if (router) router(req, res, next);
     else next();
   });
-  app.use(infoRouter(ctx, deps.version, deps.startedAt));
-  app.use(consentRouter(ctx, deps.clients, deps.signer, deps.pins));
-  app.use(adminRouter({ ctx, pins: deps.pins, version: deps.version, startedAt: deps.startedAt }));
-  app.use('/assets', express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
+  app.use(
+    infoRouter({
+      metadata: authorizationServerMetadata(settings),
+      stats: () => serverStats(ctx.store, ctx.clock, deps.startedAt, deps.version),
+      health: () => healthReport(ctx.store),
+    }),
+  );
+  app.use(
+    consentRouter(
+      { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins },
+      { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute },
+    ),
+  );
+  app.use(
+    adminRouter({
+      owner: deps.owner,
+      sessions: deps.adminSessions,
+      pins: deps.pins,
+      clock: ctx.clock,
+      random: ctx.random,
+      logger: ctx.logger,
+      issuer: settings.issuer,
+      https: settings.https,
+      idleTimeoutMs: settings.admin.idleTimeoutMs,
+    }),
+  );
+  app.use(ENDPOINTS.assets.path, express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: 'not_found', error_description: `Nothing at ${req.method} ${req.path}` });
   });
   // Last resort: never a stack trace, never a 500 for what a client sent.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = typeof err === 'object' && err !== null && 'status' in err ? Number((err as { status: unknown }).status) : 500;
-    if (!(status >= 400 && status < 500)) ctx.logger.error({ err }, 'unhandled error');
+    const status = statusOf(err) ?? 500;
+    const clientFault = status >= 400 && status < 500;
+    if (!clientFault) ctx.logger.error({ err }, 'unhandled error');
     if (res.headersSent) return;
-    res.status(status >= 400 && status < 500 ? status : 500).json({
-      error: status >= 400 && status < 500 ? 'invalid_request' : 'server_error',
-      error_description: status >= 400 && status < 500 ? 'The request could not be processed' : 'The server hit an unexpected condition; try again',
+    res.status(clientFault ? status : 500).json({
+      error: clientFault ? 'invalid_request' : 'server_error',
+      error_description: clientFault ? 'The request could not be processed' : 'The server hit an unexpected condition; try again',
     });
   });
   return app;

@@ -1,26 +1,20 @@
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { InvalidClientBasicError } from '../oauth/client-auth.js';
-import { OAuthError, serverError, temporarilyUnavailable } from '../oauth/errors.js';
-import { StoreUnavailableError } from '../store/types.js';
+import { OAuthError, toOAuthError } from '../oauth/errors.js';
+
+/**
+ * The response helpers every route shares: caching headers, the RFC error JSON, and the
+ * statuses of errors Express and its body parsers raise.
+ */
 
 /** Seconds a client should wait after the store refused a write. */
 export const STORE_RETRY_AFTER_SECONDS = 5;
 
-/** RFC 6749 §5.1: responses carrying credentials must not be cached. */
+/** RFC 6749 §5.1: responses carrying credentials must not be cached; nor must our pages. */
 export function noStore(res: Response): void {
   res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Pragma', 'no-cache');
-}
-
-/** Maps any thrown value to an OAuthError; unexpected errors are logged and become server_error. */
-export function toOAuthError(err: unknown, logger: Logger): OAuthError {
-  if (err instanceof OAuthError) return err;
-  if (err instanceof StoreUnavailableError) {
-    return temporarilyUnavailable('The server cannot save data right now; try again shortly', err.reason);
-  }
-  logger.error({ err }, 'unexpected error');
-  return serverError();
 }
 
 /** Sends the RFC's error JSON with its status; the private detail goes to the log only. */
@@ -33,6 +27,13 @@ export function sendOAuthError(res: Response, err: unknown, logger: Logger): voi
   res.status(error.status).json(error.toResponseObject());
 }
 
+/** The HTTP status an error carries (Express and body-parser errors have one), or undefined. */
+export function statusOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('status' in err)) return undefined;
+  const status = Number((err as { status: unknown }).status);
+  return Number.isInteger(status) ? status : undefined;
+}
+
 /**
  * The status of an error the body parser raised because of what the client sent, or
  * undefined for any other error. Most carry a `type` ('entity.too.large', ...); a body that
@@ -41,10 +42,11 @@ export function sendOAuthError(res: Response, err: unknown, logger: Logger): voi
  */
 export function requestFaultStatus(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null || err instanceof OAuthError) return undefined;
-  const { type, status } = err as { type?: unknown; status?: unknown };
+  const { type } = err as { type?: unknown };
   if (type === 'entity.too.large' || type === 'parameters.too.many') return 413;
   if (typeof type === 'string') return 400;
-  if (typeof status === 'number' && status >= 400 && status < 500) return 400;
+  const status = statusOf(err);
+  if (status !== undefined && status >= 400 && status < 500) return 400;
   return undefined;
 }
 
@@ -53,7 +55,7 @@ export function requestFaultStatus(err: unknown): number | undefined {
  * (413 for an oversized body), everything else goes through {@link sendOAuthError}.
  */
 export function jsonErrorHandler(logger: Logger) {
-  return (err: unknown, _req: unknown, res: Response, _next: unknown): void => {
+  return (err: unknown, _req: Request, res: Response, _next: unknown): void => {
     const status = requestFaultStatus(err);
     if (status !== undefined) {
       noStore(res);
@@ -65,4 +67,10 @@ export function jsonErrorHandler(logger: Logger) {
     }
     sendOAuthError(res, err, logger);
   };
+}
+
+/** 405 for a JSON endpoint that takes only POST. */
+export function methodNotAllowed(req: Request, res: Response): void {
+  res.setHeader('Allow', 'POST, OPTIONS');
+  res.status(405).json({ error: 'invalid_request', error_description: `${req.method} is not allowed here; use POST` });
 }

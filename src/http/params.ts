@@ -1,4 +1,5 @@
-import type { Request } from 'express';
+import express, { type Request } from 'express';
+import { parseBasicAuth, type ClientCredentials } from '../oauth/client-auth.js';
 import { invalidRequest } from '../oauth/errors.js';
 
 type Bag = Record<string, unknown>;
@@ -41,4 +42,18 @@ export function queryParams(req: Request): Record<string, string | string[] | un
     else out[key] = [];
   }
   return out;
+}
+
+/** The form parser of the JSON endpoints: OAUTH_MAX_BODY_BYTES, and few fields (none takes more than 8). */
+export const formParser = (maxBodyBytes: number) => express.urlencoded({ extended: false, limit: maxBodyBytes, parameterLimit: 50 });
+
+/** The client credentials of a request to /token or /revoke: Basic header and/or body (RFC 6749 §2.3.1). */
+export function clientCredentials(req: Request, body: Bag): ClientCredentials {
+  const p = singleParams(body, ['client_id', 'client_secret']);
+  const basic = parseBasicAuth(req.headers.authorization);
+  return {
+    ...(basic ? { basic } : {}),
+    ...(p.client_id !== undefined ? { bodyClientId: p.client_id } : {}),
+    ...(p.client_secret !== undefined ? { bodyClientSecret: p.client_secret } : {}),
+  };
 }

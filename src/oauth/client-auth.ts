@@ -1,6 +1,6 @@
 import type { ClientRecord, Store } from '../store/types.js';
 import { invalidClient, invalidRequest, OAuthError } from './errors.js';
-import { hashSecret, safeEqual } from './secrets.js';
+import { hashSecret, safeEqual } from '../crypto/secrets.js';
 
 /** What the client presented at the token, revocation or introspection endpoint. */
 export interface ClientCredentials {

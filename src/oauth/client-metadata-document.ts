@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ClientMetadata, ClientRecord } from '../store/types.js';
+import { GRANT_TYPES } from './grants/index.js';
 import { checkRedirectUri } from './redirect-uri.js';
 
 /**
@@ -86,9 +87,9 @@ export function clientFromMetadataDocument(url: string, body: unknown, now: numb
     const check = checkRedirectUri(uri);
     if (!check.ok) throw new MetadataDocumentError(`the redirect URI "${uri.slice(0, 200)}" ${check.reason}`);
   }
-  const grantTypes = doc.grant_types ?? ['authorization_code', 'refresh_token'];
-  if (!grantTypes.includes('authorization_code') || grantTypes.some((g) => g !== 'authorization_code' && g !== 'refresh_token')) {
-    throw new MetadataDocumentError('grant_types must include authorization_code and may add only refresh_token');
+  const grantTypes = doc.grant_types ?? [...GRANT_TYPES];
+  if (!grantTypes.includes('authorization_code') || grantTypes.some((g) => !GRANT_TYPES.includes(g))) {
+    throw new MetadataDocumentError(`grant_types must include authorization_code and may add only ${GRANT_TYPES.filter((g) => g !== 'authorization_code').join(', ')}`);
   }
   const responseTypes = doc.response_types ?? ['code'];
   if (responseTypes.some((r) => r !== 'code')) throw new MetadataDocumentError('only the "code" response type is supported');

@@ -1,8 +1,11 @@
+import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { ClientMetadata, ClientRecord } from '../store/types.js';
+import type { Clock } from '../clock.js';
+import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
+import { CLIENT_AUTH_METHODS, type ClientMetadata, type ClientRecord, type Store } from '../store/types.js';
 import { invalidClientMetadata, invalidRedirectUri, OAuthError } from './errors.js';
+import { GRANT_TYPES } from './grants/index.js';
 import { checkRedirectUri } from './redirect-uri.js';
-import { hashSecret, newSecret, type RandomSource } from './secrets.js';
 
 /** Limits that keep one anonymous registration small; the body limit is enforced by HTTP. */
 export const REGISTRATION_LIMITS = {
@@ -11,8 +14,6 @@ export const REGISTRATION_LIMITS = {
   uriLength: 2000,
   contacts: 10,
 } as const;
-
-const SUPPORTED_GRANTS = ['authorization_code', 'refresh_token'] as const;
 
 /** RFC 7591 §2. Null means absent: some clients send nulls for fields they leave out. */
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
@@ -35,11 +36,7 @@ const requestSchema = z.object({
     .array(z.string({ error: 'must be strings' }), { error: 'must be an array of URIs' })
     .min(1, 'must list at least one URI')
     .max(REGISTRATION_LIMITS.redirectUris, `may list at most ${REGISTRATION_LIMITS.redirectUris} URIs`),
-  token_endpoint_auth_method: optional(
-    z.enum(['none', 'client_secret_basic', 'client_secret_post'], {
-      error: 'must be one of none, client_secret_basic, client_secret_post',
-    }),
-  ),
+  token_endpoint_auth_method: optional(z.enum(CLIENT_AUTH_METHODS, { error: `must be one of ${CLIENT_AUTH_METHODS.join(', ')}` })),
   grant_types: optional(z.array(z.string()).max(10)),
   response_types: optional(z.array(z.string()).max(10)),
   client_name: optional(text),
@@ -91,10 +88,10 @@ export function registerClient(body: unknown, now: number, random: RandomSource)
 
   // Omitted grant types mean both we support: every MCP host wants refresh tokens, and
   // RFC 7591 §3.2.1 lets the server fill in values it registered.
-  const grantTypes = req.grant_types ?? [...SUPPORTED_GRANTS];
-  const unsupported = grantTypes.filter((g) => !(SUPPORTED_GRANTS as readonly string[]).includes(g));
+  const grantTypes = req.grant_types ?? [...GRANT_TYPES];
+  const unsupported = grantTypes.filter((g) => !GRANT_TYPES.includes(g));
   if (unsupported.length > 0) {
-    throw invalidClientMetadata(`Unsupported grant_types: ${unsupported.join(', ')} (supported: ${SUPPORTED_GRANTS.join(', ')})`);
+    throw invalidClientMetadata(`Unsupported grant_types: ${unsupported.join(', ')} (supported: ${GRANT_TYPES.join(', ')})`);
   }
   const responseTypes = req.response_types ?? ['code'];
   if (responseTypes.some((r) => r !== 'code')) {
@@ -147,4 +144,34 @@ export function registerClient(body: unknown, now: number, random: RandomSource)
     ...metadata,
   };
   return { record, response };
+}
+
+export interface RegistrationDeps {
+  store: Pick<Store, 'clientCount' | 'putClient'>;
+  clock: Clock;
+  random: RandomSource;
+  logger: Logger;
+  /** OAUTH_MAX_CLIENTS. */
+  maxClients: number;
+}
+
+/**
+ * A registration from start to finish: refuse it past the client cap, validate it, store the
+ * client durably, and return the RFC 7591 §3.2.1 response to send with 201.
+ */
+export async function registerAndStoreClient(deps: RegistrationDeps, body: unknown): Promise<Record<string, unknown>> {
+  if ((await deps.store.clientCount()) >= deps.maxClients) {
+    throw new OAuthError(
+      'access_denied',
+      `This server has reached its limit of ${deps.maxClients} registered clients; its owner can delete unused clients or raise OAUTH_MAX_CLIENTS`,
+      403,
+    );
+  }
+  const { record, response } = registerClient(body, deps.clock.now(), deps.random);
+  await deps.store.putClient(record);
+  deps.logger.info(
+    { clientId: record.clientId, clientName: record.metadata.client_name, authMethod: record.metadata.token_endpoint_auth_method },
+    'client registered',
+  );
+  return response;
 }

@@ -55,10 +55,6 @@ export class ClientResolver {
     this.maxCached = options.maxCachedDocuments ?? 1000;
   }
 
-  get metadataDocumentsEnabled(): boolean {
-    return this.options.fetchDocument !== undefined;
-  }
-
   async lookup(clientId: string): Promise<ClientLookup> {
     if (!this.options.fetchDocument || !isClientIdMetadataUrl(clientId)) {
       const client = await this.options.store.getClient(clientId);

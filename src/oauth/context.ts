@@ -1,12 +1,24 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import type { Config } from '../config.js';
+import type { ScopePolicy, TokenPolicy } from '../config.js';
+import type { RandomSource } from '../crypto/secrets.js';
 import type { Store } from '../store/types.js';
-import type { RandomSource } from './secrets.js';
 
-/** What the protocol rules need from the outside world; tests pass their own clock and randomness. */
+/**
+ * What the protocol rules need from the outside world, and only that: the issuer, the token
+ * and scope policy, the protected resources, the store, time, randomness and the log. Tests
+ * pass their own clock and randomness.
+ */
 export interface OAuthContext {
-  config: Config;
+  /** OAUTH_ISSUER_URL, verbatim. */
+  issuer: string;
+  tokens: TokenPolicy;
+  scopes: ScopePolicy;
+  /**
+   * The protected resources tokens may be issued for (RFC 8707); the first is the default
+   * audience. A function, because the list can change while the daemon runs.
+   */
+  resources: () => readonly string[];
   store: Store;
   clock: Clock;
   random: RandomSource;

@@ -1,3 +1,6 @@
+import type { Logger } from 'pino';
+import { StoreUnavailableError } from '../store/types.js';
+
 /**
  * OAuth errors as values. Each carries the protocol `error` code, the HTTP status the
  * RFC prescribes, a public `error_description`, and an optional private `detail` that only
@@ -53,3 +56,13 @@ export const temporarilyUnavailable = (description: string, detail?: string): OA
 
 export const serverError = (detail?: string): OAuthError =>
   new OAuthError('server_error', 'The server hit an unexpected condition; try again.', 500, detail);
+
+/** Any thrown value as an OAuthError; the store's refusal is temporarily_unavailable, anything unexpected is logged and becomes server_error. */
+export function toOAuthError(err: unknown, logger: Logger): OAuthError {
+  if (err instanceof OAuthError) return err;
+  if (err instanceof StoreUnavailableError) {
+    return temporarilyUnavailable('The server cannot save data right now; try again shortly', err.reason);
+  }
+  logger.error({ err }, 'unexpected error');
+  return serverError();
+}

@@ -1,8 +1,9 @@
 import { toEpochSeconds } from '../clock.js';
+import { hashSecret, secretMatcher } from '../crypto/secrets.js';
+import { parseBasicAuth } from './client-auth.js';
 import type { OAuthContext } from './context.js';
 import { invalidRequest } from './errors.js';
 import { formatScope } from './scopes.js';
-import { hashSecret } from './secrets.js';
 
 export type IntrospectionResponse =
   | { active: false }
@@ -32,11 +33,32 @@ export async function introspectToken(ctx: OAuthContext, params: { token?: strin
     client_id: token.clientId,
     scope: formatScope(token.scopes),
     aud: token.resource,
-    iss: ctx.config.issuer,
+    iss: ctx.issuer,
     exp: toEpochSeconds(token.expiresAt),
     iat: toEpochSeconds(token.issuedAt),
     token_type: 'Bearer',
     // There is one owner; the grant id tells grants apart without revealing anything.
     sub: token.grantId,
+  };
+}
+
+/**
+ * Whether an Authorization header proves OAUTH_INTROSPECTION_SECRET: as a Bearer token, or as
+ * the password of Basic authentication (what Python SDK verifiers send). Always false when
+ * introspection is off. Compared in constant time.
+ */
+export function resourceServerAuthenticator(secret: string | undefined): (authorization: string | undefined) => boolean {
+  if (!secret) return () => false;
+  const matches = secretMatcher(secret);
+  return (header) => {
+    if (!header) return false;
+    const bearer = /^Bearer\s+(.+)$/i.exec(header);
+    if (bearer?.[1]) return matches(bearer[1].trim());
+    try {
+      const basic = parseBasicAuth(header);
+      return basic !== undefined && matches(basic.clientSecret);
+    } catch {
+      return false;
+    }
   };
 }

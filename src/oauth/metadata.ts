@@ -1,24 +1,26 @@
 import type { Config } from '../config.js';
+import { CLIENT_AUTH_METHODS } from '../store/types.js';
+import { advertisedEndpoints } from './endpoints.js';
+import { GRANT_TYPES } from './grants/index.js';
 
-/** RFC 8414 §2 authorization server metadata. The issuer string is used exactly as configured. */
-export function authorizationServerMetadata(config: Config): Record<string, unknown> {
-  const base = config.issuer;
+/**
+ * RFC 8414 §2 authorization server metadata, derived from the tables of endpoints, grants and
+ * client authentication methods, so what is advertised is what is served. The issuer string
+ * is used exactly as configured.
+ */
+export function authorizationServerMetadata(config: Pick<Config, 'issuer' | 'scopes' | 'cimd'>): Record<string, unknown> {
   return {
-    issuer: base,
-    authorization_endpoint: `${base}/authorize`,
-    token_endpoint: `${base}/token`,
-    registration_endpoint: `${base}/register`,
-    revocation_endpoint: `${base}/revoke`,
-    introspection_endpoint: `${base}/introspect`,
+    issuer: config.issuer,
+    ...advertisedEndpoints(config.issuer),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token'],
+    grant_types_supported: GRANT_TYPES,
     code_challenge_methods_supported: ['S256'],
-    token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
-    revocation_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
-    scopes_supported: config.validScopes,
+    token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    scopes_supported: config.scopes.valid,
     authorization_response_iss_parameter_supported: true,
     // Advertised only when on: clients then send their document URL instead of registering.
-    ...(config.cimdEnabled ? { client_id_metadata_document_supported: true } : {}),
+    ...(config.cimd.enabled ? { client_id_metadata_document_supported: true } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
-import { parsePinHash, verifyPinHash } from './pin-hash.js';
-import { safeEqual } from './secrets.js';
+import { verifyPinHash, type PinHash } from '../crypto/pin-hash.js';
+import { safeEqual } from '../crypto/secrets.js';
 
 /** Says whether an attempt is the owner's PIN, in constant time. */
 export type PinVerifier = (attempt: string) => Promise<boolean>;
@@ -10,10 +10,8 @@ export function plainPinVerifier(pin: string): PinVerifier {
   return async (attempt) => safeEqual(attempt, pin);
 }
 
-/** A verifier for an OAUTH_PIN_HASH value; the config has already checked its format. */
-export function hashedPinVerifier(value: string): PinVerifier {
-  const stored = parsePinHash(value);
-  if (!stored) throw new Error('OAUTH_PIN_HASH is not a valid scrypt hash');
+/** A verifier for OAUTH_PIN_HASH, as the config parsed it. */
+export function hashedPinVerifier(stored: PinHash): PinVerifier {
   return (attempt) => verifyPinHash(stored, attempt);
 }
 

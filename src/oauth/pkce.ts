@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { safeEqual } from './secrets.js';
+import { safeEqual } from '../crypto/secrets.js';
 
 /** RFC 7636 §4.1: 43–128 characters from the unreserved set. */
 const VERIFIER = /^[A-Za-z0-9\-._~]{43,128}$/;

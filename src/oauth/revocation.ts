@@ -1,7 +1,7 @@
 import type { ClientRecord } from '../store/types.js';
 import type { OAuthContext } from './context.js';
 import { invalidRequest } from './errors.js';
-import { hashSecret } from './secrets.js';
+import { hashSecret } from '../crypto/secrets.js';
 
 /**
  * RFC 7009. Unknown tokens and tokens of other clients are answered like a success

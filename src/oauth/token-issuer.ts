@@ -1,7 +1,7 @@
 import type { AccessTokenRecord, ClientRecord, RefreshTokenRecord } from '../store/types.js';
 import type { OAuthContext } from './context.js';
 import { formatScope } from './scopes.js';
-import { hashSecret, newSecret } from './secrets.js';
+import { hashSecret, newSecret } from '../crypto/secrets.js';
 
 /** RFC 6749 §5.1. */
 export interface TokenResponse {
@@ -29,7 +29,7 @@ export function mintTokens(
 ): IssuedTokens {
   const now = ctx.clock.now();
   const accessToken = newSecret(ctx.random);
-  const ttl = ctx.config.accessTokenTtl;
+  const ttlMs = ctx.tokens.accessTtlMs;
   const access: AccessTokenRecord = {
     hash: hashSecret(accessToken),
     clientId: client.clientId,
@@ -37,18 +37,19 @@ export function mintTokens(
     scopes: grant.scopes,
     resource: grant.resource,
     issuedAt: now,
-    expiresAt: now + ttl * 1000,
+    expiresAt: now + ttlMs,
   };
   const response: TokenResponse = {
     access_token: accessToken,
     token_type: 'Bearer',
-    expires_in: Math.max(1, Math.round(ttl)),
+    // RFC 6749 §5.1: whole seconds on the wire.
+    expires_in: Math.max(1, Math.round(ttlMs / 1000)),
     scope: formatScope(grant.scopes),
   };
   let refresh: RefreshTokenRecord | undefined;
   if (client.metadata.grant_types.includes('refresh_token')) {
     const refreshToken = newSecret(ctx.random);
-    refresh = { ...access, hash: hashSecret(refreshToken), expiresAt: now + ctx.config.refreshTokenTtl * 1000 };
+    refresh = { ...access, hash: hashSecret(refreshToken), expiresAt: now + ctx.tokens.refreshTtlMs };
     response.refresh_token = refreshToken;
   }
   return { access, refresh, response };

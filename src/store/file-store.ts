@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { nodeFsOps, writeFileAtomic, type FsOps } from './atomic-file.js';
 import { encodeJournalRecord, JOURNAL_PATTERN, journalFileName, parseJournal, type JournalOp } from './journal.js';
 import {
+  CLIENT_AUTH_METHODS,
   StoreUnavailableError,
   type AccessTokenRecord,
   type ClientRecord,
@@ -63,7 +64,7 @@ const SNAPSHOT_CHUNK = 1_000;
 
 const str = z.string();
 const num = z.number();
-const authMethod = z.enum(['none', 'client_secret_basic', 'client_secret_post']);
+const authMethod = z.enum(CLIENT_AUTH_METHODS);
 
 const clientSchema = z.object({
   clientId: str,
@@ -937,7 +938,12 @@ export class FileStore implements Store {
 
   async revokeGrant(grantId: string): Promise<number> {
     const entries = [...(this.byGrant.get(grantId) ?? [])];
-    for (const entry of entries) this.set(UNTAG[entry.charAt(0)] ?? 'codes', entry.slice(1), undefined);
+    for (const entry of entries) {
+      const collection = UNTAG[entry.charAt(0)];
+      // The index only ever holds the tags it was given; anything else is a bug, not a code.
+      if (collection === undefined) throw new Error(`grant index entry with an unknown tag: ${entry.charAt(0)}`);
+      this.set(collection, entry.slice(1), undefined);
+    }
     if (entries.length > 0) await this.commit();
     return entries.length;
   }

@@ -15,9 +15,16 @@ export interface ClientRecord {
   lastUsedAt?: number;
 }
 
+/**
+ * How a client may authenticate at the token, revocation and introspection endpoints (RFC 7591
+ * §2): the one list that registration, the metadata and the stored schema read.
+ */
+export const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post'] as const;
+export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
+
 export interface ClientMetadata {
   redirect_uris: string[];
-  token_endpoint_auth_method: 'none' | 'client_secret_basic' | 'client_secret_post';
+  token_endpoint_auth_method: ClientAuthMethod;
   grant_types: string[];
   response_types: string[];
   client_name?: string;

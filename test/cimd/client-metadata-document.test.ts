@@ -6,6 +6,7 @@ import {
 } from '../../src/oauth/client-metadata-document.js';
 import { ClientResolver, MAX_FETCHES_IN_FLIGHT, REFUSAL_CACHE_MS } from '../../src/oauth/client-resolver.js';
 import { MetadataFetchError, type FetchedDocument } from '../../src/net/metadata-document-fetch.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const URL_ID = 'https://app.example.com/oauth/client.json';
 const doc = (overrides: Record<string, unknown> = {}) => ({ client_id: URL_ID, redirect_uris: ['https://app.example.com/cb'], ...overrides });
@@ -65,12 +66,12 @@ describe('documentCacheLifetime (RFC 9111 §5.2.2)', () => {
 
 describe('ClientResolver', () => {
   function setup(answer: (url: URL) => Promise<FetchedDocument>, maxCachedDocuments = 1000) {
-    const clock = { now: 1_000 };
+    const clock = new FakeClock(1_000);
     let fetches = 0;
     const registered = clientFromMetadataDocument(URL_ID, doc(), 0);
     const resolver = new ClientResolver({
       store: { getClient: async (id) => (id === 'registered' ? { ...registered, clientId: id } : undefined) },
-      clock: { now: () => clock.now },
+      clock,
       fetchDocument: (url) => {
         fetches++;
         return answer(url);
@@ -92,7 +93,7 @@ describe('ClientResolver', () => {
     await resolver.lookup(URL_ID);
     await resolver.lookup(URL_ID);
     expect(fetches()).toBe(1);
-    clock.now += 60_000;
+    clock.advance(60_000);
     await resolver.lookup(URL_ID);
     expect(fetches()).toBe(2);
   });
@@ -128,7 +129,7 @@ describe('ClientResolver', () => {
     expect((await resolver.lookup(URL_ID)).kind).toBe('refused');
     expect((await resolver.lookup(URL_ID)).kind).toBe('refused');
     expect(fetches()).toBe(1);
-    clock.now += REFUSAL_CACHE_MS;
+    clock.advance(REFUSAL_CACHE_MS);
     await resolver.lookup(URL_ID);
     expect(fetches()).toBe(2);
   });

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli/run.js';
-import { hashPin } from '../../src/oauth/pin-hash.js';
+import { hashPin } from '../../src/crypto/pin-hash.js';
 import { captureIo } from '../helpers/cli-io.js';
 import { clientRecord } from '../helpers/records.js';
 import { startApp, type RunningApp } from '../helpers/running-app.js';

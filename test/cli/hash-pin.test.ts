@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { runCli } from '../../src/cli/run.js';
 import { loadConfig, ConfigError } from '../../src/config.js';
 import { hashedPinVerifier, PinGuard } from '../../src/oauth/pin-guard.js';
-import { hashPin, parsePinHash, verifyPinHash } from '../../src/oauth/pin-hash.js';
+import { hashPin, parsePinHash, verifyPinHash } from '../../src/crypto/pin-hash.js';
 import { captureIo } from '../helpers/cli-io.js';
 
 describe('latchkey hash-pin', () => {
@@ -52,7 +52,7 @@ describe('latchkey hash-pin', () => {
 describe('OAUTH_PIN_HASH', () => {
   it('is accepted by the config in place of OAUTH_PIN', async () => {
     const value = await hashPin('482913');
-    expect(loadConfig({ OAUTH_PIN_HASH: value }).pinHash).toBe(value);
+    expect(loadConfig({ OAUTH_PIN_HASH: value }).pin.source).toEqual({ kind: 'hash', hash: parsePinHash(value) });
   });
 
   it('must be a hash made by hash-pin, and not set together with OAUTH_PIN', async () => {
@@ -64,7 +64,9 @@ describe('OAUTH_PIN_HASH', () => {
 
   it('drives the PIN guard with the same limits as a plain PIN', async () => {
     const now = 1_000_000;
-    const guard = new PinGuard(hashedPinVerifier(await hashPin('482913')), { now: () => now }, 30, 3);
+    const stored = parsePinHash(await hashPin('482913'));
+    if (!stored) throw new Error('hash-pin made a hash the parser refuses');
+    const guard = new PinGuard(hashedPinVerifier(stored), { now: () => now }, 30, 3);
     expect(await guard.check('r1', now + 60_000, '000000')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
     expect(await guard.check('r1', now + 60_000, '482913')).toEqual({ kind: 'ok' });
     // Guesses sent at once are checked one after another, so none slips past the limit.

@@ -18,7 +18,7 @@ import {
   approve,
   type Harness,
   type TokenBody,
-} from '../http/helpers.js';
+} from '../helpers/http-harness.js';
 
 /**
  * Disk faults seen from the wire (issue 4, section 3): with write, fsync or rename failing

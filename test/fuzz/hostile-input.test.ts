@@ -13,7 +13,7 @@ import {
   type Harness,
   type RegisteredClient,
   type TokenBody,
-} from '../http/helpers.js';
+} from '../helpers/http-harness.js';
 import { rawClient, type RawClient, type RawRequest, type RawResponse } from './raw-client.js';
 
 /**

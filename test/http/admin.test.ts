@@ -5,14 +5,15 @@ import request from 'supertest';
 import { loadConfig } from '../../src/config.js';
 import { createServices, type Services } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
-import { hashSecret } from '../../src/oauth/secrets.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
 import { clientRecord, tokenPair } from '../helpers/records.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const PIN = '582046';
 const SECRET = 'introspection-secret-0123456789';
 
-async function setup(env: Record<string, string> = {}): Promise<{ services: Services; clock: { t: number } }> {
-  const clock = { t: Date.UTC(2026, 10, 22, 12) };
+async function setup(env: Record<string, string> = {}): Promise<{ services: Services; clock: FakeClock }> {
+  const clock = new FakeClock(Date.UTC(2026, 10, 22, 12));
   const config = loadConfig({
     OAUTH_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'latchkey-admin-')),
     OAUTH_PIN: PIN,
@@ -22,12 +23,12 @@ async function setup(env: Record<string, string> = {}): Promise<{ services: Serv
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const services = await createServices(config, createLogger('silent'), { clock: { now: () => clock.t } });
+  const services = await createServices(config, createLogger('silent'), { clock });
   const { store } = services;
-  await store.putClient(clientRecord('client-claude', 'claudeai', clock.t - 86_400_000));
-  await store.putClient(clientRecord('client-chatgpt', 'ChatGPT', clock.t - 3_600_000));
+  await store.putClient(clientRecord('client-claude', 'claudeai', clock.ms - 86_400_000));
+  await store.putClient(clientRecord('client-chatgpt', 'ChatGPT', clock.ms - 3_600_000));
   for (const [client, grant, n] of [['client-claude', 'grant-1', 1], ['client-claude', 'grant-2', 2], ['client-chatgpt', 'grant-3', 3]] as const) {
-    const { access, refresh } = tokenPair(client, grant, hashSecret(`access-${n}`), hashSecret(`refresh-${n}`), clock.t - 60_000);
+    const { access, refresh } = tokenPair(client, grant, hashSecret(`access-${n}`), hashSecret(`refresh-${n}`), clock.ms - 60_000);
     await store.putTokens(access, refresh);
   }
   return { services, clock };
@@ -54,7 +55,7 @@ describe('/admin', () => {
     expect(res.headers['cache-control']).toBe('no-store');
     expect(res.headers['x-frame-options']).toBe('DENY');
     expect(res.headers['content-security-policy']).toBe(
-      "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "default-src 'none';style-src 'self';img-src 'self';form-action 'self';frame-ancestors 'none';base-uri 'none'",
     );
     const cookie = (res.headers['set-cookie'] as unknown as string[])[0] ?? '';
     expect(cookie).toMatch(/^latchkey_admin_login=/);
@@ -158,7 +159,7 @@ describe('/admin', () => {
   it('lists and revokes grants of a client known only by its metadata document URL', async () => {
     const { services, clock } = await setup();
     const cimdClient = 'https://app.example.com/oauth/client.json';
-    const { access, refresh } = tokenPair(cimdClient, 'grant-cimd', hashSecret('access-cimd'), hashSecret('refresh-cimd'), clock.t - 60_000);
+    const { access, refresh } = tokenPair(cimdClient, 'grant-cimd', hashSecret('access-cimd'), hashSecret('refresh-cimd'), clock.ms - 60_000);
     await services.store.putTokens(access, refresh);
     const agent = request.agent(services.app);
     await signIn(agent);
@@ -207,9 +208,9 @@ describe('/admin', () => {
     const { services, clock } = await setup();
     const agent = request.agent(services.app);
     await signIn(agent);
-    clock.t += 500_000;
+    clock.advance(500_000);
     expect((await agent.get('/admin')).text).toContain('Connected apps');
-    clock.t += 601_000;
+    clock.advance(601_000);
     const idle = await agent.get('/admin');
     expect(idle.text).toContain('Sign in');
     expect(idle.text).not.toContain('claudeai');

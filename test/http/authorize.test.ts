@@ -17,7 +17,7 @@ import {
   useHarness,
   type AuthorizeOptions,
   type RegisteredClient,
-} from './helpers.js';
+} from '../helpers/http-harness.js';
 
 describe('GET /authorize', () => {
   const s = useHarness();

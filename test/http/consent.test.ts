@@ -12,7 +12,7 @@ import {
   redirectParams,
   register,
   useHarness,
-} from './helpers.js';
+} from '../helpers/http-harness.js';
 
 const expectPage = (res: Response, status: number): void => {
   expect(res.status).toBe(status);

@@ -9,7 +9,7 @@ import {
   obtainTokens,
   register,
   useHarness,
-} from './helpers.js';
+} from '../helpers/http-harness.js';
 
 describe('POST /introspect', () => {
   const s = useHarness();

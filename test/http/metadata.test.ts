@@ -1,4 +1,4 @@
-import { BODIES, ISSUER, approve, exchange, http, obtainTokens, openConsent, register, startHarness, useHarness } from './helpers.js';
+import { BODIES, ISSUER, approve, exchange, http, obtainTokens, openConsent, register, startHarness, useHarness } from '../helpers/http-harness.js';
 
 const CORS_ENDPOINTS = ['/.well-known/oauth-authorization-server', '/register', '/token', '/revoke', '/introspect'];
 

@@ -1,4 +1,4 @@
-import { BODIES, ISSUER, http, nullPaths, openConsent, register, useHarness, type RegisteredClient } from './helpers.js';
+import { BODIES, ISSUER, http, nullPaths, openConsent, register, useHarness, type RegisteredClient } from '../helpers/http-harness.js';
 
 describe('POST /register', () => {
   const s = useHarness();

@@ -8,7 +8,7 @@ import {
   refresh,
   register,
   useHarness,
-} from './helpers.js';
+} from '../helpers/http-harness.js';
 
 describe('POST /revoke', () => {
   const s = useHarness();

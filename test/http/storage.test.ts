@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { SCHEMA_VERSION } from '../../src/store/file-store.js';
-import { BODIES, PIN, http, introspect, obtainTokens, refresh, register, useHarness, type TokenBody } from './helpers.js';
+import { BODIES, PIN, http, introspect, obtainTokens, refresh, register, useHarness, type TokenBody } from '../helpers/http-harness.js';
 
 async function readDataDir(dir: string): Promise<{ name: string; text: string; mode: number }[]> {
   const out: { name: string; text: string; mode: number }[] = [];

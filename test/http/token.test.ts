@@ -15,7 +15,7 @@ import {
   type Harness,
   type RegisteredClient,
   type TokenBody,
-} from './helpers.js';
+} from '../helpers/http-harness.js';
 
 const expectOAuthError = (res: Response, status: number, error: string): void => {
   expect(res.status).toBe(status);

@@ -6,7 +6,7 @@ import {
   type Params,
 } from '../../src/oauth/authorization-request.js';
 import { s256 } from '../../src/oauth/pkce.js';
-import { clientRecord } from './helpers.js';
+import { clientRecord } from '../helpers/unit-context.js';
 
 const POLICY: AuthorizationPolicy = {
   validScopes: ['read', 'write'],

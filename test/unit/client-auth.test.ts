@@ -1,8 +1,8 @@
 import { authenticateClient, InvalidClientBasicError, parseBasicAuth } from '../../src/oauth/client-auth.js';
 import { OAuthError } from '../../src/oauth/errors.js';
-import { hashSecret } from '../../src/oauth/secrets.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
 import type { ClientRecord } from '../../src/store/types.js';
-import { clientRecord, makeContext, type TestContext } from './helpers.js';
+import { clientRecord, makeContext, type TestContext } from '../helpers/unit-context.js';
 
 const basic = (id: string, secret: string): string =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;

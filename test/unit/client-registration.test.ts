@@ -1,6 +1,6 @@
 import { OAuthError } from '../../src/oauth/errors.js';
 import { registerClient, REGISTRATION_LIMITS } from '../../src/oauth/client-registration.js';
-import { cryptoRandom, hashSecret } from '../../src/oauth/secrets.js';
+import { cryptoRandom, hashSecret } from '../../src/crypto/secrets.js';
 import { BODIES } from '../fixtures/host-registrations.js';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0, 500);

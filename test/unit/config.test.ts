@@ -14,34 +14,29 @@ describe('loadConfig', () => {
   it('has working defaults for an empty environment', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
-      port: 3000,
-      host: '127.0.0.1',
+      listen: { port: 3000, host: '127.0.0.1' },
       issuer: 'http://localhost:3000',
-      pin: undefined,
-      dataDir: '.oauth_data',
-      accessTokenTtl: 3600,
-      refreshTokenTtl: 2592000,
-      authCodeTtl: 600,
-      refreshReuseGrace: 30,
-      cleanupInterval: 3600,
-      validScopes: ['mcp'],
-      defaultScopes: ['mcp'],
+      https: false,
+      pin: { source: { kind: 'generate' } },
+      store: { dataDir: '.oauth_data', cleanupIntervalMs: 3_600_000 },
+      tokens: { accessTtlMs: 3_600_000, refreshTtlMs: 2_592_000_000, codeTtlMs: 600_000, refreshReuseGraceMs: 30_000 },
+      scopes: { valid: ['mcp'], defaults: ['mcp'] },
       resources: ['http://localhost:3000'],
       introspectionSecret: undefined,
       trustProxy: false,
       logLevel: 'info',
     });
-    expect(config.pinMaxFailuresPerHour).toBeGreaterThan(0);
-    expect(config.pinMaxFailuresPerHour).toBeLessThanOrEqual(60);
-    expect(config.pinMaxAttemptsPerRequest).toBeGreaterThan(0);
-    expect(config.maxClients).toBeGreaterThan(0);
-    expect(config).toMatchObject({ tokenRateLimit: 300, introspectionRateLimit: 60, maxBodyBytes: 16384 });
+    expect(config.pin.maxFailuresPerHour).toBeGreaterThan(0);
+    expect(config.pin.maxFailuresPerHour).toBeLessThanOrEqual(60);
+    expect(config.pin.maxAttemptsPerRequest).toBeGreaterThan(0);
+    expect(config.limits.maxClients).toBeGreaterThan(0);
+    expect(config.limits).toMatchObject({ tokenRequestsPerMinute: 300, introspectionFailuresPerMinute: 60, maxBodyBytes: 16384 });
   });
 
   it('reads the rate limits and the body limit', () => {
     expect(
       loadConfig({ OAUTH_TOKEN_RATE_LIMIT: '100000', OAUTH_INTROSPECTION_RATE_LIMIT: '7', OAUTH_MAX_BODY_BYTES: '65536' }),
-    ).toMatchObject({ tokenRateLimit: 100000, introspectionRateLimit: 7, maxBodyBytes: 65536 });
+    ).toMatchObject({ limits: { tokenRequestsPerMinute: 100000, introspectionFailuresPerMinute: 7, maxBodyBytes: 65536 } });
   });
 
   it('derives the default issuer from PORT', () => {
@@ -50,8 +45,8 @@ describe('loadConfig', () => {
 
   it('treats empty and blank variables as unset', () => {
     const config = loadConfig({ PORT: '', OAUTH_PIN: '   ', OAUTH_ISSUER_URL: '' });
-    expect(config.port).toBe(3000);
-    expect(config.pin).toBeUndefined();
+    expect(config.listen.port).toBe(3000);
+    expect(config.pin.source).toEqual({ kind: 'generate' });
     expect(config.issuer).toBe('http://localhost:3000');
   });
 
@@ -75,18 +70,13 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
     });
     expect(config).toMatchObject({
-      port: 4000,
-      host: '0.0.0.0',
+      listen: { port: 4000, host: '0.0.0.0' },
       issuer: 'https://auth.example.com',
-      pin: '123456',
-      dataDir: '/var/lib/latchkey',
-      accessTokenTtl: 60,
-      refreshTokenTtl: 120,
-      authCodeTtl: 0.5,
-      refreshReuseGrace: 0,
-      cleanupInterval: 5,
-      validScopes: ['read', 'write', 'admin'],
-      defaultScopes: ['read'],
+      https: true,
+      pin: { source: { kind: 'plain', pin: '123456' } },
+      store: { dataDir: '/var/lib/latchkey', cleanupIntervalMs: 5000 },
+      tokens: { accessTtlMs: 60_000, refreshTtlMs: 120_000, codeTtlMs: 500, refreshReuseGraceMs: 0 },
+      scopes: { valid: ['read', 'write', 'admin'], defaults: ['read'] },
       resources: ['https://mcp.example.com/mcp', 'https://other.example.com'],
       introspectionSecret: '0123456789abcdef',
       trustProxy: 1,
@@ -163,7 +153,12 @@ describe('loadConfig', () => {
     });
 
     it('the default scopes default to the valid scopes', () => {
-      expect(loadConfig({ OAUTH_VALID_SCOPES: 'read write' }).defaultScopes).toEqual(['read', 'write']);
+      expect(loadConfig({ OAUTH_VALID_SCOPES: 'read write' }).scopes.defaults).toEqual(['read', 'write']);
+    });
+
+    it('never repeats a secret value in the error line', () => {
+      expect(configError({ OAUTH_INTROSPECTION_SECRET: 'short-secret' }).message).not.toContain('short-secret');
+      expect(configError({ OAUTH_PIN: 'a b' }).message).not.toContain('a b');
     });
 
     it('says what is expected of the issuer', () => {

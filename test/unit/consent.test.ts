@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { AuthorizationRequest } from '../../src/oauth/authorization-request.js';
-import { ConsentSigner } from '../../src/oauth/consent.js';
-import { cryptoRandom } from '../../src/oauth/secrets.js';
+import { ConsentSigner } from '../../src/oauth/consent/consent-form.js';
+import { cryptoRandom } from '../../src/crypto/secrets.js';
 
 const KEY = Buffer.alloc(32, 7);
 const TTL = 30 * 60_000;

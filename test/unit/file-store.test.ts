@@ -8,8 +8,8 @@ import {
   type CodeRecord,
   type RefreshTokenRecord,
 } from '../../src/store/types.js';
-import { hashSecret, newSecret, cryptoRandom } from '../../src/oauth/secrets.js';
-import { clientRecord, removeDir, silentLogger, tempDir } from './helpers.js';
+import { hashSecret, newSecret, cryptoRandom } from '../../src/crypto/secrets.js';
+import { clientRecord, removeDir, silentLogger, tempDir } from '../helpers/unit-context.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 const FILES = ['clients.json', 'codes.json', 'tokens.json', 'refresh_tokens.json'];

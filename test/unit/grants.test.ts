@@ -1,14 +1,14 @@
-import { exchangeAuthorizationCode, issueAuthorizationCode } from '../../src/oauth/authorization-code-grant.js';
+import { exchangeAuthorizationCode, issueAuthorizationCode } from '../../src/oauth/grants/authorization-code.js';
 import type { AuthorizationRequest } from '../../src/oauth/authorization-request.js';
 import { OAuthError } from '../../src/oauth/errors.js';
 import { introspectToken } from '../../src/oauth/introspection.js';
 import { s256 } from '../../src/oauth/pkce.js';
-import { refreshAccessToken, ROTATED_TOKEN_RETENTION_MS } from '../../src/oauth/refresh-token-grant.js';
+import { refreshAccessToken, ROTATED_TOKEN_RETENTION_MS } from '../../src/oauth/grants/refresh-token.js';
 import { revokeToken } from '../../src/oauth/revocation.js';
-import { hashSecret } from '../../src/oauth/secrets.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
 import type { TokenResponse } from '../../src/oauth/token-issuer.js';
 import type { ClientRecord } from '../../src/store/types.js';
-import { clientRecord, makeContext, type TestContext } from './helpers.js';
+import { clientRecord, makeContext, type TestContext } from '../helpers/unit-context.js';
 
 const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
 const REDIRECT = 'https://claude.ai/api/mcp/auth_callback';

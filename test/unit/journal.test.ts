@@ -4,8 +4,8 @@ import { nodeFsOps, type FsOps } from '../../src/store/atomic-file.js';
 import { FileStore, readDataDir, SCHEMA_VERSION } from '../../src/store/file-store.js';
 import { encodeJournalRecord, journalFileName, parseJournal } from '../../src/store/journal.js';
 import type { AccessTokenRecord } from '../../src/store/types.js';
-import { hashSecret } from '../../src/oauth/secrets.js';
-import { clientRecord, removeDir, silentLogger, tempDir } from './helpers.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
+import { clientRecord, removeDir, silentLogger, tempDir } from '../helpers/unit-context.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 

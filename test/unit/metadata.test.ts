@@ -1,5 +1,5 @@
 import { authorizationServerMetadata } from '../../src/oauth/metadata.js';
-import { testConfig } from './helpers.js';
+import { testConfig } from '../helpers/unit-context.js';
 
 describe('authorizationServerMetadata (RFC 8414)', () => {
   const config = testConfig('/unused', { OAUTH_ISSUER_URL: 'https://auth.example.com' });

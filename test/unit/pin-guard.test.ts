@@ -1,5 +1,5 @@
 import { PinGuard, plainPinVerifier } from '../../src/oauth/pin-guard.js';
-import { FakeClock } from './helpers.js';
+import { FakeClock } from '../helpers/unit-context.js';
 
 const PIN = '48213907';
 const HOUR = 3_600_000;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cryptoRandom, hashSecret, newSecret, safeEqual, secretMatcher, type RandomSource } from '../../src/oauth/secrets.js';
+import { cryptoRandom, hashSecret, newSecret, safeEqual, secretMatcher, type RandomSource } from '../../src/crypto/secrets.js';
 
 describe('secrets and token hashing', () => {
   it('newSecret gives 256 bits of base64url by default', () => {

@@ -2,23 +2,14 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { Clock } from '../../src/clock.js';
+import { FakeClock } from './fake-clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { OAuthContext } from '../../src/oauth/context.js';
-import { cryptoRandom } from '../../src/oauth/secrets.js';
+import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { FileStore } from '../../src/store/file-store.js';
 import type { ClientRecord } from '../../src/store/types.js';
 
-/** A clock that moves only when the test says so. */
-export class FakeClock implements Clock {
-  constructor(public ms: number = Date.UTC(2026, 0, 1)) {}
-  now(): number {
-    return this.ms;
-  }
-  advance(ms: number): void {
-    this.ms += ms;
-  }
-}
+export { FakeClock };
 
 export const silentLogger = (): Logger => pino({ level: 'silent' });
 
@@ -55,11 +46,20 @@ export interface TestContext {
 
 export async function makeContext(env: Record<string, string> = {}): Promise<TestContext> {
   const dir = await tempDir();
-  const clock = new FakeClock();
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const logger = silentLogger();
   const config = testConfig(dir, env);
   const { store } = await FileStore.open({ dataDir: dir, logger });
-  const ctx: OAuthContext = { config, store, clock, random: cryptoRandom, logger };
+  const ctx: OAuthContext = {
+    issuer: config.issuer,
+    tokens: config.tokens,
+    scopes: config.scopes,
+    resources: () => config.resources,
+    store,
+    clock,
+    random: cryptoRandom,
+    logger,
+  };
   return {
     ctx,
     store,

@@ -1,11 +1,12 @@
-import type { ClientRecord } from '../store/types.js';
-import type { AuthorizationRequest } from './authorization-request.js';
-import type { OAuthContext } from './context.js';
-import { invalidGrant, invalidRequest } from './errors.js';
-import { verifyS256 } from './pkce.js';
-import { checkBoundResource } from './resource.js';
-import { hashSecret, newSecret } from './secrets.js';
-import { mintTokens, type TokenResponse } from './token-issuer.js';
+import { hashSecret, newSecret } from '../../crypto/secrets.js';
+import type { ClientRecord } from '../../store/types.js';
+import type { AuthorizationRequest } from '../authorization-request.js';
+import type { OAuthContext } from '../context.js';
+import { invalidGrant, invalidRequest } from '../errors.js';
+import { verifyS256 } from '../pkce.js';
+import { checkBoundResource } from '../resource.js';
+import { mintTokens, type TokenResponse } from '../token-issuer.js';
+import type { Grant } from './grant.js';
 
 /**
  * The owner approved: mint a single-use code bound to everything the request said.
@@ -24,7 +25,7 @@ export async function issueAuthorizationCode(ctx: OAuthContext, request: Authori
     scopes: request.scopes,
     resource: request.resource,
     issuedAt: now,
-    expiresAt: now + ctx.config.authCodeTtl * 1000,
+    expiresAt: now + ctx.tokens.codeTtlMs,
   });
   return code;
 }
@@ -77,3 +78,9 @@ async function revokeReplayedGrant(ctx: OAuthContext, grantId: string, clientId:
   const removed = await ctx.store.revokeGrant(grantId);
   ctx.logger.warn({ clientId, grantId, removed }, 'authorization code replayed: grant revoked');
 }
+
+export const authorizationCodeGrant: Grant<keyof CodeExchangeParams> = {
+  type: 'authorization_code',
+  parameters: ['code', 'redirect_uri', 'code_verifier', 'resource'],
+  handle: exchangeAuthorizationCode,
+};

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { hashSecret, newSecret, type RandomSource } from '../oauth/secrets.js';
+import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
 
 export interface AdminSession {
   /** The value every form of this session carries (synchronizer token). */

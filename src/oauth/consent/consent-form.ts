@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import type { AuthorizationRequest } from './authorization-request.js';
-import { hashSecret, newSecret, safeEqual, type RandomSource } from './secrets.js';
+import type { AuthorizationRequest } from '../authorization-request.js';
+import { hashSecret, newSecret, safeEqual, type RandomSource } from '../../crypto/secrets.js';
 
 /**
  * A pending consent travels in the consent form itself, signed with a key kept in the data

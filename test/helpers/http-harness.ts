@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import request, { type Response } from 'supertest';
-import type { Clock } from '../../src/clock.js';
+import { FakeClock } from './fake-clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createServices, type ServiceOptions, type Services } from '../../src/daemon.js';
 
@@ -25,16 +25,7 @@ import { BODIES } from '../fixtures/host-registrations.js';
 
 export { BODIES };
 
-/** A clock that moves only when the test says so; starts at the real time so exp/iat look sane. */
-export class FakeClock implements Clock {
-  constructor(public ms: number = Date.now()) {}
-  now(): number {
-    return this.ms;
-  }
-  advance(ms: number): void {
-    this.ms += ms;
-  }
-}
+export { FakeClock };
 
 /** What one response looked like, kept to check that nothing ever leaks a 5xx or a stack. */
 interface Recorded {

@@ -11,6 +11,10 @@ import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:c
  * management), while the online guessing limits in PinGuard are what protect the server.
  */
 
+/** What a PIN may be, for OAUTH_PIN and `latchkey hash-pin` alike. */
+export const PIN_PATTERN = /^\S{4,128}$/;
+export const PIN_RULE = 'must be 4 to 128 characters without spaces';
+
 export interface PinHash {
   N: number;
   r: number;

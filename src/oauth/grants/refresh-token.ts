@@ -1,10 +1,11 @@
-import type { ClientRecord } from '../store/types.js';
-import type { OAuthContext } from './context.js';
-import { invalidGrant, invalidRequest, unauthorizedClient } from './errors.js';
-import { checkBoundResource } from './resource.js';
-import { narrowScopes } from './scopes.js';
-import { hashSecret } from './secrets.js';
-import { mintTokens, type TokenResponse } from './token-issuer.js';
+import { hashSecret } from '../../crypto/secrets.js';
+import type { ClientRecord } from '../../store/types.js';
+import type { OAuthContext } from '../context.js';
+import { invalidGrant, invalidRequest, unauthorizedClient } from '../errors.js';
+import { checkBoundResource } from '../resource.js';
+import { narrowScopes } from '../scopes.js';
+import { mintTokens, type TokenResponse } from '../token-issuer.js';
+import type { Grant } from './grant.js';
 
 /**
  * How long a rotated refresh token is remembered after rotation. Reuse within this time is
@@ -40,21 +41,21 @@ export async function refreshAccessToken(
   if (!token) throw invalidGrant('The refresh token is unknown, expired or revoked; authorize again');
   if (token.clientId !== client.clientId) throw invalidGrant('The refresh token was issued to another client');
   checkBoundResource(params.resource, token.resource);
-  const scopes = narrowScopes(params.scope, token.scopes, ctx.config.validScopes);
+  const scopes = narrowScopes(params.scope, token.scopes, ctx.scopes.valid);
 
   // The grant keeps its full scope: a narrowed access token does not shrink later refreshes.
   const issued = mintTokens(ctx, client, { grantId: token.grantId, scopes, resource: token.resource });
   const successor = issued.refresh && { ...issued.refresh, scopes: token.scopes };
   if (!successor) throw unauthorizedClient('This client did not register the refresh_token grant');
 
-  const retainUntil = now + Math.max(ROTATED_TOKEN_RETENTION_MS, ctx.config.refreshReuseGrace * 1000);
+  const graceMs = ctx.tokens.refreshReuseGraceMs;
+  const retainUntil = now + Math.max(ROTATED_TOKEN_RETENTION_MS, graceMs);
   const previous = await ctx.store.rotateRefreshToken(hash, now, retainUntil, { access: issued.access, refresh: successor });
   if (!previous) throw invalidGrant('The refresh token is unknown, expired or revoked; authorize again');
 
   if (previous.rotatedAt !== undefined) {
     // A grace of 0 means strict one-shot rotation: even a replay in the same millisecond
     // as the rotation is reuse (comparing the elapsed time alone would let it through).
-    const graceMs = ctx.config.refreshReuseGrace * 1000;
     if (graceMs === 0 || now - previous.rotatedAt > graceMs) {
       const removed = await ctx.store.revokeGrant(token.grantId);
       ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, removed }, 'rotated refresh token reused: grant revoked');
@@ -66,3 +67,9 @@ export async function refreshAccessToken(
   ctx.store.touchClient(client.clientId, now);
   return issued.response;
 }
+
+export const refreshTokenGrant: Grant<keyof RefreshParams> = {
+  type: 'refresh_token',
+  parameters: ['refresh_token', 'scope', 'resource'],
+  handle: refreshAccessToken,
+};

@@ -1,0 +1,93 @@
+import { buildRedirect } from '../authorization-request.js';
+import type { ClientResolver } from '../client-resolver.js';
+import type { OAuthContext } from '../context.js';
+import { issueAuthorizationCode } from '../grants/authorization-code.js';
+import type { PinGuard } from '../pin-guard.js';
+import { matchRedirectUri } from '../redirect-uri.js';
+import type { ConsentCheck, ConsentSigner } from './consent-form.js';
+import { errorPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
+
+export interface ConsentDecisionDeps {
+  ctx: OAuthContext;
+  clients: Pick<ClientResolver, 'lookup'>;
+  signer: ConsentSigner;
+  pins: PinGuard;
+}
+
+/** The consent form as posted, and the browser's CSRF cookie. */
+export interface PostedConsent {
+  consent?: string;
+  pin?: string;
+  decision?: string;
+  csrfCookie: string | undefined;
+}
+
+const FORM_REFUSALS: Record<Extract<ConsentCheck, { ok: false }>['reason'], ErrorPage> = {
+  malformed: errorPage(400, 'Invalid approval form', 'This approval form is incomplete or was altered. Start the connection again from your app.'),
+  expired: errorPage(400, 'This page has expired', 'Approval pages are valid for a limited time. Start the connection again from your app.'),
+  csrf: errorPage(
+    403,
+    'Security check failed',
+    'Your browser did not send the security cookie for this page. Make sure cookies are allowed for this site, then start the connection again from your app.',
+  ),
+};
+
+const minutesUntil = (retryAt: number, now: number): { seconds: number; text: string } => {
+  const seconds = Math.max(1, Math.ceil((retryAt - now) / 1000));
+  return { seconds, text: `after ${new Date(retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(seconds / 60)} minutes)` };
+};
+
+/**
+ * POST /authorize/consent: the owner's decision. The signed form must verify for this
+ * browser; the client must still be registered with that redirect URI; Deny goes back with
+ * access_denied; Approve needs the PIN, within its limits, and then issues the code.
+ */
+export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedConsent): Promise<ErrorPage | RedirectBack | ShowConsent> {
+  const { ctx } = deps;
+  const checked = deps.signer.verify(posted.consent, posted.csrfCookie, ctx.clock.now());
+  if (!checked.ok) return FORM_REFUSALS[checked.reason];
+  const { request, id, expiresAt } = checked.pending;
+  const found = await deps.clients.lookup(request.clientId);
+  const client = found.kind === 'found' ? found.client : undefined;
+  if (!client || !matchRedirectUri(request.redirectUri, client.metadata.redirect_uris)) {
+    return errorPage(400, 'Unknown client', 'This app is no longer registered here. Remove the connector in your app and add it again.');
+  }
+  const back = (params: Record<string, string | undefined>): RedirectBack => ({
+    kind: 'redirect',
+    location: buildRedirect(request.redirectUri, { ...params, state: request.state, iss: ctx.issuer }),
+  });
+
+  if (posted.decision === 'deny') {
+    ctx.logger.info({ clientId: client.clientId }, 'owner denied access');
+    return back({ error: 'access_denied', error_description: 'The owner denied access' });
+  }
+  if (posted.decision !== 'approve') {
+    return errorPage(400, 'Invalid form', 'Choose Approve or Deny. Start again from your app if the page looks broken.');
+  }
+
+  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '');
+  switch (outcome.kind) {
+    case 'locked': {
+      const wait = minutesUntil(outcome.retryAt, ctx.clock.now());
+      ctx.logger.warn({ clientId: client.clientId }, 'PIN locked out after too many failures');
+      return errorPage(429, 'Too many wrong PINs', `Approvals are paused after too many wrong PINs in the last hour. Try again ${wait.text}.`, wait.seconds);
+    }
+    case 'request-exhausted':
+      ctx.logger.warn({ clientId: client.clientId }, 'PIN attempts for one request exhausted');
+      return errorPage(403, 'Too many wrong PINs', 'This approval request is closed after too many wrong PINs. Start the connection again from your app.');
+    case 'wrong':
+      ctx.logger.info({ clientId: client.clientId }, 'wrong PIN');
+      return {
+        kind: 'consent',
+        client,
+        request,
+        form: posted.consent ?? '',
+        message: `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left for this request.`,
+      };
+    case 'ok': {
+      const code = await issueAuthorizationCode(ctx, request);
+      ctx.logger.info({ clientId: client.clientId, scopes: request.scopes, resource: request.resource }, 'owner approved access');
+      return back({ code });
+    }
+  }
+}

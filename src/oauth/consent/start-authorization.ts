@@ -1,0 +1,47 @@
+import type { ClientResolver } from '../client-resolver.js';
+import type { OAuthContext } from '../context.js';
+import { buildRedirect, validateAuthorizationRequest, type Params } from '../authorization-request.js';
+import type { ConsentSigner } from './consent-form.js';
+import { errorPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
+
+export interface StartAuthorizationDeps {
+  ctx: OAuthContext;
+  clients: Pick<ClientResolver, 'lookup'>;
+  signer: ConsentSigner;
+}
+
+/**
+ * GET /authorize (RFC 6749 §4.1.1): finds the client (registered, or by its metadata
+ * document), validates the request, and either shows the consent page with a form signed for
+ * this browser's CSRF cookie, or an error: on a page until client and redirect URI are
+ * validated, back to the client after that.
+ */
+export async function startAuthorization(
+  deps: StartAuthorizationDeps,
+  params: Params,
+  csrfCookie: string,
+): Promise<ShowConsent | ErrorPage | RedirectBack> {
+  const { ctx } = deps;
+  const clientId = params.client_id;
+  const found = typeof clientId === 'string' && clientId ? await deps.clients.lookup(clientId) : undefined;
+  if (found?.kind === 'refused') {
+    return errorPage(
+      400,
+      'App identity could not be checked',
+      `This app identifies itself by the document at ${String(clientId).slice(0, 200)}, but ${found.reason}. Nothing was approved. Tell the app's developer; retrying will not help until the document is fixed.`,
+    );
+  }
+  const client = found?.kind === 'found' ? found.client : undefined;
+  const outcome = validateAuthorizationRequest(params, client, {
+    validScopes: ctx.scopes.valid,
+    defaultScopes: ctx.scopes.defaults,
+    resources: ctx.resources(),
+  });
+  if (outcome.kind === 'page') return errorPage(outcome.status, outcome.title, outcome.message);
+  if (outcome.kind === 'redirect') {
+    const { error, state } = outcome;
+    return { kind: 'redirect', location: buildRedirect(outcome.redirectUri, { error: error.error, error_description: error.description, state, iss: ctx.issuer }) };
+  }
+  if (!client) return errorPage(400, 'Unknown client', 'Start again from your app.');
+  return { kind: 'consent', client, request: outcome.request, form: deps.signer.sign(outcome.request, csrfCookie, ctx.clock.now()) };
+}

@@ -1,0 +1,29 @@
+/**
+ * Every endpoint Latchkey serves, in one table. The routers mount at these paths, the
+ * authorization server metadata advertises the ones with a `metadataField` (RFC 8414 §2), and
+ * the app routes the JSON endpoints by these exact paths. Adding an endpoint starts here.
+ */
+export const ENDPOINTS = {
+  metadata: { path: '/.well-known/oauth-authorization-server' },
+  authorization: { path: '/authorize', metadataField: 'authorization_endpoint' },
+  consent: { path: '/authorize/consent' },
+  token: { path: '/token', metadataField: 'token_endpoint' },
+  registration: { path: '/register', metadataField: 'registration_endpoint' },
+  revocation: { path: '/revoke', metadataField: 'revocation_endpoint' },
+  introspection: { path: '/introspect', metadataField: 'introspection_endpoint' },
+  stats: { path: '/oauth/stats' },
+  health: { path: '/healthz' },
+  admin: { path: '/admin' },
+  assets: { path: '/assets' },
+} as const satisfies Record<string, { path: string; metadataField?: string }>;
+
+export type EndpointName = keyof typeof ENDPOINTS;
+
+/** The absolute URL of each endpoint the metadata advertises, keyed by its metadata field. */
+export function advertisedEndpoints(issuer: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const endpoint of Object.values(ENDPOINTS)) {
+    if ('metadataField' in endpoint) out[endpoint.metadataField] = `${issuer}${endpoint.path}`;
+  }
+  return out;
+}
