@@ -1,9 +1,9 @@
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 import type { OAuthContext } from '../oauth/context.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { introspectToken, resourceServerAuthenticator } from '../oauth/introspection.js';
-import { cors } from './cors.js';
-import { jsonErrorHandler, methodNotAllowed, noStore } from './oauth-response.js';
+import { jsonPostEndpoint } from './json-endpoint.js';
+import { noStore } from './oauth-response.js';
 import { formBody, formParser, singleParams } from './params.js';
 import { jsonRateLimit } from './rate-limits.js';
 
@@ -16,8 +16,6 @@ export interface IntrospectRouteSettings {
 
 /** POST /introspect (RFC 7662 §2): resource servers authenticate with the shared secret. */
 export function introspectRouter(ctx: OAuthContext, settings: IntrospectRouteSettings): Router {
-  const path = ENDPOINTS.introspection.path;
-  const router = Router();
   const authorized = resourceServerAuthenticator(settings.secret);
   // The limit is on failed calls: it stops guessing the secret without ever throttling the
   // resource servers that hold it (one busy MCP server may introspect thousands of times a minute).
@@ -26,8 +24,7 @@ export function introspectRouter(ctx: OAuthContext, settings: IntrospectRouteSet
     if (authorized(req.headers.authorization)) next();
     else void limitFailures(req, res, next);
   };
-  router.use(path, cors);
-  router.post(path, gate, formParser(settings.maxBodyBytes), async (req: Request, res: Response) => {
+  return jsonPostEndpoint(ENDPOINTS.introspection.path, ctx.logger, gate, formParser(settings.maxBodyBytes), async (req: Request, res: Response) => {
     noStore(res);
     if (!authorized(req.headers.authorization)) {
       res.setHeader('WWW-Authenticate', 'Bearer realm="latchkey"');
@@ -41,7 +38,4 @@ export function introspectRouter(ctx: OAuthContext, settings: IntrospectRouteSet
     }
     res.json(await introspectToken(ctx, singleParams(formBody(req), ['token'])));
   });
-  router.all(path, methodNotAllowed);
-  router.use(path, jsonErrorHandler(ctx.logger));
-  return router;
 }

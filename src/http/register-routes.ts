@@ -1,8 +1,8 @@
-import express, { Router, type Request, type Response } from 'express';
+import express, { type Request, type Response, type Router } from 'express';
 import { registerAndStoreClient, type RegistrationDeps } from '../oauth/client-registration.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
-import { cors } from './cors.js';
-import { jsonErrorHandler, methodNotAllowed, noStore } from './oauth-response.js';
+import { jsonPostEndpoint } from './json-endpoint.js';
+import { noStore } from './oauth-response.js';
 import { jsonRateLimit } from './rate-limits.js';
 
 export interface RegisterRouteSettings {
@@ -12,16 +12,10 @@ export interface RegisterRouteSettings {
 
 /** POST /register (RFC 7591 §3): CORS, rate limit, JSON body, the registration rule, 201. */
 export function registerRouter(deps: RegistrationDeps, settings: RegisterRouteSettings): Router {
-  const path = ENDPOINTS.registration.path;
-  const router = Router();
   const json = express.json({ limit: settings.maxBodyBytes, type: () => true, strict: false });
-  router.use(path, cors);
-  router.post(path, jsonRateLimit(settings.registrationsPerHour, 3_600_000), json, async (req: Request, res: Response) => {
+  return jsonPostEndpoint(ENDPOINTS.registration.path, deps.logger, jsonRateLimit(settings.registrationsPerHour, 3_600_000), json, async (req: Request, res: Response) => {
     const response = await registerAndStoreClient(deps, req.body);
     noStore(res);
     res.status(201).json(response);
   });
-  router.all(path, methodNotAllowed);
-  router.use(path, jsonErrorHandler(deps.logger));
-  return router;
 }
