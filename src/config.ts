@@ -93,9 +93,17 @@ const scopeList = z
 /** Express `trust proxy`: false (the socket address is the client), a hop count, or addresses. */
 const trustProxy = z
   .string()
-  .transform((value, ctx): boolean | number | string => {
+  .transform((value, ctx): false | number | string => {
     if (value === 'false' || value === '0') return false;
-    if (value === 'true') return true;
+    if (value === 'true') {
+      // Trusting every hop takes the leftmost X-Forwarded-For address, which the client writes:
+      // anyone could pick their address and dodge every per-address limit.
+      ctx.addIssue({
+        code: 'custom',
+        message: 'true lets any client choose its own address; use loopback (cloudflared on this machine), a hop count such as 1, or the proxy\'s addresses',
+      });
+      return z.NEVER;
+    }
     if (/^\d+$/.test(value)) return Number(value);
     // Express accepts comma-separated addresses/subnets and the names loopback, linklocal, uniquelocal.
     if (!/^[\w.:/, -]+$/.test(value)) {
@@ -115,7 +123,7 @@ const configSchema = z
     OAUTH_ISSUER_URL: httpUrl
       .refine((v) => !v.endsWith('/'), 'ends with "/": remove the trailing slash, clients compare the issuer string exactly')
       .optional(),
-    OAUTH_PIN: z.string().regex(PIN_PATTERN, `${PIN_RULE} (6 digits or more is recommended)`).optional(),
+    OAUTH_PIN: z.string().regex(PIN_PATTERN, PIN_RULE).optional(),
     OAUTH_PIN_HASH: z
       .string()
       .transform((value, ctx) => {
@@ -152,6 +160,15 @@ const configSchema = z
     OAUTH_PIN_MAX_FAILURES_PER_HOUR: positiveInt.default(30),
     OAUTH_PIN_MAX_ATTEMPTS_PER_REQUEST: positiveInt.default(5),
     OAUTH_ADMIN_IDLE_TIMEOUT: durationMs(900),
+    OAUTH_UNUSED_CLIENT_TTL: durationMs(604_800),
+    OAUTH_TRUSTED_REDIRECT_HOSTS: z
+      .string()
+      .transform((v) => list(v).map((h) => h.toLowerCase()))
+      .superRefine((hosts, ctx) => {
+        const bad = hosts.find((h) => !/^([a-z0-9-]+\.)*[a-z0-9-]+$/.test(h));
+        if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `"${bad}" is not a host name (list hosts such as chatgpt.com, without scheme or path)` });
+      })
+      .default(['chatgpt.com', 'claude.ai', 'claude.com']),
     OAUTH_CIMD_ENABLED: flag(true),
     OAUTH_CIMD_CA_FILE: z.string().optional(),
     OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES: flag(false),
@@ -195,6 +212,14 @@ const configSchema = z
         refreshReuseGraceMs: env.OAUTH_REFRESH_REUSE_GRACE,
       },
       scopes: { valid: validScopes, defaults: defaultScopes },
+      redirects: {
+        /**
+         * Hosts whose https redirect URIs get protocol errors and denials automatically, like
+         * loopback URIs and clients the owner approved before; any other gets a page with a link
+         * (RFC 9700 §4.11.2: no open redirector for freshly registered clients).
+         */
+        trustedHosts: env.OAUTH_TRUSTED_REDIRECT_HOSTS,
+      },
       /** Protected resources (MCP server URLs); the first is the default audience. */
       resources: env.OAUTH_RESOURCES && env.OAUTH_RESOURCES.length > 0 ? env.OAUTH_RESOURCES : [issuer],
       /** What resource servers send to /introspect; undefined turns introspection off. */
@@ -216,6 +241,8 @@ const configSchema = z
         /** Journal size, in bytes, past which it is compacted into the snapshot files. */
         journalCompactBytes: env.OAUTH_JOURNAL_COMPACT_BYTES,
         cleanupIntervalMs: env.OAUTH_CLEANUP_INTERVAL,
+        /** Clients never approved are deleted this long after registering; approved ones never expire. */
+        unusedClientTtlMs: env.OAUTH_UNUSED_CLIENT_TTL,
       },
       admin: { idleTimeoutMs: env.OAUTH_ADMIN_IDLE_TIMEOUT },
       cimd: {

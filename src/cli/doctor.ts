@@ -102,19 +102,20 @@ function checkSettings(config: Config, add: (c: Check) => void): void {
     });
   }
 
-  if (config.trustProxy === true) {
-    add({
-      level: 'warn',
-      name: 'trust proxy',
-      detail: 'TRUST_PROXY=true believes any X-Forwarded-For: a client can pick its own IP and dodge rate limits',
-      fix: 'behind cloudflared on this machine use TRUST_PROXY=loopback',
-    });
-  } else if (config.trustProxy === false && config.https && /^(127\.|::1$|localhost$)/.test(config.listen.host)) {
+  const loopbackHost = /^(127\.|::1$|localhost$)/.test(config.listen.host);
+  if (config.trustProxy === false && config.https && loopbackHost) {
     add({
       level: 'warn',
       name: 'trust proxy',
       detail: 'TRUST_PROXY is off but the daemon listens on loopback behind an https URL: every client looks like 127.0.0.1 to the rate limits',
       fix: 'if cloudflared (or another proxy) on this machine forwards to Latchkey, set TRUST_PROXY=loopback',
+    });
+  } else if (config.trustProxy === false && config.https && !loopbackHost) {
+    add({
+      level: 'warn',
+      name: 'trust proxy',
+      detail: `HOST=${config.listen.host} is reachable from other machines and TRUST_PROXY is off: behind a tunnel or proxy, every client looks like the proxy to the rate limits, and anyone who reaches the port directly skips the proxy`,
+      fix: 'run the proxy (cloudflared) on this machine with HOST=127.0.0.1 and TRUST_PROXY=loopback; or set TRUST_PROXY to the proxy\'s address',
     });
   } else {
     add({ level: 'ok', name: 'trust proxy', detail: `TRUST_PROXY=${String(config.trustProxy)}` });

@@ -11,9 +11,12 @@ import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:c
  * management), while the online guessing limits in PinGuard are what protect the server.
  */
 
-/** What a PIN may be, for OAUTH_PIN and `latchkey hash-pin` alike. */
-export const PIN_PATTERN = /^\S{4,128}$/;
-export const PIN_RULE = 'must be 4 to 128 characters without spaces';
+/**
+ * What a PIN may be, for OAUTH_PIN and `latchkey hash-pin` alike. Six characters at least:
+ * with the guessing limits, a 6-digit PIN takes years to find; a 4-digit one, days.
+ */
+export const PIN_PATTERN = /^\S{6,128}$/;
+export const PIN_RULE = 'must be 6 to 128 characters without spaces';
 
 export interface PinHash {
   N: number;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { formatDuration, type Clock } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { safeDisplayText } from '../oauth/display-text.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
 import type { AdminSession, AdminSessions } from '../owner/admin-sessions.js';
 import { redirectHosts, type OwnerConsole } from '../owner/owner-console.js';
@@ -229,7 +230,7 @@ export function adminRouter(deps: AdminDeps): Router {
         title: 'Delete this client?',
         lead: `Its registration and all ${liveGrants} live grant${liveGrants === 1 ? '' : 's'} are deleted at once. The app gets invalid_client and must register and be approved again.`,
         facts: [
-          ['App', client.metadata.client_name ?? 'Unnamed app'],
+          ['App', client.metadata.client_name ? safeDisplayText(client.metadata.client_name) : 'Unnamed app'],
           ['Returns to', redirectHosts(client).join(', ')],
           ['Registered', when(client.issuedAt)],
           ['Client ID', client.clientId],

@@ -1,6 +1,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { AuthorizationRequest } from '../oauth/authorization-request.js';
 import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
+import { safeDisplayText } from '../oauth/display-text.js';
 import { decideConsent, type ConsentDecisionDeps } from '../oauth/consent/consent-decision.js';
 import type { ErrorPage, RedirectBack, ShowConsent } from '../oauth/consent/outcomes.js';
 import { startAuthorization } from '../oauth/consent/start-authorization.js';
@@ -50,9 +51,10 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
     res.status(message ? 401 : 200).render('consent', {
       documentHost,
       documentUrl: documentHost ? client.clientId : undefined,
-      clientName: client.metadata.client_name ?? 'An unnamed app',
-      clientUri: client.metadata.client_uri,
-      redirectHost: web ? target.host : target.protocol,
+      clientName: client.metadata.client_name ? safeDisplayText(client.metadata.client_name) : 'An unnamed app',
+      clientUri: client.metadata.client_uri && safeDisplayText(client.metadata.client_uri),
+      // A native app's private-use scheme says little by itself: show the whole URI.
+      redirectHost: web ? target.host : request.redirectUri,
       redirectUri: request.redirectUri,
       scopes: request.scopes,
       resource: request.resource,

@@ -31,7 +31,9 @@ for (const [network, prefix] of [
 // link- and site-local and multicast at once. Inside 2000::/3, refuse the IETF protocol
 // assignments (2001::/23: Teredo, benchmarking, ORCHID), documentation (2001:db8::/32) and
 // 6to4 (2002::/16): tunnels reach whatever IPv4 address they embed wherever a gateway exists.
-const GLOBAL_UNICAST = /^[23][0-9a-f]{0,3}:/i;
+// (A subnet check, not a textual one: "2::1" begins with a 2 but is 0002::1, far outside.)
+const globalUnicast = new BlockList();
+globalUnicast.addSubnet('2000::', 3, 'ipv6');
 for (const [network, prefix] of [
   ['2001::', 23],
   ['2001:db8::', 32],
@@ -49,5 +51,5 @@ export function isPublicAddress(address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped?.[1]) return isPublicAddress(mapped[1]);
   if (/^::ffff:/i.test(address)) return false;
-  return GLOBAL_UNICAST.test(address) && !blocked.check(address, 'ipv6');
+  return globalUnicast.check(address, 'ipv6') && !blocked.check(address, 'ipv6');
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ClientMetadata, ClientRecord } from '../store/types.js';
+import { hasUnsafeDisplayChars, UNSAFE_DISPLAY_REASON } from './display-text.js';
 import { GRANT_TYPES } from './grants/index.js';
 import { checkRedirectUri } from './redirect-uri.js';
 
@@ -38,7 +39,7 @@ export class MetadataDocumentError extends Error {
   override name = 'MetadataDocumentError';
 }
 
-const text = z.string().max(1000);
+const text = z.string().max(1000).refine((v) => !hasUnsafeDisplayChars(v), UNSAFE_DISPLAY_REASON);
 const documentSchema = z.object({
   client_id: z.string(),
   redirect_uris: z.array(z.string()).min(1).max(20),

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
 import { CLIENT_AUTH_METHODS, type ClientMetadata, type ClientRecord, type Store } from '../store/types.js';
+import { hasUnsafeDisplayChars, UNSAFE_DISPLAY_REASON } from './display-text.js';
 import { invalidClientMetadata, invalidRedirectUri, OAuthError } from './errors.js';
 import { GRANT_TYPES } from './grants/index.js';
 import { checkRedirectUri } from './redirect-uri.js';
@@ -18,11 +19,15 @@ export const REGISTRATION_LIMITS = {
 /** RFC 7591 §2. Null means absent: some clients send nulls for fields they leave out. */
 const optional = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? undefined : v), schema.optional());
 
-const text = z.string().max(REGISTRATION_LIMITS.stringLength, 'is too long');
+const text = z
+  .string()
+  .max(REGISTRATION_LIMITS.stringLength, 'is too long')
+  .refine((v) => !hasUnsafeDisplayChars(v), UNSAFE_DISPLAY_REASON);
 
 const webUri = z
   .string()
   .max(REGISTRATION_LIMITS.uriLength, 'is too long')
+  .refine((v) => !hasUnsafeDisplayChars(v), UNSAFE_DISPLAY_REASON)
   .refine((v) => {
     try {
       return ['https:', 'http:'].includes(new URL(v).protocol);

@@ -30,10 +30,19 @@ interface CachedLookup {
 }
 
 /**
- * A refused document is remembered this long, so a stream of /authorize requests naming the
- * same bad URL does not make Latchkey fetch it again and again on the caller's behalf.
+ * Every fetched answer is reused at least this long: a refusal, a failure, and a document
+ * served with no-store or max-age=0 alike. Without a floor, a stream of /authorize, /token or
+ * /revoke requests naming a URL (which arrive before any credential is checked) would make
+ * Latchkey fetch it again on every request, on the caller's behalf.
  */
 export const REFUSAL_CACHE_MS = 60_000;
+export const MIN_DOCUMENT_CACHE_MS = REFUSAL_CACHE_MS;
+
+/**
+ * Fetches per host per minute. Distinct URLs on one host each miss the cache; this budget
+ * keeps Latchkey from being turned against that host however many URLs a caller invents.
+ */
+export const MAX_FETCHES_PER_HOST_PER_MINUTE = 10;
 
 /**
  * Fetches of different URLs running at once. Each may take 5 s; without a cap, requests naming
@@ -49,6 +58,8 @@ export const MAX_FETCHES_IN_FLIGHT = 8;
 export class ClientResolver {
   private readonly cache = new Map<string, CachedLookup>();
   private readonly inFlight = new Map<string, Promise<ClientLookup>>();
+  /** Fetches per host in the current minute. */
+  private readonly hostBudget = new Map<string, { count: number; until: number }>();
   private readonly maxCached: number;
 
   constructor(private readonly options: ClientResolverOptions) {
@@ -69,6 +80,9 @@ export class ClientResolver {
     if (this.inFlight.size >= MAX_FETCHES_IN_FLIGHT) {
       return { kind: 'refused', reason: 'too many client metadata documents are being fetched right now; try again in a moment' };
     }
+    if (!this.spendHostBudget(new URL(clientId).host, now)) {
+      return { kind: 'refused', reason: 'too many client metadata documents were fetched from that host in the last minute; try again in a minute' };
+    }
     const request = this.fetch(clientId, this.options.fetchDocument).finally(() => this.inFlight.delete(clientId));
     this.inFlight.set(clientId, request);
     return request;
@@ -81,13 +95,22 @@ export class ClientResolver {
     return found.kind === 'found' ? found.client : undefined;
   }
 
+  private spendHostBudget(host: string, now: number): boolean {
+    for (const [key, entry] of this.hostBudget) if (entry.until <= now) this.hostBudget.delete(key);
+    const entry = this.hostBudget.get(host) ?? { count: 0, until: now + 60_000 };
+    if (entry.count >= MAX_FETCHES_PER_HOST_PER_MINUTE) return false;
+    entry.count++;
+    this.hostBudget.set(host, entry);
+    return true;
+  }
+
   private async fetch(clientId: string, fetchDocument: MetadataFetcher): Promise<ClientLookup> {
     let lookup: ClientLookup;
     let lifetime: number;
     try {
       const fetched = await fetchDocument(new URL(clientId));
       lookup = { kind: 'found', client: clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now()) };
-      lifetime = documentCacheLifetime(fetched.cacheControl);
+      lifetime = Math.max(MIN_DOCUMENT_CACHE_MS, documentCacheLifetime(fetched.cacheControl));
     } catch (err) {
       // Anything but our own errors came from parsing a stranger's document: refuse the client
       // rather than answer 500, and keep the detail out of the response.
@@ -96,13 +119,11 @@ export class ClientResolver {
       lookup = { kind: 'refused', reason };
       lifetime = REFUSAL_CACHE_MS;
     }
-    if (lifetime > 0) {
-      this.cache.set(clientId, { lookup, until: this.options.clock.now() + lifetime });
-      // Oldest first: a Map iterates in insertion order.
-      for (const key of this.cache.keys()) {
-        if (this.cache.size <= this.maxCached) break;
-        this.cache.delete(key);
-      }
+    this.cache.set(clientId, { lookup, until: this.options.clock.now() + lifetime });
+    // Oldest first: a Map iterates in insertion order.
+    for (const key of this.cache.keys()) {
+      if (this.cache.size <= this.maxCached) break;
+      this.cache.delete(key);
     }
     return lookup;
   }

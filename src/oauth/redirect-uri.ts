@@ -25,7 +25,24 @@ const FORBIDDEN_SCHEMES = new Set([
   'sms:',
   'chrome:',
   'intent:',
+  // Browser launchers: each opens its rest as a web address in a browser, so a "native app"
+  // redirect to one is an open redirect to any web site.
+  'microsoft-edge:',
+  'microsoft-edge-holographic:',
+  'googlechrome:',
+  'googlechromes:',
+  'x-safari-http:',
+  'x-safari-https:',
+  'firefox:',
+  'opera:',
+  'brave:',
+  'feed:',
+  'feeds:',
+  'jar:',
 ]);
+
+/** The part after the scheme is itself a URL (launcher style: "anything:https://evil.example"). */
+const WRAPS_A_URL = /^\/*([a-z][a-z0-9+.-]*:\/\/|(javascript|vbscript|data|file|blob|about|https?):)/i;
 
 export const MAX_REDIRECT_URI_LENGTH = 2000;
 
@@ -70,6 +87,9 @@ export function checkRedirectUri(raw: string): RedirectUriCheck {
   }
   // A private-use scheme of a native app, such as cursor:// or com.example.app:/cb (RFC 8252 §7.1).
   if (!/^[a-z][a-z0-9+.-]*:$/.test(url.protocol)) return { ok: false, reason: 'has an invalid scheme' };
+  if (WRAPS_A_URL.test(raw.slice(url.protocol.length))) {
+    return { ok: false, reason: 'wraps another URL after its scheme, as browser launchers do' };
+  }
   return { ok: true, url };
 }
 

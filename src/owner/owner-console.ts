@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { safeDisplayText } from '../oauth/display-text.js';
 import type { ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
 
 /**
@@ -73,7 +74,7 @@ export class OwnerConsole {
     const views: ClientView[] = [
       ...clients.reverse().map((c) => ({
         id: c.clientId,
-        name: c.metadata.client_name ?? 'Unnamed app',
+        name: c.metadata.client_name ? safeDisplayText(c.metadata.client_name) : 'Unnamed app',
         hosts: redirectHosts(c),
         registeredAt: c.issuedAt,
         lastUsedAt: c.lastUsedAt,
@@ -94,7 +95,7 @@ export class OwnerConsole {
     const grant = (await this.deps.store.listGrants(this.deps.clock.now())).find((g) => g.grantId === grantId);
     if (!grant) return undefined;
     const client = await this.deps.store.getClient(grant.clientId);
-    return { grant, clientName: client?.metadata.client_name };
+    return { grant, clientName: client?.metadata.client_name && safeDisplayText(client.metadata.client_name) };
   }
 
   /** A registered client and how many live grants it has, for a confirmation page. */

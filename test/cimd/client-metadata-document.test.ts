@@ -4,7 +4,7 @@ import {
   isClientIdMetadataUrl,
   MAX_DOCUMENT_CACHE_MS,
 } from '../../src/oauth/client-metadata-document.js';
-import { ClientResolver, MAX_FETCHES_IN_FLIGHT, REFUSAL_CACHE_MS } from '../../src/oauth/client-resolver.js';
+import { ClientResolver, MAX_FETCHES_IN_FLIGHT, MAX_FETCHES_PER_HOST_PER_MINUTE, MIN_DOCUMENT_CACHE_MS, REFUSAL_CACHE_MS } from '../../src/oauth/client-resolver.js';
 import { MetadataFetchError, type FetchedDocument } from '../../src/net/metadata-document-fetch.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
@@ -132,6 +132,27 @@ describe('ClientResolver', () => {
     clock.advance(REFUSAL_CACHE_MS);
     await resolver.lookup(URL_ID);
     expect(fetches()).toBe(2);
+  });
+
+  it.each(['no-store', 'no-cache', 'max-age=0'])('reuses a document served with %s for a minute all the same', async (cacheControl) => {
+    const { resolver, clock, fetches } = setup(async () => ({ body: doc(), cacheControl }));
+    for (let i = 0; i < 5; i++) expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    expect(fetches()).toBe(1);
+    clock.advance(MIN_DOCUMENT_CACHE_MS);
+    await resolver.lookup(URL_ID);
+    expect(fetches()).toBe(2);
+  });
+
+  it(`fetches at most ${MAX_FETCHES_PER_HOST_PER_MINUTE} documents a minute from one host, however many URLs are named`, async () => {
+    const { resolver, clock, fetches } = setup(async (url) => ({ body: doc({ client_id: url.href }) }));
+    const kinds: string[] = [];
+    for (let i = 0; i < MAX_FETCHES_PER_HOST_PER_MINUTE + 5; i++) kinds.push((await resolver.lookup(`https://app.example.com/c${i}.json`)).kind);
+    expect(fetches()).toBe(MAX_FETCHES_PER_HOST_PER_MINUTE);
+    expect(kinds.filter((k) => k === 'refused')).toHaveLength(5);
+    // Another host has its own budget, and the budget comes back after a minute.
+    expect((await resolver.lookup('https://other.example.net/c.json')).kind).toBe('found');
+    clock.advance(60_000);
+    expect((await resolver.lookup('https://app.example.com/late.json')).kind).toBe('found');
   });
 
   it(`fetches at most ${MAX_FETCHES_IN_FLIGHT} different documents at once and refuses the rest`, async () => {

@@ -124,6 +124,20 @@ describe('POST /register', () => {
     expect(res.body).toEqual({ error: 'invalid_client_metadata', error_description: expect.any(String) });
   });
 
+  it('takes only application/json (RFC 7591 §3.1): 415 for any other type, nothing stored', async () => {
+    const before = (await http(s.h).get('/oauth/stats')).body as { clients: number };
+    const json = JSON.stringify(BODIES.claude);
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml']) {
+      const res = await http(s.h).post('/register').set('Content-Type', type).send(json);
+      expect(res.status).toBe(415);
+      expect(res.body).toEqual({ error: 'invalid_client_metadata', error_description: expect.stringContaining('application/json') });
+    }
+    const ok = await http(s.h).post('/register').set('Content-Type', 'application/json; charset=utf-8').send(json);
+    expect(ok.status).toBe(201);
+    const after = (await http(s.h).get('/oauth/stats')).body as { clients: number };
+    expect(after.clients).toBe(before.clients + 1);
+  });
+
   it('refuses a body that is not a JSON object', async () => {
     const broken = await http(s.h).post('/register').set('Content-Type', 'application/json').send('{"redirect_uris": [');
     expect(broken.status).toBe(400);
@@ -131,8 +145,8 @@ describe('POST /register', () => {
     expect((broken.body as { error: string }).error).toMatch(/^invalid_(request|client_metadata)$/);
 
     const form = await http(s.h).post('/register').type('form').send({ redirect_uris: 'https://app.example.com/cb' });
-    expect(form.status).toBe(400);
-    expect((form.body as { error: string }).error).toMatch(/^invalid_(request|client_metadata)$/);
+    expect(form.status).toBe(415);
+    expect((form.body as { error: string }).error).toBe('invalid_client_metadata');
 
     for (const json of ['"a string"', '[1,2]', 'null', '42']) {
       const res = await http(s.h).post('/register').set('Content-Type', 'application/json').send(json);

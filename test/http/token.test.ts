@@ -247,6 +247,13 @@ describe('POST /token: refresh_token', () => {
     expectTokenResponse(await refresh(s.h, client, narrowed.refresh_token ?? ''), 'read write');
   });
 
+  it('refuses a scope outside the grant, even one the server does not know, without rotating (RFC 6749 §6)', async () => {
+    const { client, tokens } = await setup(s.h);
+    expectOAuthError(await refresh(s.h, client, tokens.refresh_token ?? '', { scope: 'read claudeai' }), 400, 'invalid_scope');
+    expectOAuthError(await refresh(s.h, client, tokens.refresh_token ?? '', { scope: 'claudeai' }), 400, 'invalid_scope');
+    expectTokenResponse(await refresh(s.h, client, tokens.refresh_token ?? ''), 'read write');
+  });
+
   it('a refresh token is bound to its client', async () => {
     const { tokens } = await setup(s.h);
     const other = await register(s.h, BODIES.claude);

@@ -209,6 +209,24 @@ describe('registerClient (RFC 7591)', () => {
       ).not.toThrow();
     });
 
+    it.each([
+      ['a right-to-left override in client_name', { client_name: 'Claude\u202Eevil' }],
+      ['a NUL in client_name', { client_name: 'Claude\u0000' }],
+      ['a newline in client_name', { client_name: 'Claude\nApproved by the owner' }],
+      ['a zero-width space in client_name', { client_name: 'Cla\u200Bude' }],
+      ['a bidirectional isolate in software_id', { software_id: 'x\u2066y' }],
+      ['a C1 control in a contact', { contacts: ['a\u0085b@example.com'] }],
+      ['a right-to-left mark in client_uri', { client_uri: 'https://example.com/\u200F' }],
+    ])('%s', (_name, overrides) => {
+      const err = errorOf({ ...CLAUDE_BODY, ...overrides });
+      expect(err.error).toBe('invalid_client_metadata');
+      expect(err.description).toMatch(/control, bidirectional or invisible/);
+    });
+
+    it('accepts names in any script, with emoji', () => {
+      expect(() => registerClient({ ...CLAUDE_BODY, client_name: 'Клод 克劳德 كلود ✨' }, NOW, cryptoRandom)).not.toThrow();
+    });
+
     it('a too-long client_uri', () => {
       const err = errorOf({ ...CLAUDE_BODY, client_uri: `https://example.com/${'a'.repeat(REGISTRATION_LIMITS.uriLength)}` });
       expect(err.error).toBe('invalid_client_metadata');

@@ -96,7 +96,6 @@ describe('loadConfig', () => {
   it.each([
     ['false', false],
     ['0', false],
-    ['true', true],
     ['2', 2],
     ['loopback', 'loopback'],
     ['10.0.0.0/8, 127.0.0.1', '10.0.0.0/8, 127.0.0.1'],
@@ -133,6 +132,10 @@ describe('loadConfig', () => {
       ['LOG_LEVEL', 'verbose'],
       ['LOG_LEVEL', 'INFO'],
       ['TRUST_PROXY', 'every$thing'],
+      ['TRUST_PROXY', 'true'],
+      ['OAUTH_PIN', '12345'],
+      ['OAUTH_TRUSTED_REDIRECT_HOSTS', 'https://chatgpt.com'],
+      ['OAUTH_UNUSED_CLIENT_TTL', '0'],
       ['OAUTH_MAX_CLIENTS', '0'],
       ['OAUTH_PIN_MAX_FAILURES_PER_HOUR', '1.5'],
       ['OAUTH_TOKEN_RATE_LIMIT', '0'],
@@ -159,6 +162,10 @@ describe('loadConfig', () => {
     it('never repeats a secret value in the error line', () => {
       expect(configError({ OAUTH_INTROSPECTION_SECRET: 'short-secret' }).message).not.toContain('short-secret');
       expect(configError({ OAUTH_PIN: 'a b' }).message).not.toContain('a b');
+    });
+
+    it('TRUST_PROXY=true names the safe values', () => {
+      expect(configError({ TRUST_PROXY: 'true' }).message).toMatch(/loopback.*hop count/);
     });
 
     it('says what is expected of the issuer', () => {

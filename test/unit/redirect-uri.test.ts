@@ -80,6 +80,32 @@ describe('checkRedirectUri: registration rules', () => {
   });
 
   it.each([
+    'microsoft-edge:https://evil.example/phish',
+    'microsoft-edge:http://evil.example',
+    'MICROSOFT-EDGE:https://evil.example',
+    'googlechrome://evil.example/phish',
+    'googlechromes://evil.example/phish',
+    'x-safari-https://evil.example/phish',
+    'x-safari-http://evil.example',
+    'feed:https://evil.example/rss',
+    'jar:https://evil.example/a.jar!/x',
+    'firefox:https://evil.example',
+    'myapp:https://evil.example/phish',
+    'myapp://https://evil.example/phish',
+    'com.example.app:javascript:alert(1)',
+    'launcher:data:text/html,x',
+  ])('refuses the browser launcher or URL-wrapping scheme in %s', (uri) => {
+    expect(accepted(uri)).toBe(false);
+  });
+
+  it.each(['myapp://localhost:1234/cb', 'com.example.app:/oauth2redirect?x=https://a', 'cursor://anysphere.cursor-retrieval/oauth/callback'])(
+    'still accepts the native app redirect %s',
+    (uri) => {
+      expect(accepted(uri)).toBe(true);
+    },
+  );
+
+  it.each([
     'https://example.com/cb#frag',
     'https://example.com/cb#',
     'http://localhost/cb#x',

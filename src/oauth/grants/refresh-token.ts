@@ -41,7 +41,7 @@ export async function refreshAccessToken(
   if (!token) throw invalidGrant('The refresh token is unknown, expired or revoked; authorize again');
   if (token.clientId !== client.clientId) throw invalidGrant('The refresh token was issued to another client');
   checkBoundResource(params.resource, token.resource);
-  const scopes = narrowScopes(params.scope, token.scopes, ctx.scopes.valid);
+  const scopes = narrowScopes(params.scope, token.scopes);
 
   // The grant keeps its full scope: a narrowed access token does not shrink later refreshes.
   const issued = mintTokens(ctx, client, { grantId: token.grantId, scopes, resource: token.resource });
