@@ -23,7 +23,7 @@ import { securityHeaders } from './security-headers.js';
 import { tokenRouter } from './token-routes.js';
 
 /** The settings the HTTP layer reads; each router gets its part of them. */
-export type HttpSettings = Pick<Config, 'issuer' | 'https' | 'trustProxy' | 'limits' | 'introspectionSecret' | 'admin' | 'scopes' | 'cimd'>;
+export type HttpSettings = Pick<Config, 'issuer' | 'https' | 'trustProxy' | 'limits' | 'introspectionSecret' | 'admin' | 'scopes' | 'cimd' | 'redirects'>;
 
 export interface AppDeps {
   settings: HttpSettings;
@@ -97,7 +97,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     consentRouter(
-      { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins },
+      { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins, trustedRedirectHosts: settings.redirects.trustedHosts },
       { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute },
     ),
   );

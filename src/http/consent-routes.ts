@@ -37,7 +37,7 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
   const renderError = (res: Response, page: Omit<ErrorPage, 'kind'>): void => {
     noStore(res);
     if (page.retryAfter !== undefined) res.setHeader('Retry-After', String(page.retryAfter));
-    res.status(page.status).render('error', { title: page.title, message: page.message });
+    res.status(page.status).render('error', { title: page.title, message: page.message, link: page.link });
   };
 
   const renderConsent = (req: Request, res: Response, client: ShowConsent['client'], request: AuthorizationRequest, signed: string, message?: string): void => {
@@ -65,13 +65,14 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
     });
   };
 
-  const render = (req: Request, res: Response, outcome: ErrorPage | RedirectBack | ShowConsent): void => {
+  /** `redirectStatus`: 302 after GET /authorize; 303 after the consent POST (RFC 9700 §4.12: never 307). */
+  const render = (req: Request, res: Response, outcome: ErrorPage | RedirectBack | ShowConsent, redirectStatus: 302 | 303): void => {
     switch (outcome.kind) {
       case 'page':
         return renderError(res, outcome);
       case 'redirect':
         noStore(res);
-        return res.redirect(302, outcome.location);
+        return res.redirect(redirectStatus, outcome.location);
       case 'consent':
         return renderConsent(req, res, outcome.client, outcome.request, outcome.form, outcome.message);
     }
@@ -92,7 +93,7 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
     if (outcome.kind === 'consent') {
       res.cookie(CSRF_COOKIE, csrf, { httpOnly: true, secure: settings.https, sameSite: 'lax', path: authorizePath, maxAge: 24 * 3_600_000 });
     }
-    render(req, res, outcome);
+    render(req, res, outcome, 302);
   });
 
   router.post(consentPath, limit, form, async (req: Request, res: Response) => {
@@ -102,7 +103,7 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
     } catch {
       return renderError(res, { status: 400, title: 'Invalid form', message: 'The approval form was not sent correctly. Start again from your app.' });
     }
-    render(req, res, await decideConsent(deps, { ...fields, csrfCookie: readCookie(req, CSRF_COOKIE) }));
+    render(req, res, await decideConsent(deps, { ...fields, csrfCookie: readCookie(req, CSRF_COOKIE) }), 303);
   });
 
   router.all([authorizePath, consentPath], (_req: Request, res: Response) => {

@@ -13,6 +13,8 @@ export interface ClientRecord {
   metadata: ClientMetadata;
   /** Last successful use at /token, for the owner's overview. */
   lastUsedAt?: number;
+  /** When the owner first approved this client: its redirect URIs are trusted from then on, and it never expires as unused. */
+  approvedAt?: number;
 }
 
 /**

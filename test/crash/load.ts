@@ -104,7 +104,7 @@ export async function authorize(baseUrl: string, clientId: string): Promise<{ co
   });
   await text(approved);
   const code = new URL(approved.headers.get('location') ?? 'x:/').searchParams.get('code');
-  if (approved.status !== 302 || !code) throw new Error(`approval answered ${approved.status}`);
+  if (approved.status !== 303 || !code) throw new Error(`approval answered ${approved.status}`);
   return { code, verifier };
 }
 

@@ -334,7 +334,7 @@ describe('openid-client against the real daemon, restarted between every step', 
     expect(await wrong.text()).toMatch(/PIN is not right/);
 
     const res = await postConsent(state, 'approve');
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     const location = res.headers.get('location');
     expect(location).not.toBeNull();
     const callback = new URL(String(location));
@@ -400,7 +400,7 @@ describe('openid-client against the real daemon, restarted between every step', 
     expect(page.status).toBe(200);
     await restart();
     const res = await postConsent(page, 'approve');
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     state.callback = String(res.headers.get('location'));
     state.secrets.push(String(new URL(state.callback).searchParams.get('code')));
 
@@ -492,7 +492,7 @@ describe('openid-client against the real daemon, restarted between every step', 
 
     await restart();
     const res = await postConsent(page, 'approve');
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     const callback = new URL(String(res.headers.get('location')));
 
     await restart();

@@ -295,7 +295,7 @@ export async function approve(h: Harness, client: RegisteredClient, opts: Author
   const p = opts.pkce ?? pkce();
   const page = await openConsent(h, client, { ...opts, pkce: p });
   const res = await postConsent(h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
-  if (res.status !== 302) throw new Error(`approval failed: ${res.status} ${res.text.slice(0, 300)}`);
+  if (res.status !== 303) throw new Error(`approval failed: ${res.status} ${res.text.slice(0, 300)}`);
   const q = redirectParams(res);
   const code = q.get('code');
   if (!code) throw new Error(`no code in ${String(res.headers.location)}`);

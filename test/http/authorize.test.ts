@@ -10,8 +10,10 @@ import {
   http,
   introspect,
   obtainTokens,
+  PIN,
   openConsent,
   pkce,
+  postConsent,
   redirectParams,
   register,
   useHarness,
@@ -166,12 +168,83 @@ describe('GET /authorize', () => {
     });
 
     it('error redirects keep the registered query of the redirect URI', async () => {
-      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://app.example.com/cb?tenant=7'] });
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://claude.ai/cb?tenant=7'] });
       const res = await authorize(client, { query: { code_challenge: undefined } });
       expect(res.status).toBe(302);
       const q = redirectParams(res);
       expect(q.get('tenant')).toBe('7');
       expect(q.get('error')).toBe('invalid_request');
+    });
+  });
+
+  describe('no redirect for strangers (RFC 9700 §4.11.2)', () => {
+    const linkOf = (html: string): URL => {
+      const href = /<a class="button secondary" href="([^"]+)"/.exec(html)?.[1];
+      if (!href) throw new Error(`no return link in ${html.slice(0, 400)}`);
+      return new URL(href.replace(/&amp;/g, '&').replace(/&#34;/g, '"').replace(/&#39;/g, "'"));
+    };
+
+    it.each([
+      ['missing PKCE', { code_challenge: undefined }],
+      ['unknown resource', { resource: 'https://evil.example/mcp' }],
+      ['plain PKCE', { code_challenge_method: 'plain' }],
+    ])('a fresh client on an unlisted host gets a page with a plain link, never a redirect: %s', async (_name, query) => {
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://attacker.example/landing?x=1'] });
+      const res = await authorize(client, { query });
+      expect(res.status).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.text).toContain('has not been approved on this server before');
+      const link = linkOf(res.text);
+      expect(`${link.origin}${link.pathname}`).toBe('https://attacker.example/landing');
+      expect(link.searchParams.get('x')).toBe('1');
+      expect(link.searchParams.get('error')).toEqual(expect.any(String));
+      expect(link.searchParams.get('state')).toBe('state-123');
+      expect(link.searchParams.get('iss')).toBe(ISSUER);
+    });
+
+    it('a native app scheme is a stranger too until approved', async () => {
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['cursor://anysphere.cursor-retrieval/oauth/callback'] });
+      const res = await authorize(client, { query: { code_challenge: undefined } });
+      expect(res.status).toBe(400);
+      expect(res.headers.location).toBeUndefined();
+      expect(linkOf(res.text).protocol).toBe('cursor:');
+    });
+
+    it.each(['https://claude.ai/api/mcp/auth_callback', 'https://claude.com/api/mcp/auth_callback', 'https://chatgpt.com/connector_platform_oauth_redirect', 'http://localhost:6274/oauth/callback', 'http://127.0.0.1:33418/callback'])(
+      'ChatGPT, Claude and loopback redirect URIs get errors back automatically: %s',
+      async (uri) => {
+        const client = await register(s.h, { ...BODIES.claude, redirect_uris: [uri] });
+        const res = await authorize(client, { query: { code_challenge: undefined } });
+        expect(res.status).toBe(302);
+        expect(redirectParams(res).get('error')).toBe('invalid_request');
+      },
+    );
+
+    it('a deny for an unlisted host shows a page with a link; for a listed one it redirects (303)', async () => {
+      const stranger = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://attacker.example/cb'] });
+      const page = await openConsent(s.h, stranger, { state: 'deny-state' });
+      const denied = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, decision: 'deny' });
+      expect(denied.status).toBe(200);
+      expect(denied.headers.location).toBeUndefined();
+      expect(denied.text).toContain('You denied access');
+      const link = linkOf(denied.text);
+      expect(link.searchParams.get('error')).toBe('access_denied');
+      expect(link.searchParams.get('state')).toBe('deny-state');
+
+      const claude = await register(s.h, BODIES.claude);
+      const claudePage = await openConsent(s.h, claude);
+      const back = await postConsent(s.h, { consent: claudePage.consent, csrf: claudePage.csrf, decision: 'deny' });
+      expect(back.status).toBe(303);
+      expect(redirectParams(back).get('error')).toBe('access_denied');
+    });
+
+    it('an approval always returns the code, with 303 (RFC 9700 §4.12)', async () => {
+      const stranger = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://attacker.example/cb'] });
+      const page = await openConsent(s.h, stranger);
+      const res = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
+      expect(res.status).toBe(303);
+      expect(redirectParams(res).get('code')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     });
   });
 

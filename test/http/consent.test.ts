@@ -37,7 +37,7 @@ describe('POST /authorize/consent', () => {
     const client = await register(s.h, BODIES.claude);
     const page = await openConsent(s.h, client, { state: 'xyz-state' });
     const res = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     expect(res.headers['cache-control']).toBe('no-store');
     const location = String(res.headers.location);
     expect(location.startsWith('https://claude.ai/api/mcp/auth_callback?')).toBe(true);
@@ -52,7 +52,7 @@ describe('POST /authorize/consent', () => {
     const client = await register(s.h, BODIES.claude);
     const page = await openConsent(s.h, client, { state: 'deny-state' });
     const res = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, decision: 'deny' });
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     const q = redirectParams(res);
     expect(q.get('error')).toBe('access_denied');
     expect(q.get('error_description')).toEqual(expect.any(String));
@@ -67,7 +67,7 @@ describe('POST /authorize/consent', () => {
     const res = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: '00000000', decision: 'approve' });
     expect(res.status).toBeGreaterThanOrEqual(200);
     expect(res.status).toBeLessThan(500);
-    expect(res.status).not.toBe(302);
+    expect(res.status).not.toBe(303);
     expect(res.headers.location).toBeUndefined();
     expect(res.headers['content-type']).toMatch(/^text\/html/);
     expect(res.headers['cache-control']).toBe('no-store');
@@ -77,7 +77,7 @@ describe('POST /authorize/consent', () => {
     expect(res.text).toMatch(/<input[^>]+name="pin"/);
     // The same form, with the right PIN, still works.
     const retry = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
-    expect(retry.status).toBe(302);
+    expect(retry.status).toBe(303);
     expect(redirectParams(retry).get('code')).toBeTruthy();
   });
 
@@ -145,7 +145,7 @@ describe('POST /authorize/consent', () => {
     const json = await post().set('Content-Type', 'application/json').send(JSON.stringify({ consent: page.consent, pin: PIN, decision: 'approve' }));
     expectPage(json, 400);
     // The page still works afterwards.
-    expect((await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' })).status).toBe(302);
+    expect((await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' })).status).toBe(303);
   });
 
   it('returns an unusual state byte for byte', async () => {
@@ -189,7 +189,7 @@ describe('POST /authorize/consent', () => {
     // A new request (a new consent page) starts with a fresh budget.
     const fresh = await openConsent(h, client, {}, page.csrf);
     const ok = await postConsent(h, { consent: fresh.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
-    expect(ok.status).toBe(302);
+    expect(ok.status).toBe(303);
   });
 
   it('locks out globally after too many failures in an hour, with Retry-After', async () => {
@@ -220,7 +220,7 @@ describe('POST /authorize/consent', () => {
     h.clock.advance(3_600_001);
     const later = await openConsent(h, client);
     const ok = await postConsent(h, { consent: later.consent, csrf: later.csrf, pin: PIN, decision: 'approve' });
-    expect(ok.status).toBe(302);
+    expect(ok.status).toBe(303);
     expect(redirectParams(ok).get('code')).toBeTruthy();
   });
 
@@ -230,7 +230,7 @@ describe('POST /authorize/consent', () => {
     const page = await openConsent(s.h, client, { pkce: p, state: 'across-restart' });
     await s.h.restart();
     const res = await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
-    expect(res.status).toBe(302);
+    expect(res.status).toBe(303);
     const q = redirectParams(res);
     expect(q.get('state')).toBe('across-restart');
     const code = q.get('code') ?? '';

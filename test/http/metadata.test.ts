@@ -108,7 +108,7 @@ describe('CORS', () => {
       .set('Cookie', `latchkey_csrf=${page.csrf}`)
       .type('form')
       .send({ consent: page.consent, decision: 'deny' });
-    expect(post.status).toBe(302);
+    expect(post.status).toBe(303);
     expect(post.headers['access-control-allow-origin']).toBeUndefined();
   });
 });

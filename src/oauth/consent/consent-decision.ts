@@ -1,16 +1,13 @@
 import { buildRedirect } from '../authorization-request.js';
-import type { ClientResolver } from '../client-resolver.js';
-import type { OAuthContext } from '../context.js';
 import { issueAuthorizationCode } from '../grants/authorization-code.js';
 import type { PinGuard } from '../pin-guard.js';
 import { matchRedirectUri } from '../redirect-uri.js';
-import type { ConsentCheck, ConsentSigner } from './consent-form.js';
-import { errorPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
+import { redirectsAutomatically } from '../redirect-trust.js';
+import type { ConsentCheck } from './consent-form.js';
+import { errorPage, returnLinkPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
+import type { StartAuthorizationDeps } from './start-authorization.js';
 
-export interface ConsentDecisionDeps {
-  ctx: OAuthContext;
-  clients: Pick<ClientResolver, 'lookup'>;
-  signer: ConsentSigner;
+export interface ConsentDecisionDeps extends StartAuthorizationDeps {
   pins: PinGuard;
 }
 
@@ -59,7 +56,9 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
 
   if (posted.decision === 'deny') {
     ctx.logger.info({ clientId: client.clientId }, 'owner denied access');
-    return back({ error: 'access_denied', error_description: 'The owner denied access' });
+    const denied = back({ error: 'access_denied', error_description: 'The owner denied access' });
+    if (redirectsAutomatically(request.redirectUri, client, deps.trustedRedirectHosts)) return denied;
+    return returnLinkPage(200, 'Access denied', 'You denied access; nothing was approved.', denied.location);
   }
   if (posted.decision !== 'approve') {
     return errorPage(400, 'Invalid form', 'Choose Approve or Deny. Start again from your app if the page looks broken.');

@@ -15,6 +15,8 @@ export interface ErrorPage {
   message: string;
   /** Seconds, sent as Retry-After. */
   retryAfter?: number;
+  /** A plain link back to the client, for a person to follow if they trust it. */
+  link?: { href: string; text: string };
 }
 
 /** Back to the client's validated redirect URI, with the response parameters and `iss` (RFC 9207). */
@@ -40,3 +42,19 @@ export const errorPage = (status: number, title: string, message: string, retryA
   message,
   ...(retryAfter !== undefined ? { retryAfter } : {}),
 });
+
+/**
+ * An error or denial for a redirect URI that is not trusted to receive one automatically: the
+ * same response the client would have got, as a link on a page that says where it goes.
+ */
+export function returnLinkPage(status: number, title: string, message: string, location: string): ErrorPage {
+  const url = new URL(location);
+  const where = url.protocol === 'https:' || url.protocol === 'http:' ? url.host : `${url.protocol}${url.pathname.slice(0, 60)}`;
+  return {
+    kind: 'page',
+    status,
+    title,
+    message: `${message} This app's return address (${where}) has not been approved on this server before, so you are not sent there automatically.`,
+    link: { href: location, text: `Return to ${where}` },
+  };
+}

@@ -2,12 +2,15 @@ import type { ClientResolver } from '../client-resolver.js';
 import type { OAuthContext } from '../context.js';
 import { buildRedirect, validateAuthorizationRequest, type Params } from '../authorization-request.js';
 import type { ConsentSigner } from './consent-form.js';
-import { errorPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
+import { redirectsAutomatically } from '../redirect-trust.js';
+import { errorPage, returnLinkPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
 
 export interface StartAuthorizationDeps {
   ctx: OAuthContext;
   clients: Pick<ClientResolver, 'lookup'>;
   signer: ConsentSigner;
+  /** OAUTH_TRUSTED_REDIRECT_HOSTS: see redirectsAutomatically. */
+  trustedRedirectHosts: readonly string[];
 }
 
 /**
@@ -38,10 +41,12 @@ export async function startAuthorization(
     resources: ctx.resources(),
   });
   if (outcome.kind === 'page') return errorPage(outcome.status, outcome.title, outcome.message);
+  if (!client) return errorPage(400, 'Unknown client', 'Start again from your app.');
   if (outcome.kind === 'redirect') {
     const { error, state } = outcome;
-    return { kind: 'redirect', location: buildRedirect(outcome.redirectUri, { error: error.error, error_description: error.description, state, iss: ctx.issuer }) };
+    const location = buildRedirect(outcome.redirectUri, { error: error.error, error_description: error.description, state, iss: ctx.issuer });
+    if (redirectsAutomatically(outcome.redirectUri, client, deps.trustedRedirectHosts)) return { kind: 'redirect', location };
+    return returnLinkPage(400, 'This request cannot be approved', `The app sent a request this server cannot accept (${error.error}: ${error.description}).`, location);
   }
-  if (!client) return errorPage(400, 'Unknown client', 'Start again from your app.');
   return { kind: 'consent', client, request: outcome.request, form: deps.signer.sign(outcome.request, csrfCookie, ctx.clock.now()) };
 }

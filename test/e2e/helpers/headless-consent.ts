@@ -22,7 +22,7 @@ export async function approveHeadlessly(authorizationUrl: URL | string, pin: str
     redirect: 'manual',
   });
   const location = response.headers.get('location');
-  if (response.status !== 302 || !location) {
+  if (response.status !== 303 || !location) {
     throw new Error(`consent answered ${response.status}: ${(await response.text()).slice(0, 500)}`);
   }
   return new URL(location).searchParams;
