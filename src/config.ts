@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
 
@@ -10,6 +11,7 @@ import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
  */
 
 export const DEFAULT_DATA_DIR = '.oauth_data';
+export const CONTROL_SOCKET_FILE = 'control.sock';
 
 export class ConfigError extends Error {
   constructor(
@@ -134,6 +136,8 @@ const configSchema = z
       })
       .optional(),
     OAUTH_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
+    // Unix socket paths are limited to 107 bytes by the kernel.
+    OAUTH_CONTROL_SOCKET: z.string().max(107, 'is longer than a Unix socket path may be (107 bytes)').optional(),
     OAUTH_ACCESS_TOKEN_TTL: durationMs(3600),
     OAUTH_REFRESH_TOKEN_TTL: durationMs(2_592_000),
     OAUTH_AUTH_CODE_TTL: durationMs(600),
@@ -238,6 +242,8 @@ const configSchema = z
       },
       store: {
         dataDir: env.OAUTH_DATA_DIR,
+        /** The Unix socket the `latchkey` command talks to the running daemon through. */
+        controlSocket: env.OAUTH_CONTROL_SOCKET ?? path.join(env.OAUTH_DATA_DIR, CONTROL_SOCKET_FILE),
         /** Journal size, in bytes, past which it is compacted into the snapshot files. */
         journalCompactBytes: env.OAUTH_JOURNAL_COMPACT_BYTES,
         cleanupIntervalMs: env.OAUTH_CLEANUP_INTERVAL,

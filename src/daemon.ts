@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { promises as fsp, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
@@ -9,16 +9,20 @@ import { systemClock, type Clock } from './clock.js';
 import { isLoopbackIssuer, type Config } from './config.js';
 import { loadConsentKey } from './consent-key.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
+import { TokenSigner } from './crypto/signed-token.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { createApp } from './http/app.js';
+import { createControlApp } from './http/control-routes.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
 import { ClientResolver } from './oauth/client-resolver.js';
 import { ConsentSigner } from './oauth/consent/consent-form.js';
 import type { OAuthContext } from './oauth/context.js';
+import { KnownDevices } from './oauth/known-devices.js';
 import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { AdminSessions } from './owner/admin-sessions.js';
 import { OwnerConsole } from './owner/owner-console.js';
+import { serverStats } from './owner/server-status.js';
 import type { FsOps } from './store/atomic-file.js';
 import { FileStore, type LoadReport } from './store/file-store.js';
 
@@ -41,6 +45,10 @@ export interface Services {
   pinGenerated: boolean;
   /** Checks PIN attempts for the consent page and the owner's page alike. */
   pins: PinGuard;
+  /** What the owner sees and does; also served to the `latchkey` command over the control socket. */
+  owner: OwnerConsole;
+  /** The control API (src/http/control-routes.ts). */
+  control: Express;
   /** Deletes expired codes and tokens now. */
   cleanup(): Promise<void>;
 }
@@ -66,7 +74,10 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const source = config.pin.source;
   const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
   const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
-  const signer = new ConsentSigner(await loadConsentKey(config.store.dataDir, random), random, CONSENT_PAGE_TTL_MS);
+  // One key signs what Latchkey hands out and must recognise later: consent forms, known-device
+  // cookies, owner's-page sign-in forms (each under its own purpose).
+  const signingKey = await loadConsentKey(config.store.dataDir, random);
+  const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
   const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest);
   const { cimd } = config;
   const clients = new ClientResolver({
@@ -85,13 +96,16 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
+  const owner = new OwnerConsole({ store, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock() });
   const app = createApp({
     settings: config,
     ctx,
     clients,
     signer,
     pins,
-    owner: new OwnerConsole({ store, clock, logger, version: VERSION, startedAt }),
+    devices: new KnownDevices(signingKey, random),
+    loginForms: new TokenSigner(signingKey, 'admin-login-form'),
+    owner,
     adminSessions: new AdminSessions(clock, random, config.admin.idleTimeoutMs),
     version: VERSION,
     startedAt,
@@ -101,7 +115,8 @@ export async function createServices(config: Config, logger: Logger, options: Se
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
-  return { app, ctx, store, report, pin, pinGenerated: source.kind === 'generate', pins, cleanup };
+  const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
+  return { app, ctx, store, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup };
 }
 
 export interface RunningDaemon {
@@ -149,6 +164,8 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
     logger.warn('OAUTH_ISSUER_URL is plain http on a public name: real clients require https');
   }
 
+  const control = await listenControl(services.control, config.store.controlSocket, logger);
+
   const timer = setInterval(() => {
     services.cleanup().catch((err: unknown) => logger.error({ err }, 'cleanup failed'));
   }, config.store.cleanupIntervalMs);
@@ -162,9 +179,41 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      await control?.close();
       await store.close();
       await unlock();
       logger.info('Latchkey stopped; all changes are on disk');
     })());
   return { server, services, shutdown };
+}
+
+/**
+ * Serves the control API on a Unix socket only the daemon's user can use (0600, inside the
+ * 0700 data directory). A socket left by a killed daemon is replaced: the data-directory lock
+ * proves no other daemon owns it. Without the socket the daemon still serves; the `latchkey`
+ * commands that need it say so.
+ */
+export async function listenControl(app: Express, socketPath: string, logger: Logger): Promise<{ close(): Promise<void> } | undefined> {
+  await fsp.unlink(socketPath).catch(() => undefined);
+  const server = createServer(app);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve());
+    });
+    await fsp.chmod(socketPath, 0o600);
+  } catch (err) {
+    logger.warn({ socket: socketPath, reason: (err as Error).message }, 'no control socket: latchkey clients, revoke and unlock cannot reach this daemon (set OAUTH_CONTROL_SOCKET to a shorter path)');
+    server.close();
+    return undefined;
+  }
+  return {
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await fsp.unlink(socketPath).catch(() => undefined);
+    },
+  };
 }

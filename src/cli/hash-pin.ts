@@ -19,7 +19,6 @@ export async function hashPinCommand(io: CliIo): Promise<number> {
       return 1;
     }
   }
-  if (pin.length < 6) io.err('latchkey hash-pin: warning: a PIN shorter than 6 characters is easy to guess\n');
   io.out(`${await hashPin(pin)}\n`);
   io.err('latchkey hash-pin: put this in the env file as OAUTH_PIN_HASH=<value>, remove OAUTH_PIN, and restart Latchkey\n');
   return 0;

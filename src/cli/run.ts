@@ -1,8 +1,11 @@
-import { ConfigError, DEFAULT_DATA_DIR, loadConfig } from '../config.js';
+import path from 'node:path';
+import { ConfigError, DEFAULT_DATA_DIR, loadConfig, type Config } from '../config.js';
 import { backup } from './backup.js';
 import { doctor } from './doctor.js';
 import { hashPinCommand } from './hash-pin.js';
 import { loadEnv, localBaseUrl, parseArgs, UsageError, type CliIo } from './io.js';
+import { ControlUnavailableError } from './control-client.js';
+import { deleteClients, listClients, listGrants, revoke, unlock } from './owner-commands.js';
 import { stats } from './stats.js';
 
 export const USAGE = `Usage: latchkey <command> [options]
@@ -15,10 +18,17 @@ Commands:
   latchkey hash-pin                            print an OAUTH_PIN_HASH value for a PIN (read from
                                                the terminal, or the first line of standard input)
   latchkey stats [--env-file FILE] [--url URL] [--json]
-                                               counts from the running daemon's /oauth/stats
+                                               counts, uptime and version of the running daemon
+  latchkey clients [--json]                    registered clients and their live grants
+  latchkey clients delete <client-id>...       delete clients and everything issued to them
+  latchkey grants [--client ID] [--json]       live grants (one per approval), with their ids
+  latchkey revoke <grant-id>... | --client ID  revoke grants; their tokens stop working at once
+  latchkey unlock                              lift every PIN lockout (wrong-PIN pauses)
 
 Settings come from the environment and .env in the current directory; with --env-file
 (e.g. /etc/latchkey/latchkey.env) that file is read instead and wins over the shell.
+clients, grants, revoke and unlock talk to the running daemon through its control socket
+(OAUTH_DATA_DIR/control.sock): run them as the user Latchkey runs as.
 `;
 
 /** Runs one CLI command; resolves to the process exit code. */
@@ -46,12 +56,40 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'stats': {
         const args = parseArgs(rest, { values: ['env-file', 'url'], flags: ['json'] });
-        let url = args.values.url?.replace(/\/+$/, '');
-        if (url === undefined) {
-          const config = loadConfig(loadEnv(io, args.values['env-file']));
-          url = localBaseUrl(config.listen.host, config.listen.port);
+        const config = loadConfig(loadEnv(io, args.values['env-file']));
+        const given = args.values.url?.replace(/\/+$/, '');
+        const source = {
+          socket: given === undefined ? controlSocket(io, config) : undefined,
+          url: given ?? localBaseUrl(config.listen.host, config.listen.port),
+          secret: config.introspectionSecret,
+        };
+        return await stats(io, source, args.flags.has('json'));
+      }
+      case 'clients': {
+        const args = parseArgs(rest, { values: ['env-file'], flags: ['json'] });
+        const socket = controlSocket(io, loadConfig(loadEnv(io, args.values['env-file'])));
+        const [sub, ...ids] = args.positional;
+        if (sub === undefined) return await listClients(io, socket, args.flags.has('json'));
+        if (sub === 'delete' && ids.length > 0) return await deleteClients(io, socket, ids);
+        throw new UsageError('use: latchkey clients [--json], or latchkey clients delete <client-id>...');
+      }
+      case 'grants': {
+        const args = parseArgs(rest, { values: ['env-file', 'client'], flags: ['json'] });
+        if (args.positional.length > 0) throw new UsageError('grants takes no arguments; use --client ID to pick one client');
+        return await listGrants(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), args.values.client, args.flags.has('json'));
+      }
+      case 'revoke': {
+        const args = parseArgs(rest, { values: ['env-file', 'client'] });
+        const clientId = args.values.client;
+        if ((clientId === undefined) === (args.positional.length === 0)) {
+          throw new UsageError('revoke takes grant ids (see latchkey grants), or --client ID for every grant of one client');
         }
-        return await stats(io, url, args.flags.has('json'));
+        return await revoke(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), args.positional, clientId);
+      }
+      case 'unlock': {
+        const args = parseArgs(rest, { values: ['env-file'] });
+        if (args.positional.length > 0) throw new UsageError('unlock takes no arguments');
+        return await unlock(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))));
       }
       case undefined:
       case 'help':
@@ -71,6 +109,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.err(`latchkey: configuration error: ${err.message}\n`);
       return 2;
     }
+    if (err instanceof ControlUnavailableError) {
+      io.err(`latchkey ${command ?? ''}: ${err.message}\n`);
+      return 1;
+    }
     throw err;
   }
+}
+
+/** The control socket of the daemon this environment describes, relative to the working directory. */
+function controlSocket(io: CliIo, config: Config): string {
+  return path.resolve(io.cwd, config.store.controlSocket);
 }

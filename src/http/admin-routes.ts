@@ -2,17 +2,17 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import type { Logger } from 'pino';
 import { formatDuration, type Clock } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
+import type { TokenSigner } from '../crypto/signed-token.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { safeDisplayText } from '../oauth/display-text.js';
+import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
 import type { AdminSession, AdminSessions } from '../owner/admin-sessions.js';
 import { redirectHosts, type OwnerConsole } from '../owner/owner-console.js';
-import { readCookie } from './cookies.js';
+import { cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
 import { noStore, statusOf } from './oauth-response.js';
 import { singleParams } from './params.js';
 
-const SESSION_COOKIE = 'latchkey_admin';
-const LOGIN_COOKIE = 'latchkey_admin_login';
 /** How long a sign-in form stays usable. */
 const LOGIN_FORM_MS = 30 * 60_000;
 
@@ -27,11 +27,14 @@ export interface AdminDeps {
   owner: OwnerConsole;
   sessions: AdminSessions;
   pins: PinGuard;
+  devices: KnownDevices;
+  /** Signs sign-in form tokens, so a form token is always one this server issued. */
+  loginForms: TokenSigner;
   clock: Clock;
   random: RandomSource;
   logger: Logger;
   issuer: string;
-  /** Cookies are Secure when the issuer is https. */
+  /** Cookies are Secure and __Host- prefixed when the issuer is https. */
   https: boolean;
   idleTimeoutMs: number;
 }
@@ -50,7 +53,11 @@ export function adminRouter(deps: AdminDeps): Router {
   const { owner, sessions, pins, logger } = deps;
   const base = ENDPOINTS.admin.path;
   const router = Router();
-  const cookieOptions = { httpOnly: true, secure: deps.https, sameSite: 'strict' as const, path: base };
+  const cookies = cookieJar(deps.https);
+  const sessionCookie = cookies.name('latchkey_admin');
+  const loginCookie = cookies.name('latchkey_admin_login');
+  const deviceCookie = cookies.name(DEVICE_COOKIE);
+  const cookieOptions = cookies.options('strict');
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
 
   router.use(base, (_req: Request, res: Response, next: NextFunction) => {
@@ -58,10 +65,14 @@ export function adminRouter(deps: AdminDeps): Router {
     next();
   });
 
-  /** `sameForm` re-shows the form just posted: a new token would reset its attempt count. */
+  /**
+   * The sign-in form, bound to a token this server signed (a client cannot pick its own) and
+   * sent both as a cookie and in the form. `sameForm` re-shows the form just posted: a new
+   * token would reset its attempt count.
+   */
   const renderLogin = (res: Response, status: number, message?: string, sameForm?: string): void => {
-    const token = sameForm ?? newSecret(deps.random);
-    res.cookie(LOGIN_COOKIE, token, { ...cookieOptions, maxAge: LOGIN_FORM_MS });
+    const token = sameForm ?? deps.loginForms.sign(newSecret(deps.random));
+    res.cookie(loginCookie, token, cookies.options('strict', LOGIN_FORM_MS));
     res.status(status).render('admin-login', { csrf: token, message });
   };
 
@@ -108,7 +119,7 @@ export function adminRouter(deps: AdminDeps): Router {
 
   /** The session of a request, or undefined (and the sign-in page already sent). */
   const requireSession = (req: Request, res: Response): AdminSession | undefined => {
-    const session = sessions.touch(readCookie(req, SESSION_COOKIE));
+    const session = sessions.touch(readCookie(req, sessionCookie));
     if (!session) renderLogin(res, 401, 'Your session has ended. Sign in again.');
     return session;
   };
@@ -136,7 +147,7 @@ export function adminRouter(deps: AdminDeps): Router {
   };
 
   router.get(base, async (req: Request, res: Response) => {
-    const session = sessions.touch(readCookie(req, SESSION_COOKIE));
+    const session = sessions.touch(readCookie(req, sessionCookie));
     if (!session) return renderLogin(res, 200);
     await renderDashboard(req, res, session);
   });
@@ -148,35 +159,41 @@ export function adminRouter(deps: AdminDeps): Router {
     } catch {
       return renderLogin(res, 400, 'The form was not sent correctly. Try again.');
     }
-    const loginCookie = readCookie(req, LOGIN_COOKIE);
-    if (!loginCookie || !fields.csrf || !safeEqual(loginCookie, fields.csrf)) {
+    const formToken = readCookie(req, loginCookie);
+    if (!formToken || !fields.csrf || !safeEqual(formToken, fields.csrf) || deps.loginForms.verify(formToken) === undefined) {
       return renderLogin(res, 403, 'This sign-in form has expired or your browser blocked its cookie. Try again.');
     }
+    const device = deps.devices.recognise(readCookie(req, deviceCookie));
     // The form's token names the attempt, so the per-form limit works as on the consent page.
-    const outcome = await pins.check(`admin:${hashSecret(loginCookie)}`, deps.clock.now() + LOGIN_FORM_MS, fields.pin ?? '');
+    const outcome = await pins.check(`admin:${hashSecret(formToken)}`, deps.clock.now() + LOGIN_FORM_MS, fields.pin ?? '', {
+      purpose: 'admin',
+      ...(device ? { device } : {}),
+    });
+    const who = { ip: req.ip, knownDevice: device !== undefined };
     switch (outcome.kind) {
       case 'ok': {
         const { cookie } = sessions.create();
-        res.clearCookie(LOGIN_COOKIE, cookieOptions);
-        res.cookie(SESSION_COOKIE, cookie, cookieOptions);
-        logger.info('owner signed in to the owner\u2019s page');
+        res.clearCookie(loginCookie, cookieOptions);
+        res.cookie(sessionCookie, cookie, cookieOptions);
+        res.cookie(deviceCookie, deps.devices.remember(device), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
+        logger.info(who, 'owner signed in to the owner\u2019s page');
         return res.redirect(303, base);
       }
       case 'wrong':
-        logger.info('wrong PIN on the owner\u2019s page');
-        return renderLogin(res, 401, `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left on this form.`, loginCookie);
+        logger.warn(who, 'wrong PIN on the owner\u2019s page');
+        return renderLogin(res, 401, `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left on this form.`, formToken);
       case 'request-exhausted':
-        logger.warn('PIN attempts for one sign-in form exhausted');
+        logger.warn(who, 'PIN attempts for one sign-in form exhausted');
         return renderLogin(res, 403, 'Too many wrong PINs on that form. This is a new one; wrong PINs also count towards an hourly limit.');
       case 'locked': {
         const wait = Math.max(1, Math.ceil((outcome.retryAt - deps.clock.now()) / 1000));
-        logger.warn('PIN locked out after too many failures (owner\u2019s page)');
+        logger.warn({ ...who, retryAt: new Date(outcome.retryAt).toISOString() }, 'PIN locked out after too many failures (owner\u2019s page)');
         res.setHeader('Retry-After', String(wait));
         return renderError(
           res,
           429,
           'Too many wrong PINs',
-          `Sign-in and approvals are paused after too many wrong PINs in the last hour. Try again after ${new Date(outcome.retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(wait / 60)} minutes).`,
+          `Sign-in from this browser is paused after too many wrong PINs in the last hour. Try again after ${new Date(outcome.retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(wait / 60)} minutes). A browser where you entered the PIN before is not affected; at the server, latchkey unlock lifts the pause.`,
         );
       }
     }
@@ -185,8 +202,8 @@ export function adminRouter(deps: AdminDeps): Router {
   router.post(`${base}/logout`, form, (req: Request, res: Response) => {
     const posted = sessionForm(req, res, []);
     if (!posted) return;
-    sessions.end(readCookie(req, SESSION_COOKIE));
-    res.clearCookie(SESSION_COOKIE, cookieOptions);
+    sessions.end(readCookie(req, sessionCookie));
+    res.clearCookie(sessionCookie, cookieOptions);
     res.redirect(303, base);
   });
 

@@ -5,7 +5,10 @@ import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentSigner } from '../oauth/consent/consent-form.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { resourceServerAuthenticator } from '../oauth/introspection.js';
 import { authorizationServerMetadata } from '../oauth/metadata.js';
+import type { TokenSigner } from '../crypto/signed-token.js';
+import type { KnownDevices } from '../oauth/known-devices.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
 import type { AdminSessions } from '../owner/admin-sessions.js';
 import type { OwnerConsole } from '../owner/owner-console.js';
@@ -32,6 +35,8 @@ export interface AppDeps {
   clients: ClientResolver;
   signer: ConsentSigner;
   pins: PinGuard;
+  devices: KnownDevices;
+  loginForms: TokenSigner;
   owner: OwnerConsole;
   adminSessions: AdminSessions;
   version: string;
@@ -91,14 +96,15 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     infoRouter({
       metadata: authorizationServerMetadata(settings),
-      stats: () => serverStats(ctx.store, ctx.clock, deps.startedAt, deps.version),
+      stats: (insider) => serverStats(ctx.store, ctx.clock, { startedAt: deps.startedAt, version: deps.version }, insider),
+      isInsider: resourceServerAuthenticator(settings.introspectionSecret),
       health: () => healthReport(ctx.store),
     }),
   );
   app.use(
     consentRouter(
       { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins, trustedRedirectHosts: settings.redirects.trustedHosts },
-      { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute },
+      { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute, devices: deps.devices },
     ),
   );
   app.use(
@@ -106,6 +112,8 @@ export function createApp(deps: AppDeps): Express {
       owner: deps.owner,
       sessions: deps.adminSessions,
       pins: deps.pins,
+      devices: deps.devices,
+      loginForms: deps.loginForms,
       clock: ctx.clock,
       random: ctx.random,
       logger: ctx.logger,

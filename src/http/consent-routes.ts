@@ -7,19 +7,20 @@ import type { ErrorPage, RedirectBack, ShowConsent } from '../oauth/consent/outc
 import { startAuthorization } from '../oauth/consent/start-authorization.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { toOAuthError } from '../oauth/errors.js';
-import { readCookie } from './cookies.js';
+import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
+import { cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
 import { noStore, requestFaultStatus, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
 import { pageRateLimit } from './rate-limits.js';
 
-const CSRF_COOKIE = 'latchkey_csrf';
-const CSRF_COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
+const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
 
 export interface ConsentRouteSettings {
-  /** Cookies are Secure when the issuer is https. */
+  /** Cookies are Secure and __Host- prefixed when the issuer is https. */
   https: boolean;
   authorizeRequestsPerMinute: number;
+  devices: KnownDevices;
 }
 
 /**
@@ -33,6 +34,9 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
   const authorizePath = ENDPOINTS.authorization.path;
   const consentPath = ENDPOINTS.consent.path;
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+  const cookies = cookieJar(settings.https);
+  const csrfCookie = cookies.name('latchkey_csrf');
+  const deviceCookie = cookies.name(DEVICE_COOKIE);
 
   const renderError = (res: Response, page: Omit<ErrorPage, 'kind'>): void => {
     noStore(res);
@@ -72,6 +76,10 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
         return renderError(res, outcome);
       case 'redirect':
         noStore(res);
+        if (outcome.rememberDevice) {
+          const known = settings.devices.recognise(readCookie(req, deviceCookie));
+          res.cookie(deviceCookie, settings.devices.remember(known), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
+        }
         return res.redirect(redirectStatus, outcome.location);
       case 'consent':
         return renderConsent(req, res, outcome.client, outcome.request, outcome.form, outcome.message);
@@ -87,12 +95,10 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
     // not Strict: this GET is a cross-site navigation from the host app, on which a Strict
     // cookie is not sent, so every page would replace the cookie and break the pages open
     // before it. Lax is still never sent on a cross-site POST, and the form is bound to it.
-    const existing = readCookie(req, CSRF_COOKIE);
-    const csrf = existing && CSRF_COOKIE_VALUE.test(existing) ? existing : deps.signer.newCsrfCookie();
+    const existing = readCookie(req, csrfCookie);
+    const csrf = existing && CSRF_VALUE.test(existing) ? existing : deps.signer.newCsrfCookie();
     const outcome = await startAuthorization(deps, queryParams(req), csrf);
-    if (outcome.kind === 'consent') {
-      res.cookie(CSRF_COOKIE, csrf, { httpOnly: true, secure: settings.https, sameSite: 'lax', path: authorizePath, maxAge: 24 * 3_600_000 });
-    }
+    if (outcome.kind === 'consent') res.cookie(csrfCookie, csrf, cookies.options('lax', 24 * 3_600_000));
     render(req, res, outcome, 302);
   });
 
@@ -103,7 +109,13 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
     } catch {
       return renderError(res, { status: 400, title: 'Invalid form', message: 'The approval form was not sent correctly. Start again from your app.' });
     }
-    render(req, res, await decideConsent(deps, { ...fields, csrfCookie: readCookie(req, CSRF_COOKIE) }), 303);
+    const posted = {
+      ...fields,
+      csrfCookie: readCookie(req, csrfCookie),
+      device: settings.devices.recognise(readCookie(req, deviceCookie)),
+      ip: req.ip,
+    };
+    render(req, res, await decideConsent(deps, posted), 303);
   });
 
   router.all([authorizePath, consentPath], (_req: Request, res: Response) => {

@@ -1,4 +1,7 @@
-import type { Request } from 'express';
+import type { CookieOptions, Request } from 'express';
+
+/** The known-device cookie, shared by the consent pages and the owner's page. */
+export const DEVICE_COOKIE = 'latchkey_device';
 
 /** One cookie from the Cookie header; we set few enough cookies not to need a parser. */
 export function readCookie(req: Request, name: string): string | undefined {
@@ -9,4 +12,22 @@ export function readCookie(req: Request, name: string): string | undefined {
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
   }
   return undefined;
+}
+
+/**
+ * Our cookies' names and attributes. Over https every name carries the `__Host-` prefix: the
+ * browser then accepts the cookie only if it is Secure, for path / and without a Domain, so no
+ * sibling subdomain (another tunnel hostname on the same zone) can plant or overwrite it.
+ */
+export function cookieJar(https: boolean) {
+  return {
+    name: (base: string): string => (https ? `__Host-${base}` : base),
+    options: (sameSite: 'lax' | 'strict', maxAgeMs?: number): CookieOptions => ({
+      httpOnly: true,
+      secure: https,
+      sameSite,
+      path: '/',
+      ...(maxAgeMs !== undefined ? { maxAge: maxAgeMs } : {}),
+    }),
+  };
 }

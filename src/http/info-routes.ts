@@ -7,7 +7,10 @@ import { noStore } from './oauth-response.js';
 export interface InfoDeps {
   /** The authorization server metadata, worked out once at startup. */
   metadata: Record<string, unknown>;
-  stats: () => ReturnType<typeof serverStats>;
+  /** `insider`: the request proved OAUTH_INTROSPECTION_SECRET. */
+  stats: (insider: boolean) => ReturnType<typeof serverStats>;
+  /** Whether an Authorization header proves OAUTH_INTROSPECTION_SECRET. */
+  isInsider: (authorization: string | undefined) => boolean;
   health: () => ReturnType<typeof healthReport>;
 }
 
@@ -21,8 +24,8 @@ export function infoRouter(deps: InfoDeps): Router {
     res.json(deps.metadata);
   });
 
-  router.get(ENDPOINTS.stats.path, async (_req: Request, res: Response) => {
-    const body = await deps.stats();
+  router.get(ENDPOINTS.stats.path, async (req: Request, res: Response) => {
+    const body = await deps.stats(deps.isInsider(req.headers.authorization));
     noStore(res);
     res.json(body);
   });

@@ -18,26 +18,53 @@ export function hashedPinVerifier(stored: PinHash): PinVerifier {
 export type PinOutcome =
   | { kind: 'ok' }
   | { kind: 'wrong'; attemptsLeft: number }
-  /** Too many failures for this consent: the app must start a new authorization. */
+  /** Too many failures for this consent page or sign-in form: start a new one. */
   | { kind: 'request-exhausted' }
-  /** Too many failures overall in the last hour. */
+  /** Too many failures in the last hour in this attempt's budget. */
   | { kind: 'locked'; retryAt: number };
+
+/** Where a PIN is typed: each place has its own budget for unknown devices. */
+export type PinPurpose = 'consent' | 'admin';
+
+export interface PinAttemptOptions {
+  purpose?: PinPurpose;
+  /**
+   * A device that entered the right PIN before (a signed device cookie): it has a budget of
+   * its own and is never paused by failures from anywhere else.
+   */
+  device?: string;
+}
+
+/** One budget's failures: only when they happened matters. */
+export interface PinFailureLog {
+  record(bucket: string, at: number): Promise<void>;
+  /** Failures of the bucket after `since`, oldest first. */
+  since(bucket: string, since: number): Promise<number[]>;
+  /** Forgets every failure of every bucket; returns how many went. */
+  clear(): Promise<number>;
+}
 
 const HOUR_MS = 3_600_000;
 
+/** The budget an attempt draws on: its device's, or the shared one of its purpose. */
+export const pinBudget = (options: PinAttemptOptions): string =>
+  options.device !== undefined ? `device:${options.device}` : `anyone:${options.purpose ?? 'consent'}`;
+
 /**
- * Checks the owner's PIN in constant time and limits guessing twice over: a few attempts per
- * consent request, and a global budget of failures per hour across all requests and
- * addresses. With the default 30 failures an hour, trying every 6-digit PIN takes about
- * four years. The lockout also applies to the owner; the page says when to retry.
+ * Checks the owner's PIN in constant time and limits guessing three ways:
+ * - a few attempts per consent page or sign-in form;
+ * - an hourly budget of failures shared by every browser Latchkey does not know, one for the
+ *   consent pages and one for the owner's page, so guesses spread over many addresses gain
+ *   nothing (with the default 30 an hour, all 6-digit PINs take about four years);
+ * - an hourly budget per known device (a browser that entered the right PIN before).
+ * Strangers can spend the shared budgets, which pauses new browsers, but never the owner's
+ * known devices; `latchkey unlock` clears every budget.
  *
  * Checks run one at a time: a hashed PIN takes a few milliseconds of scrypt, and limits read
  * before that wait must still hold when the failure is counted. It also bounds scrypt's
- * memory to one check, however many guesses arrive at once. The consent page and the
- * owner's page share one guard, so they share the hourly budget.
+ * memory to one check, however many guesses arrive at once.
  */
 export class PinGuard {
-  private failures: number[] = [];
   private readonly perRequest = new Map<string, { failures: number; expiresAt: number }>();
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -46,24 +73,31 @@ export class PinGuard {
     private readonly clock: Clock,
     private readonly maxFailuresPerHour: number,
     private readonly maxAttemptsPerRequest: number,
+    private readonly failures: PinFailureLog = memoryFailureLog(),
   ) {}
 
-  /** When the global lockout ends, or undefined if not locked. */
-  lockedUntil(): number | undefined {
+  /** When the lockout of a budget ends, or undefined if it is not locked. */
+  async lockedUntil(options: PinAttemptOptions = {}): Promise<number | undefined> {
     const now = this.clock.now();
-    this.failures = this.failures.filter((t) => t > now - HOUR_MS);
-    if (this.failures.length < this.maxFailuresPerHour) return undefined;
-    return (this.failures[0] ?? now) + HOUR_MS;
+    const recent = await this.failures.since(pinBudget(options), now - HOUR_MS);
+    if (recent.length < this.maxFailuresPerHour) return undefined;
+    return (recent[recent.length - this.maxFailuresPerHour] ?? now) + HOUR_MS;
   }
 
-  check(requestId: string, requestExpiresAt: number, attempt: string): Promise<PinOutcome> {
-    const result = this.queue.then(() => this.checkNow(requestId, requestExpiresAt, attempt));
+  check(requestId: string, requestExpiresAt: number, attempt: string, options: PinAttemptOptions = {}): Promise<PinOutcome> {
+    const result = this.queue.then(() => this.checkNow(requestId, requestExpiresAt, attempt, options));
     this.queue = result.catch(() => undefined);
     return result;
   }
 
-  private async checkNow(requestId: string, requestExpiresAt: number, attempt: string): Promise<PinOutcome> {
-    const locked = this.lockedUntil();
+  /** Lifts every lockout and every page's attempt count (the owner's `latchkey unlock`). */
+  async unlock(): Promise<number> {
+    this.perRequest.clear();
+    return this.failures.clear();
+  }
+
+  private async checkNow(requestId: string, requestExpiresAt: number, attempt: string, options: PinAttemptOptions): Promise<PinOutcome> {
+    const locked = await this.lockedUntil(options);
     if (locked !== undefined) return { kind: 'locked', retryAt: locked };
     const now = this.clock.now();
     for (const [id, entry] of this.perRequest) if (entry.expiresAt <= now) this.perRequest.delete(id);
@@ -72,12 +106,36 @@ export class PinGuard {
 
     if (await this.verify(attempt)) return { kind: 'ok' };
 
-    this.failures.push(now);
+    await this.failures.record(pinBudget(options), now);
     entry.failures++;
     this.perRequest.set(requestId, entry);
     if (entry.failures >= this.maxAttemptsPerRequest) return { kind: 'request-exhausted' };
-    const globalLock = this.lockedUntil();
-    if (globalLock !== undefined) return { kind: 'locked', retryAt: globalLock };
+    const lockedNow = await this.lockedUntil(options);
+    if (lockedNow !== undefined) return { kind: 'locked', retryAt: lockedNow };
     return { kind: 'wrong', attemptsLeft: this.maxAttemptsPerRequest - entry.failures };
   }
+}
+
+/** Failures kept in this process: what a single daemon on the JSON files needs. */
+export function memoryFailureLog(): PinFailureLog {
+  const buckets = new Map<string, number[]>();
+  return {
+    async record(bucket, at) {
+      const list = buckets.get(bucket) ?? [];
+      list.push(at);
+      buckets.set(bucket, list);
+    },
+    async since(bucket, since) {
+      const recent = (buckets.get(bucket) ?? []).filter((t) => t > since);
+      if (recent.length > 0) buckets.set(bucket, recent);
+      else buckets.delete(bucket);
+      return recent;
+    },
+    async clear() {
+      let n = 0;
+      for (const list of buckets.values()) n += list.length;
+      buckets.clear();
+      return n;
+    },
+  };
 }

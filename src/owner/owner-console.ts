@@ -37,6 +37,8 @@ export interface OwnerConsoleDeps {
   logger: Logger;
   version: string;
   startedAt: number;
+  /** Lifts every PIN lockout (the PIN guard's unlock). */
+  unlockPins: () => Promise<number>;
 }
 
 /** The hosts of a client's redirect URIs, or the URI itself for a private-use scheme. */
@@ -121,5 +123,20 @@ export class OwnerConsole {
     if (!clientId || !(await this.deps.store.deleteClient(clientId))) return false;
     this.deps.logger.info({ clientId }, 'owner deleted a client');
     return true;
+  }
+
+  /** Revokes every live grant of a client (the client stays registered). Returns how many. */
+  async revokeClientGrants(clientId: string): Promise<number> {
+    const grants = (await this.deps.store.listGrants(this.deps.clock.now())).filter((g) => g.clientId === clientId);
+    for (const g of grants) await this.deps.store.revokeGrant(g.grantId);
+    if (grants.length > 0) this.deps.logger.info({ clientId, grants: grants.length }, 'owner revoked every grant of a client');
+    return grants.length;
+  }
+
+  /** Lifts every PIN lockout and page attempt count. Returns how many failures were forgotten. */
+  async unlock(): Promise<number> {
+    const cleared = await this.deps.unlockPins();
+    this.deps.logger.warn({ cleared }, 'owner lifted the PIN lockouts');
+    return cleared;
   }
 }

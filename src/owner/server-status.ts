@@ -1,8 +1,17 @@
 import { toEpochSeconds, type Clock } from '../clock.js';
 import type { Store } from '../store/types.js';
 
-/** GET /oauth/stats: counts of the store, uptime and version. Holds no secret. */
-export async function serverStats(store: Store, clock: Clock, startedAt: number, version: string): Promise<Record<string, number | string>> {
+/**
+ * GET /oauth/stats: counts of the store for anyone; uptime and version only for `insider`s
+ * (the owner's tools). Uptime tells an attacker when a restart cleared the in-memory limits,
+ * and the version which advisories apply.
+ */
+export async function serverStats(
+  store: Store,
+  clock: Clock,
+  server: { startedAt: number; version: string },
+  insider: boolean,
+): Promise<Record<string, number | string>> {
   const now = clock.now();
   const counts = await store.counts(now);
   return {
@@ -10,8 +19,7 @@ export async function serverStats(store: Store, clock: Clock, startedAt: number,
     authorization_codes: counts.codes,
     access_tokens: counts.accessTokens,
     refresh_tokens: counts.refreshTokens,
-    uptime_seconds: toEpochSeconds(now - startedAt),
-    version,
+    ...(insider ? { uptime_seconds: toEpochSeconds(now - server.startedAt), version: server.version } : {}),
   };
 }
 

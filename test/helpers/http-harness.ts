@@ -8,6 +8,7 @@ import request, { type Response } from 'supertest';
 import { FakeClock } from './fake-clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createServices, type ServiceOptions, type Services } from '../../src/daemon.js';
+import { createLogger } from '../../src/logger.js';
 
 /**
  * Shared setup for the supertest tests: a daemon's services on a temp data directory, a
@@ -19,7 +20,8 @@ export const RESOURCE = 'https://mcp.example.com/mcp';
 export const OTHER_RESOURCE = 'https://tools.example.com';
 export const PIN = '24681357';
 export const INTROSPECTION_SECRET = 'introspection-secret-for-tests-0123';
-export const CSRF_COOKIE = 'latchkey_csrf';
+/** The harness's issuer is https, so every cookie carries the __Host- prefix. */
+export const CSRF_COOKIE = '__Host-latchkey_csrf';
 
 import { BODIES } from '../fixtures/host-registrations.js';
 
@@ -66,14 +68,26 @@ export function testConfig(dir: string, env: Record<string, string> = {}): Confi
 
 const STACK_TRACE = /\n\s+at .+:\d+:\d+|node:internal|node_modules\/|\/src\/.+\.ts/;
 
-/** `options.fs` wraps the store's filesystem calls, for disk-fault tests. */
-export async function startHarness(env: Record<string, string> = {}, options: Pick<ServiceOptions, 'fs'> = {}): Promise<Harness> {
+/** Log lines as JSON objects, for tests that check what is logged. */
+export interface LogCapture {
+  lines: Record<string, unknown>[];
+}
+
+/**
+ * `options.fs` wraps the store's filesystem calls, for disk-fault tests; `options.logs`
+ * collects the log at info level (with the real redaction) instead of discarding it.
+ */
+export async function startHarness(env: Record<string, string> = {}, options: Pick<ServiceOptions, 'fs'> & { logs?: LogCapture } = {}): Promise<Harness> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-http-'));
   const config = testConfig(dir, env);
   const clock = new FakeClock();
-  const logger = pino({ level: 'silent' });
+  const capture = options.logs;
+  const logger = capture
+    ? createLogger('info', { write: (line: string) => void capture.lines.push(JSON.parse(line) as Record<string, unknown>) })
+    : pino({ level: 'silent' });
   const recorded: Recorded[] = [];
-  let services = await createServices(config, logger, { ...options, clock });
+  const serviceOptions: ServiceOptions = { clock, ...(options.fs ? { fs: options.fs } : {}) };
+  let services = await createServices(config, logger, serviceOptions);
 
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
@@ -108,7 +122,7 @@ export async function startHarness(env: Record<string, string> = {}, options: Pi
     dir,
     async restart() {
       await services.store.close();
-      services = await createServices(config, logger, { ...options, clock });
+      services = await createServices(config, logger, serviceOptions);
       harness.services = services;
     },
     assertNoServerErrors() {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
-import { createServices, type Services } from '../../src/daemon.js';
+import { createServices, listenControl, type Services } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
 
 export interface RunningApp {
@@ -33,11 +33,14 @@ export async function startApp(extraEnv: Record<string, string> = {}): Promise<R
     ...(extraEnv.OAUTH_PIN_HASH ? {} : { OAUTH_PIN: '246810' }),
     ...extraEnv,
   };
-  const services = await createServices(loadConfig(env), createLogger('silent'));
+  const config = loadConfig(env);
+  const logger = createLogger('silent');
+  const services = await createServices(config, logger);
   const server = await new Promise<Server>((resolve, reject) => {
     const s = services.app.listen(port, '127.0.0.1', () => resolve(s));
     s.once('error', reject);
   });
+  const control = await listenControl(services.control, config.store.controlSocket, logger);
   return {
     services,
     port,
@@ -47,6 +50,7 @@ export async function startApp(extraEnv: Record<string, string> = {}): Promise<R
     stop: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await control?.close();
       await services.store.close();
     },
   };

@@ -61,24 +61,43 @@ describe('/admin', () => {
     expect(cookie).toMatch(/^latchkey_admin_login=/);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
-    expect(cookie).toMatch(/Path=\/admin/);
+    // Path=/ so that over https the same cookie can carry the __Host- prefix.
+    expect(cookie).toMatch(/Path=\/;/);
     expect(cookie).not.toMatch(/Secure/);
   });
 
-  it('marks the session cookie Secure when the issuer is https', async () => {
+  it('over https, names every cookie __Host- and marks it Secure, for path / and no domain', async () => {
     const { services } = await setup({ OAUTH_ISSUER_URL: 'https://auth.example.com' });
     const agent = request.agent(services.app);
     const page = await agent.get('/admin');
+    const loginCookie = ((page.headers['set-cookie'] as unknown as string[])[0] ?? '');
+    expect(loginCookie).toMatch(/^__Host-latchkey_admin_login=[^;]+; .*Path=\/;.*Secure/);
+    expect(loginCookie).not.toMatch(/Domain=/i);
     const res = await request(services.app)
       .post('/admin/login')
-      .set('Cookie', `latchkey_admin_login=${csrfOf(page.text)}`)
+      .set('Cookie', `__Host-latchkey_admin_login=${csrfOf(page.text)}`)
       .type('form')
       .send({ csrf: csrfOf(page.text), pin: PIN });
     expect(res.status).toBe(303);
-    const cookie = (res.headers['set-cookie'] as unknown as string[]).find((c) => c.startsWith('latchkey_admin=')) ?? '';
-    expect(cookie).toMatch(/HttpOnly/);
-    expect(cookie).toMatch(/Secure/);
-    expect(cookie).toMatch(/SameSite=Strict/);
+    const set = res.headers['set-cookie'] as unknown as string[];
+    const session = set.find((c) => c.startsWith('__Host-latchkey_admin=')) ?? '';
+    expect(session).toMatch(/HttpOnly/);
+    expect(session).toMatch(/Secure/);
+    expect(session).toMatch(/SameSite=Strict/);
+    expect(session).toMatch(/Path=\/;/);
+    expect(set.find((c) => c.startsWith('__Host-latchkey_device='))).toMatch(/Secure/);
+  });
+
+  it('takes only a sign-in form token this server issued: a self-made cookie and field are refused', async () => {
+    const { services } = await setup();
+    const chosen = 'attacker-chosen-token-0123456789abcdefghijk';
+    const res = await request(services.app)
+      .post('/admin/login')
+      .set('Cookie', `latchkey_admin_login=${chosen}`)
+      .type('form')
+      .send({ csrf: chosen, pin: PIN });
+    expect(res.status).toBe(403);
+    expect(res.headers['set-cookie']?.toString() ?? '').not.toMatch(/latchkey_admin=/);
   });
 
   it('refuses a wrong PIN, and a sign-in without the form token', async () => {

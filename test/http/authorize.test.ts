@@ -347,7 +347,7 @@ describe('GET /authorize', () => {
       const first = await openConsent(s.h, client);
       const second = await openConsent(s.h, client, {}, first.csrf);
       expect(second.res.headers['set-cookie']).toBeDefined();
-      expect(([] as string[]).concat(second.res.headers['set-cookie'] as string[] | string).join(';')).toContain(`latchkey_csrf=${first.csrf}`);
+      expect(([] as string[]).concat(second.res.headers['set-cookie'] as string[] | string).join(';')).toContain(`__Host-latchkey_csrf=${first.csrf}`);
     });
 
     it('answers other methods with a page, not a redirect', async () => {

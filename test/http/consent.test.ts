@@ -11,7 +11,9 @@ import {
   postConsent,
   redirectParams,
   register,
+  startHarness,
   useHarness,
+  type LogCapture,
 } from '../helpers/http-harness.js';
 
 const expectPage = (res: Response, status: number): void => {
@@ -222,6 +224,66 @@ describe('POST /authorize/consent', () => {
     const ok = await postConsent(h, { consent: later.consent, csrf: later.csrf, pin: PIN, decision: 'approve' });
     expect(ok.status).toBe(303);
     expect(redirectParams(ok).get('code')).toBeTruthy();
+  });
+
+  it("strangers' wrong PINs lock out new browsers, never a browser that entered the PIN before", async () => {
+    const h = await s.start({ OAUTH_PIN_MAX_FAILURES_PER_HOUR: '3' });
+    const client = await register(h, BODIES.claude);
+    const post = (page: { consent: string; csrf: string }, pin: string, device?: string): Promise<Response> =>
+      http(h)
+        .post('/authorize/consent')
+        .type('form')
+        .set('Cookie', [`${CSRF_COOKIE}=${page.csrf}`, ...(device ? [`__Host-latchkey_device=${device}`] : [])])
+        .send({ consent: page.consent, pin, decision: 'approve' });
+
+    // The owner approves once: the browser is now a known device.
+    const first = await post(await openConsent(h, client), PIN);
+    expect(first.status).toBe(303);
+    const deviceCookie = ([] as string[]).concat(first.headers['set-cookie'] as string[] | string).find((c) => c.startsWith('__Host-latchkey_device='));
+    expect(deviceCookie).toMatch(/HttpOnly/);
+    expect(deviceCookie).toMatch(/Secure/);
+    expect(deviceCookie).toMatch(/SameSite=Lax/);
+    const device = /^__Host-latchkey_device=([^;]+)/.exec(deviceCookie ?? '')?.[1] ?? '';
+
+    // A stranger spends the shared budget.
+    for (let i = 0; i < 3; i++) await post(await openConsent(h, client), '99999999');
+    expectPage(await post(await openConsent(h, client), PIN), 429);
+    // A forged device cookie is just a stranger.
+    expectPage(await post(await openConsent(h, client), PIN, `${device.slice(0, -2)}xx`), 429);
+
+    // The owner's browser is not affected.
+    const owner = await post(await openConsent(h, client), PIN, device);
+    expect(owner.status).toBe(303);
+    expect(redirectParams(owner).get('code')).toBeTruthy();
+
+    // Nor is the owner's page, which has its own budget: it still shows its sign-in form.
+    const admin = await http(h).get('/admin');
+    expect(admin.status).toBe(200);
+    expect(admin.text).toContain('Your PIN');
+  });
+
+  it('logs every wrong PIN and lockout with the client and the address seen through TRUST_PROXY', async () => {
+    const logs: LogCapture = { lines: [] };
+    const h = await startHarness({ OAUTH_PIN_MAX_FAILURES_PER_HOUR: '2', TRUST_PROXY: 'loopback' }, { logs });
+    try {
+      const client = await register(h, BODIES.claude);
+      for (let i = 0; i < 2; i++) {
+        const page = await openConsent(h, client);
+        await http(h)
+          .post('/authorize/consent')
+          .type('form')
+          .set('Cookie', `${CSRF_COOKIE}=${page.csrf}`)
+          .set('X-Forwarded-For', '203.0.113.9')
+          .send({ consent: page.consent, pin: '99999999', decision: 'approve' });
+      }
+      const wrong = logs.lines.find((l) => l.msg === 'wrong PIN');
+      const locked = logs.lines.find((l) => l.msg === 'PIN locked out after too many failures');
+      expect(wrong).toMatchObject({ clientId: client.client_id, ip: '203.0.113.9', knownDevice: false });
+      expect(locked).toMatchObject({ clientId: client.client_id, ip: '203.0.113.9' });
+      expect(JSON.stringify(logs.lines)).not.toContain('99999999');
+    } finally {
+      await h.close();
+    }
   });
 
   it('a consent page open across a restart still works', async () => {

@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto';
 import type { AuthorizationRequest } from '../../src/oauth/authorization-request.js';
+import { TokenSigner } from '../../src/crypto/signed-token.js';
 import { ConsentSigner } from '../../src/oauth/consent/consent-form.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 
@@ -86,7 +86,7 @@ describe('ConsentSigner', () => {
     const cookie = signer.newCsrfCookie();
     const sealed = (value: unknown): string => {
       const payload = Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
-      return `${payload}.${createHmac('sha256', KEY).update(payload).digest('base64url')}`;
+      return new TokenSigner(KEY, 'consent-form').sign(payload);
     };
     // The hand-made seal is accepted for a well-formed payload, so the refusals below are the schema's.
     const valid = signer.verify(signer.sign(REQUEST, cookie, NOW), cookie, NOW);
@@ -96,7 +96,7 @@ describe('ConsentSigner', () => {
     expect(signer.verify(sealed({ ...valid.pending, expiresAt: 'never' }), cookie, NOW)).toEqual({ ok: false, reason: 'malformed' });
     expect(signer.verify(sealed({ id: 'x' }), cookie, NOW)).toEqual({ ok: false, reason: 'malformed' });
     const notJson = Buffer.from('{not json', 'utf8').toString('base64url');
-    const token = `${notJson}.${createHmac('sha256', KEY).update(notJson).digest('base64url')}`;
+    const token = new TokenSigner(KEY, 'consent-form').sign(notJson);
     expect(signer.verify(token, cookie, NOW)).toEqual({ ok: false, reason: 'malformed' });
   });
 
@@ -117,5 +117,24 @@ describe('ConsentSigner', () => {
     expect(signer.verify(token, cookie, NOW + TTL - 1).ok).toBe(true);
     expect(signer.verify(token, cookie, NOW + TTL)).toEqual({ ok: false, reason: 'expired' });
     expect(signer.verify(token, cookie, NOW + TTL + 60_000)).toEqual({ ok: false, reason: 'expired' });
+  });
+});
+
+describe('TokenSigner', () => {
+  const key = Buffer.alloc(32, 7);
+
+  it('recognises its own tokens, for its own purpose only', () => {
+    const device = new TokenSigner(key, 'device');
+    const token = device.sign('abc');
+    expect(device.verify(token)).toBe('abc');
+    expect(new TokenSigner(key, 'admin-login').verify(token)).toBeUndefined();
+    expect(new TokenSigner(Buffer.alloc(32, 8), 'device').verify(token)).toBeUndefined();
+  });
+
+  it.each(['', 'abc', 'abc.', '.mac', 'abd.x', undefined])('refuses %j', (token) => {
+    const signer = new TokenSigner(key, 'device');
+    const good = signer.sign('abc');
+    expect(signer.verify(token)).toBeUndefined();
+    expect(signer.verify(`${good}x`)).toBeUndefined();
   });
 });

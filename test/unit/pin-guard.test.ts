@@ -54,9 +54,9 @@ describe('PinGuard', () => {
       expect((await guard.check(`req-${i}`, expires(), 'wrong')).kind).toBe('wrong');
       clock.advance(1000);
     }
-    expect(guard.lockedUntil()).toBeUndefined();
+    expect(await guard.lockedUntil()).toBeUndefined();
     expect(await guard.check('req-3', expires(), 'wrong')).toEqual({ kind: 'locked', retryAt: start + HOUR });
-    expect(guard.lockedUntil()).toBe(start + HOUR);
+    expect(await guard.lockedUntil()).toBe(start + HOUR);
     // The owner too: the right PIN is refused while locked.
     expect(await guard.check('req-4', expires(), PIN)).toEqual({ kind: 'locked', retryAt: start + HOUR });
   });
@@ -68,7 +68,7 @@ describe('PinGuard', () => {
     await guard.check('b', expires(), 'x');
     clock.advance(10 * 60_000);
     for (let i = 0; i < 10; i++) expect((await guard.check(`c${i}`, expires(), 'x')).kind).toBe('locked');
-    expect(guard.lockedUntil()).toBe(start + HOUR);
+    expect(await guard.lockedUntil()).toBe(start + HOUR);
   });
 
   it('lifts the lockout when the oldest failure is an hour old', async () => {
@@ -78,13 +78,13 @@ describe('PinGuard', () => {
     clock.advance(20 * 60_000);
     await guard.check('b', expires(), 'x');
     await guard.check('c', expires(), 'x');
-    expect(guard.lockedUntil()).toBe(start + HOUR);
+    expect(await guard.lockedUntil()).toBe(start + HOUR);
 
     clock.ms = start + HOUR - 1;
     expect((await guard.check('d', expires(), PIN)).kind).toBe('locked');
     clock.ms = start + HOUR;
     // The first failure has aged out; two remain, under the limit of three.
-    expect(guard.lockedUntil()).toBeUndefined();
+    expect(await guard.lockedUntil()).toBeUndefined();
     expect(await guard.check('d', expires(), PIN)).toEqual({ kind: 'ok' });
     // One more failure brings it back to three within the hour.
     const again = await guard.check('e', expires(), 'x');
@@ -99,5 +99,50 @@ describe('PinGuard', () => {
     clock.advance(2000);
     // The consent page is expired by now (ConsentSigner refuses it); the guard holds no state for it.
     expect(await guard.check('req-1', clock.now() + 1000, 'z')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
+  });
+});
+
+describe('PinGuard budgets: the owner can always get in', () => {
+  let clock: FakeClock;
+  const expires = (): number => clock.now() + 30 * 60_000;
+  beforeEach(() => {
+    clock = new FakeClock();
+  });
+
+  it('strangers spending the shared budget never pause a known device', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5);
+    for (let i = 0; i < 3; i++) await guard.check(`attacker-${i}`, expires(), 'guess');
+    expect((await guard.check('new-browser', expires(), PIN)).kind).toBe('locked');
+    expect(await guard.check('owner-page', expires(), PIN, { device: 'owner-laptop' })).toEqual({ kind: 'ok' });
+  });
+
+  it('a known device has its own budget, which its own failures spend', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5);
+    await guard.check('a', expires(), 'x', { device: 'd1' });
+    const second = await guard.check('b', expires(), 'x', { device: 'd1' });
+    expect(second.kind).toBe('locked');
+    expect((await guard.check('c', expires(), PIN, { device: 'd1' })).kind).toBe('locked');
+    // Neither another device nor the shared budget paid for d1's failures.
+    expect(await guard.check('d', expires(), PIN, { device: 'd2' })).toEqual({ kind: 'ok' });
+    expect(await guard.check('e', expires(), PIN)).toEqual({ kind: 'ok' });
+  });
+
+  it("the owner's page and the consent pages have separate shared budgets", async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5);
+    await guard.check('a', expires(), 'x', { purpose: 'consent' });
+    await guard.check('b', expires(), 'x', { purpose: 'consent' });
+    expect((await guard.check('c', expires(), PIN, { purpose: 'consent' })).kind).toBe('locked');
+    expect(await guard.check('admin-form', expires(), PIN, { purpose: 'admin' })).toEqual({ kind: 'ok' });
+  });
+
+  it('unlock lifts every lockout and every page count', async () => {
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 2);
+    await guard.check('a', expires(), 'x');
+    await guard.check('a', expires(), 'x');
+    expect(await guard.check('b', expires(), 'x', { device: 'd' })).toEqual({ kind: 'wrong', attemptsLeft: 1 });
+    expect((await guard.check('c', expires(), PIN)).kind).toBe('locked');
+    expect(await guard.unlock()).toBe(3);
+    expect(await guard.lockedUntil()).toBeUndefined();
+    expect(await guard.check('a', expires(), PIN)).toEqual({ kind: 'ok' });
   });
 });

@@ -11,12 +11,16 @@ export interface ConsentDecisionDeps extends StartAuthorizationDeps {
   pins: PinGuard;
 }
 
-/** The consent form as posted, and the browser's CSRF cookie. */
+/** The consent form as posted, with what the request tells about the browser. */
 export interface PostedConsent {
   consent?: string;
   pin?: string;
   decision?: string;
   csrfCookie: string | undefined;
+  /** A known device (from its verified device cookie). */
+  device: string | undefined;
+  /** The client address as TRUST_PROXY sees it, for the log. */
+  ip: string | undefined;
 }
 
 const FORM_REFUSALS: Record<Extract<ConsentCheck, { ok: false }>['reason'], ErrorPage> = {
@@ -64,18 +68,25 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
     return errorPage(400, 'Invalid form', 'Choose Approve or Deny. Start again from your app if the page looks broken.');
   }
 
-  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '');
+  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '', { purpose: 'consent', ...(posted.device ? { device: posted.device } : {}) });
+  // Every failure and lockout is logged with where it came from, so an owner can block it.
+  const who = { clientId: client.clientId, ip: posted.ip, knownDevice: posted.device !== undefined };
   switch (outcome.kind) {
     case 'locked': {
       const wait = minutesUntil(outcome.retryAt, ctx.clock.now());
-      ctx.logger.warn({ clientId: client.clientId }, 'PIN locked out after too many failures');
-      return errorPage(429, 'Too many wrong PINs', `Approvals are paused after too many wrong PINs in the last hour. Try again ${wait.text}.`, wait.seconds);
+      ctx.logger.warn({ ...who, retryAt: new Date(outcome.retryAt).toISOString() }, 'PIN locked out after too many failures');
+      return errorPage(
+        429,
+        'Too many wrong PINs',
+        `Approvals from this browser are paused after too many wrong PINs in the last hour. Try again ${wait.text}. A browser where you entered the PIN before is not affected; the server's owner can also run latchkey unlock.`,
+        wait.seconds,
+      );
     }
     case 'request-exhausted':
-      ctx.logger.warn({ clientId: client.clientId }, 'PIN attempts for one request exhausted');
+      ctx.logger.warn(who, 'PIN attempts for one request exhausted');
       return errorPage(403, 'Too many wrong PINs', 'This approval request is closed after too many wrong PINs. Start the connection again from your app.');
     case 'wrong':
-      ctx.logger.info({ clientId: client.clientId }, 'wrong PIN');
+      ctx.logger.warn(who, 'wrong PIN');
       return {
         kind: 'consent',
         client,
@@ -85,8 +96,8 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
       };
     case 'ok': {
       const code = await issueAuthorizationCode(ctx, request);
-      ctx.logger.info({ clientId: client.clientId, scopes: request.scopes, resource: request.resource }, 'owner approved access');
-      return back({ code });
+      ctx.logger.info({ clientId: client.clientId, scopes: request.scopes, resource: request.resource, ip: posted.ip }, 'owner approved access');
+      return { ...back({ code }), rememberDevice: true };
     }
   }
 }

@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto';
 import { z } from 'zod';
+import { TokenSigner } from '../../crypto/signed-token.js';
 import type { AuthorizationRequest } from '../authorization-request.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../../crypto/secrets.js';
 
@@ -37,12 +37,16 @@ export type ConsentCheck =
   | { ok: false; reason: 'malformed' | 'expired' | 'csrf' };
 
 export class ConsentSigner {
+  private readonly tokens: TokenSigner;
+
   constructor(
-    private readonly key: Buffer,
+    key: Buffer,
     private readonly random: RandomSource,
     /** How long an open consent page stays usable. */
     private readonly ttlMs: number,
-  ) {}
+  ) {
+    this.tokens = new TokenSigner(key, 'consent-form');
+  }
 
   /** A fresh value for the CSRF cookie. */
   newCsrfCookie(): string {
@@ -56,16 +60,12 @@ export class ConsentSigner {
       csrf: hashSecret(csrfCookie),
       expiresAt: now + this.ttlMs,
     };
-    const payload = Buffer.from(JSON.stringify(pending), 'utf8').toString('base64url');
-    return `${payload}.${this.mac(payload)}`;
+    return this.tokens.sign(Buffer.from(JSON.stringify(pending), 'utf8').toString('base64url'));
   }
 
   verify(token: string | undefined, csrfCookie: string | undefined, now: number): ConsentCheck {
-    if (!token) return { ok: false, reason: 'malformed' };
-    const [payload, mac, extra] = token.split('.');
-    if (!payload || !mac || extra !== undefined || !safeEqual(mac, this.mac(payload))) {
-      return { ok: false, reason: 'malformed' };
-    }
+    const payload = this.tokens.verify(token);
+    if (!payload || payload.includes('.')) return { ok: false, reason: 'malformed' };
     let pending: PendingConsent;
     try {
       pending = pendingSchema.parse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))) as PendingConsent;
@@ -75,9 +75,5 @@ export class ConsentSigner {
     if (pending.expiresAt <= now) return { ok: false, reason: 'expired' };
     if (!csrfCookie || !safeEqual(hashSecret(csrfCookie), pending.csrf)) return { ok: false, reason: 'csrf' };
     return { ok: true, pending };
-  }
-
-  private mac(payload: string): string {
-    return createHmac('sha256', this.key).update(payload).digest('base64url');
   }
 }

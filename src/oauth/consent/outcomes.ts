@@ -23,6 +23,8 @@ export interface ErrorPage {
 export interface RedirectBack {
   kind: 'redirect';
   location: string;
+  /** The right PIN was entered: remember this browser as a known device. */
+  rememberDevice?: boolean;
 }
 
 /** The consent page, with its signed form; `message` after a wrong PIN. */

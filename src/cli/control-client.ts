@@ -1,0 +1,51 @@
+import { request } from 'node:http';
+
+/** The daemon could not be reached over its control socket; the message says what to check. */
+export class ControlUnavailableError extends Error {
+  override name = 'ControlUnavailableError';
+}
+
+const TIMEOUT_MS = 10_000;
+
+/**
+ * One call to the running daemon's control API over its Unix socket (src/http/control-routes.ts).
+ * Resolves to the JSON answer; a 4xx/5xx answer rejects with its `error` text.
+ */
+export function callControl(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        timeout: TIMEOUT_MS,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            reject(new Error(`the daemon answered ${res.statusCode ?? '?'} without JSON`));
+            return;
+          }
+          if ((res.statusCode ?? 500) >= 400) reject(new Error(String((parsed as { error?: unknown }).error ?? `HTTP ${res.statusCode ?? '?'}`)));
+          else resolve(parsed);
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+        reject(new ControlUnavailableError(`no running Latchkey answers on ${socketPath} (${err.code}). Is it running, with this OAUTH_DATA_DIR (or OAUTH_CONTROL_SOCKET)?`));
+      } else if (err.code === 'EACCES') {
+        reject(new ControlUnavailableError(`permission denied on ${socketPath}: run this as the user Latchkey runs as (e.g. sudo -u latchkey latchkey …)`));
+      } else reject(err);
+    });
+    req.end(payload);
+  });
+}

@@ -1,0 +1,112 @@
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { OwnerConsole } from '../owner/owner-console.js';
+import { serverStats } from '../owner/server-status.js';
+import { statusOf } from './oauth-response.js';
+
+/**
+ * The control API the `latchkey` command uses while the daemon runs, served only on a Unix
+ * socket in the data directory (mode 0600 in a 0700 directory: only the daemon's user, and
+ * root, can connect). Every change goes through the running daemon, so two processes never
+ * write the store at once. JSON in, JSON out; versioned under /v1.
+ */
+export interface ControlDeps {
+  owner: OwnerConsole;
+  stats: () => ReturnType<typeof serverStats>;
+  logger: Logger;
+}
+
+const stringList = (value: unknown): string[] | undefined =>
+  Array.isArray(value) && value.every((v) => typeof v === 'string') ? (value as string[]) : undefined;
+
+export function controlRouter(deps: ControlDeps): Router {
+  const { owner } = deps;
+  const router = Router();
+  router.use(express.json({ limit: '64kb' }));
+
+  router.get('/v1/stats', async (_req: Request, res: Response) => {
+    res.json(await deps.stats());
+  });
+
+  router.get('/v1/clients', async (_req: Request, res: Response) => {
+    const { clients } = await owner.overview();
+    res.json({
+      clients: clients.map((c) => ({
+        client_id: c.id,
+        name: c.name,
+        returns_to: c.hosts,
+        registered_at: c.registeredAt,
+        last_used_at: c.lastUsedAt,
+        live_grants: c.grants.length,
+      })),
+    });
+  });
+
+  router.get('/v1/grants', async (req: Request, res: Response) => {
+    const only = typeof req.query.client === 'string' ? req.query.client : undefined;
+    const { clients } = await owner.overview();
+    const grants = clients
+      .filter((c) => only === undefined || c.id === only)
+      .flatMap((c) =>
+        c.grants.map((g) => ({
+          grant_id: g.grantId,
+          client_id: c.id,
+          client_name: c.name,
+          scope: g.scopes.join(' '),
+          resource: g.resource,
+          issued_at: g.issuedAt,
+          expires_at: g.expiresAt,
+          refreshable: g.refreshable,
+        })),
+      );
+    res.json({ grants });
+  });
+
+  router.post('/v1/grants/revoke', async (req: Request, res: Response) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const ids = stringList(body.grant_ids);
+    const clientId = typeof body.client_id === 'string' ? body.client_id : undefined;
+    if ((ids === undefined) === (clientId === undefined)) {
+      res.status(400).json({ error: 'send either grant_ids (a list) or client_id' });
+      return;
+    }
+    let revoked = 0;
+    if (ids) for (const id of ids) if (await owner.revokeGrant(id)) revoked++;
+    if (clientId) revoked = await owner.revokeClientGrants(clientId);
+    res.json({ revoked });
+  });
+
+  router.post('/v1/clients/delete', async (req: Request, res: Response) => {
+    const ids = stringList((req.body as Record<string, unknown> | undefined)?.client_ids);
+    if (!ids) {
+      res.status(400).json({ error: 'send client_ids, a list of client ids' });
+      return;
+    }
+    let deleted = 0;
+    for (const id of ids) if (await owner.deleteClient(id)) deleted++;
+    res.json({ deleted });
+  });
+
+  router.post('/v1/unlock', async (_req: Request, res: Response) => {
+    res.json({ cleared: await owner.unlock() });
+  });
+
+  router.use((req: Request, res: Response) => {
+    res.status(404).json({ error: `no control command at ${req.method} ${req.path}` });
+  });
+  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const status = statusOf(err) ?? 500;
+    if (status >= 500) deps.logger.error({ err }, 'control command failed');
+    res.status(status >= 400 && status < 500 ? 400 : 503).json({ error: status < 500 ? 'the request could not be read' : 'the daemon could not do that right now; see its log' });
+  });
+  return router;
+}
+
+/** The control app: nothing but the control API. */
+export function createControlApp(deps: ControlDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(controlRouter(deps));
+  return app;
+}
