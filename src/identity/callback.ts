@@ -25,6 +25,10 @@ export function checkReturnedState(currentUrl: URL, transaction: LoginTransactio
   if (transaction.provider !== provider) {
     throw loginError('state-mismatch', label, `transaction for ${transaction.provider} at the ${provider} callback`);
   }
+  // RFC 7636 §4.1: a verifier is 43 to 128 characters; without one the code would be redeemed unbound.
+  if (typeof transaction.codeVerifier !== 'string' || transaction.codeVerifier.length < 43) {
+    throw loginError('state-mismatch', label, 'transaction without a PKCE code verifier');
+  }
   const returned = currentUrl.searchParams.getAll('state');
   if (returned.length !== 1 || !safeEqual(returned[0] ?? '', transaction.state)) {
     throw loginError('state-mismatch', label, returned.length === 0 ? 'callback without state' : 'callback state differs');

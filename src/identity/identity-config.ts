@@ -127,8 +127,11 @@ function parseOidc(get: (name: string) => string | undefined): OidcSettings | un
   for (const scope of scopes) {
     if (!scopeToken.test(scope)) throw new ConfigError('OAUTH_OIDC_SCOPES', `"${scope}" is not a valid scope`);
   }
-  if (!scopes.includes('openid')) {
-    throw new ConfigError('OAUTH_OIDC_SCOPES', `must include openid (got "${scopes.join(' ')}"; the default is "${DEFAULT_SCOPES}")`);
+  for (const required of ['openid', 'email']) {
+    // openid makes it OpenID Connect; email because every allow-list for it matches verified addresses.
+    if (!scopes.includes(required)) {
+      throw new ConfigError('OAUTH_OIDC_SCOPES', `must include ${required} (got "${scopes.join(' ')}"; the default is "${DEFAULT_SCOPES}")`);
+    }
   }
   const name = get('OAUTH_OIDC_NAME') ?? new URL(issuer).hostname;
   if (name.length > 40 || /[\p{Cc}]/u.test(name)) {

@@ -114,8 +114,7 @@ export class OidcLogin implements LoginProvider {
       const idToken = tokens.claims();
       if (idToken === undefined) throw loginError('invalid-id-token', this.label, 'no ID token in the token response');
       let userinfo: Claims | undefined;
-      const wantsEmail = this.settings.scopes.includes('email');
-      if (idToken.email === undefined && wantsEmail && config.serverMetadata().userinfo_endpoint !== undefined) {
+      if (idToken.email === undefined && config.serverMetadata().userinfo_endpoint !== undefined) {
         // fetchUserInfo checks that the response's sub is the ID token's (OpenID Connect Core §5.3.2).
         userinfo = await fetchUserInfo(config, tokens.access_token, idToken.sub);
       }

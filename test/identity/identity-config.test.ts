@@ -176,8 +176,9 @@ describe('parseIdentityConfig: each mistake stops startup with one line naming t
     expectLine({ ...publicClient, OAUTH_OIDC_TOKEN_AUTH_METHOD: 'client_secret_post' }, 'OAUTH_OIDC_TOKEN_AUTH_METHOD', /only with OAUTH_OIDC_CLIENT_SECRET/);
   });
 
-  it('scopes without openid, or with an invalid scope', () => {
+  it('scopes without openid or email, or with an invalid scope', () => {
     expectLine({ ...OIDC, OAUTH_OIDC_SCOPES: 'email profile' }, 'OAUTH_OIDC_SCOPES', /must include openid/);
+    expectLine({ ...OIDC, OAUTH_OIDC_SCOPES: 'openid profile' }, 'OAUTH_OIDC_SCOPES', /must include email/);
     expectLine({ ...OIDC, OAUTH_OIDC_SCOPES: 'openid "email"' }, 'OAUTH_OIDC_SCOPES', /is not a valid scope/);
   });
 

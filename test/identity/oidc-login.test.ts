@@ -170,10 +170,13 @@ describe('refusals', () => {
     expect(idp.requests.filter((r) => r === '/token').length).toBe(tokenCallsBefore);
   });
 
-  it('a transaction of another provider at this callback', async () => {
+  it('a transaction of another provider, or without its PKCE verifier', async () => {
     const p = await provider();
     const { back, transaction } = await roundTrip(p, 'alice');
     await expectRefused(() => p.finish(back, { ...transaction, provider: 'github' }, CALLBACK), 'state-mismatch');
+    await expectRefused(() => p.finish(back, { ...transaction, codeVerifier: '' }, CALLBACK), 'state-mismatch');
+    const { nonce: _unused, ...withoutNonce } = transaction;
+    await expectRefused(() => p.finish(back, withoutNonce, CALLBACK), 'state-mismatch');
   });
 
   it('a replayed callback: the provider refuses the used code', async () => {
