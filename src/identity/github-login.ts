@@ -20,7 +20,8 @@ import { loginError, toLoginError } from './relying-party-errors.js';
  * Sign-in with GitHub, which is an OAuth 2.0 server but not an OpenID provider: no discovery,
  * no ID token. openid-client is the relying party with a Configuration built from GitHub's
  * documented endpoints ("Authorizing OAuth apps": /login/oauth/authorize and
- * /login/oauth/access_token, PKCE S256 accepted, client secret in the body). Who signed in
+ * /login/oauth/access_token, client secret in the body; PKCE S256 since the changelog of
+ * 2025-07-14, "PKCE support for OAuth and GitHub App authentication"). Who signed in
  * comes from the REST API: the numeric user id (stable across renames), the login, the
  * primary e-mail and whether GitHub verified it, and organisation membership when an
  * organisation allow-list is set.

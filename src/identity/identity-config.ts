@@ -197,13 +197,13 @@ function checkPolicyFitsProviders(policy: AccessPolicy, oidc: boolean, github: b
   if (oidc && byEmailCount === 0) {
     throw new ConfigError(
       'OAUTH_ALLOWED_EMAILS',
-      'OAUTH_OIDC_ISSUER is set but nobody is allowed to sign in with it: list people in OAUTH_ALLOWED_EMAILS or OAUTH_ALLOWED_DOMAINS (an open door is never the default)',
+      'OAUTH_OIDC_ISSUER is set but nobody is allowed to sign in with it: list people in OAUTH_ALLOWED_EMAILS, OAUTH_ALLOWED_DOMAINS or OAUTH_OWNER_EMAILS (an open door is never the default)',
     );
   }
   if (github && byEmailCount + policy.githubUsers.length + policy.githubOrgs.length === 0) {
     throw new ConfigError(
       'OAUTH_ALLOWED_GITHUB_USERS',
-      'OAUTH_GITHUB_CLIENT_ID is set but nobody is allowed to sign in with it: list people in OAUTH_ALLOWED_GITHUB_USERS, OAUTH_ALLOWED_GITHUB_ORGS, OAUTH_ALLOWED_EMAILS or OAUTH_ALLOWED_DOMAINS (an open door is never the default)',
+      'OAUTH_GITHUB_CLIENT_ID is set but nobody is allowed to sign in with it: list people in OAUTH_ALLOWED_GITHUB_USERS, OAUTH_ALLOWED_GITHUB_ORGS, OAUTH_ALLOWED_EMAILS, OAUTH_ALLOWED_DOMAINS or OAUTH_OWNER_EMAILS (an open door is never the default)',
     );
   }
 }
