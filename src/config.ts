@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from './config-error.js';
 import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
+import { parseIdentityConfig, type IdentityConfig } from './identity/identity-config.js';
 
 /**
  * Everything Latchkey can be configured with: one schema over the environment, parsed once at
@@ -13,15 +15,7 @@ import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
 export const DEFAULT_DATA_DIR = '.oauth_data';
 export const CONTROL_SOCKET_FILE = 'control.sock';
 
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`${variable}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError } from './config-error.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -262,7 +256,10 @@ const configSchema = z
     };
   });
 
-export type Config = z.output<typeof configSchema>;
+export type Config = z.output<typeof configSchema> & {
+  /** Sign-in: the PIN and/or identity providers, and who may connect (src/identity/). */
+  identity: IdentityConfig;
+};
 export type TokenPolicy = Config['tokens'];
 export type ScopePolicy = Config['scopes'];
 export type Limits = Config['limits'];
@@ -276,7 +273,7 @@ export function loadConfig(env: Env): Config {
     if (value !== undefined && value.trim() !== '') cleaned[name] = value.trim();
   }
   const result = configSchema.safeParse(cleaned);
-  if (result.success) return result.data;
+  if (result.success) return { ...result.data, identity: parseIdentityConfig((name) => cleaned[name]) };
   const issue = result.error.issues[0];
   const variable = String(issue?.path[0] ?? 'configuration');
   const value = cleaned[variable];

@@ -1,4 +1,4 @@
-import { safeEqual } from '../oauth/secrets.js';
+import { safeEqual } from '../crypto/secrets.js';
 import type { LoginTransaction } from './login-provider.js';
 import type { LoginProviderId } from './person.js';
 import { loginError } from './relying-party-errors.js';

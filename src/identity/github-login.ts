@@ -8,7 +8,7 @@ import {
   randomPKCECodeVerifier,
   randomState,
 } from 'openid-client';
-import { isLoopbackHttp } from '../oauth/redirect-uri.js';
+import { isLoopbackHttp } from '../net/loopback.js';
 import { callbackWithQuery, checkReturnedState } from './callback.js';
 import { GithubApiError, readGithubUser } from './github-user-api.js';
 import type { GithubSettings } from './identity-config.js';

@@ -1,5 +1,5 @@
-import { ConfigError } from '../config.js';
-import { isLoopbackHttp } from '../oauth/redirect-uri.js';
+import { ConfigError } from '../config-error.js';
+import { isLoopbackHttp } from '../net/loopback.js';
 import type { AccessPolicy } from './access-policy.js';
 
 /**

@@ -15,7 +15,7 @@ import {
   type ClientAuth,
   type Configuration,
 } from 'openid-client';
-import { isLoopbackHttp } from '../oauth/redirect-uri.js';
+import { isLoopbackHttp } from '../net/loopback.js';
 import { callbackWithQuery, checkReturnedState } from './callback.js';
 import type { OidcSettings } from './identity-config.js';
 import type { LoginProvider, LoginTransaction, ProviderDeps } from './login-provider.js';

@@ -1,5 +1,5 @@
 import type { ClientRecord } from '../store/types.js';
-import { isLoopbackHttp } from './redirect-uri.js';
+import { isLoopbackHttp } from '../net/loopback.js';
 
 /**
  * Whether an error or a denial may go back to a client's redirect URI without a person

@@ -1,11 +1,11 @@
+import { isLoopbackHttp } from '../net/loopback.js';
+
 /**
  * Redirect URI rules. Registration accepts https URIs, http only to a loopback host, and
  * native apps' private-use schemes (RFC 8252 §7.1) except schemes a browser would execute
  * or that address local content. Authorization matches exactly, except the port of a
  * loopback redirect (RFC 8252 §7.3). OAuth 2.1 §2.3.1 / RFC 9700 §4.1.3: no pattern matching.
  */
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /** Schemes never accepted as redirect targets: they run script, read local data, or are not redirects. */
 const FORBIDDEN_SCHEMES = new Set([
@@ -47,10 +47,6 @@ const WRAPS_A_URL = /^\/*([a-z][a-z0-9+.-]*:\/\/|(javascript|vbscript|data|file|
 export const MAX_REDIRECT_URI_LENGTH = 2000;
 
 export type RedirectUriCheck = { ok: true; url: URL } | { ok: false; reason: string };
-
-export function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
-}
 
 export function checkRedirectUri(raw: string): RedirectUriCheck {
   if (raw.length === 0) return { ok: false, reason: 'is empty' };

@@ -14,12 +14,14 @@ const ALLOWED: Record<string, readonly string[]> = {
   clock: [],
   crypto: [],
   logger: [],
-  config: ['crypto'],
+  'config-error': [],
   net: [],
+  identity: ['clock', 'crypto', 'config-error', 'net'],
+  config: ['crypto', 'config-error', 'identity', 'net'],
   store: ['clock', 'crypto'],
-  oauth: ['clock', 'crypto', 'config', 'net', 'store'],
-  owner: ['clock', 'crypto', 'store', 'oauth'],
-  http: ['clock', 'crypto', 'config', 'oauth', 'owner'],
+  oauth: ['clock', 'crypto', 'config', 'net', 'store', 'identity'],
+  owner: ['clock', 'crypto', 'store', 'oauth', 'identity'],
+  http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity'],
   'resource-server': ['oauth'],
   cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'consent-key', 'logger'],
 };
@@ -29,6 +31,7 @@ const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {
   owner: ['express', 'helmet', 'express-rate-limit', 'ejs'],
   store: ['express', 'helmet', 'express-rate-limit', 'ejs'],
   crypto: ['express'],
+  identity: ['express', 'helmet', 'express-rate-limit', 'ejs'],
 };
 /** Files at the top that put the parts together may import anything. */
 const COMPOSITION = new Set(['daemon', 'index', 'cli', 'consent-key', 'data-dir-lock']);

@@ -1,4 +1,5 @@
-import { checkRedirectUri, isLoopbackHttp, matchRedirectUri, MAX_REDIRECT_URI_LENGTH } from '../../src/oauth/redirect-uri.js';
+import { isLoopbackHttp } from '../../src/net/loopback.js';
+import { checkRedirectUri, matchRedirectUri, MAX_REDIRECT_URI_LENGTH } from '../../src/oauth/redirect-uri.js';
 
 const accepted = (uri: string): boolean => checkRedirectUri(uri).ok;
 const reason = (uri: string): string => {
