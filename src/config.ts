@@ -50,6 +50,14 @@ export interface Config {
   cimdCaFile: string | undefined;
   /** Test-only: let metadata-document fetches reach loopback and private addresses. */
   cimdAllowPrivateAddresses: boolean;
+  /** OAUTH_GATEWAY_CONFIG: the MCP servers file of the gateway (docs/gateway.md); unset means no gateway. */
+  gatewayConfigFile: string | undefined;
+  /** Seconds without a request after which a gateway stdio session and its process end. */
+  gatewayIdleTimeout: number;
+  /** Live processes per gateway stdio server. */
+  gatewayMaxProcesses: number;
+  /** Seconds a gateway HTTP upstream may take to start answering. */
+  gatewayUpstreamTimeout: number;
 }
 
 export class ConfigError extends Error {
@@ -241,5 +249,9 @@ export function loadConfig(env: Env): Config {
     cimdEnabled: parseBoolean('OAUTH_CIMD_ENABLED', get('OAUTH_CIMD_ENABLED'), true),
     cimdCaFile: get('OAUTH_CIMD_CA_FILE'),
     cimdAllowPrivateAddresses: parseBoolean('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES', get('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES'), false),
+    gatewayConfigFile: get('OAUTH_GATEWAY_CONFIG'),
+    gatewayIdleTimeout: parseField('OAUTH_GATEWAY_IDLE_TIMEOUT', seconds, get('OAUTH_GATEWAY_IDLE_TIMEOUT') ?? '900'),
+    gatewayMaxProcesses: parseField('OAUTH_GATEWAY_MAX_PROCESSES', positiveInt, get('OAUTH_GATEWAY_MAX_PROCESSES') ?? '8'),
+    gatewayUpstreamTimeout: parseField('OAUTH_GATEWAY_UPSTREAM_TIMEOUT', seconds, get('OAUTH_GATEWAY_UPSTREAM_TIMEOUT') ?? '60'),
   };
 }

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { loadConsentKey } from './consent-key.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
@@ -41,6 +42,8 @@ export interface Services {
   pins: PinGuard;
   /** Deletes expired codes and tokens now. */
   cleanup(): Promise<void>;
+  /** The MCP gateway, when OAUTH_GATEWAY_CONFIG is set. */
+  gateway: Gateway | undefined;
 }
 
 export interface ServiceOptions {
@@ -80,12 +83,33 @@ export async function createServices(config: Config, logger: Logger, options: Se
   if (config.cimdAllowPrivateAddresses) {
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
-  const app = createApp({ ctx, clients, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR });
+  let gateway: Gateway | undefined;
+  try {
+    gateway = config.gatewayConfigFile === undefined ? undefined : await createGateway({
+      issuer: config.issuer,
+      configFile: config.gatewayConfigFile,
+      validScopes: config.validScopes,
+      defaultScopes: config.defaultScopes,
+      logger,
+      clock,
+      verifyAccessToken: storeTokenVerifier(store, clock),
+      baseEnv: { ...(process.env.PATH !== undefined ? { PATH: process.env.PATH } : {}), ...(process.env.HOME !== undefined ? { HOME: process.env.HOME } : {}) },
+      options: {
+        stdioIdleMs: config.gatewayIdleTimeout * 1000,
+        maxProcessesPerServer: config.gatewayMaxProcesses,
+        upstreamTimeoutMs: config.gatewayUpstreamTimeout * 1000,
+      },
+    });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const app = createApp({ ctx, clients, signer, pins, version: VERSION, startedAt: clock.now(), rootDir: ROOT_DIR, gateway });
   const cleanup = async (): Promise<void> => {
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
-  return { app, ctx, store, report, pin, pinGenerated, pins, cleanup };
+  return { app, ctx, store, report, pin, pinGenerated, pins, cleanup, gateway };
 }
 
 export interface RunningDaemon {
@@ -140,10 +164,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   const shutdown = (): Promise<void> =>
     (stopping ??= (async () => {
       clearInterval(timer);
-      await new Promise<void>((resolve) => {
+      const closed = new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // Ends the gateway's child processes and its open streams, which would keep the server open.
+      await services.gateway?.close();
+      await closed;
       await store.close();
       await unlock();
       logger.info('Latchkey stopped; all changes are on disk');

@@ -1,4 +1,5 @@
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
+import type { Gateway } from '../gateway/index.js';
 import path from 'node:path';
 import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentSigner } from '../oauth/consent.js';
@@ -22,6 +23,8 @@ export interface AppDeps {
   startedAt: number;
   /** Where views/ and public/ live (the package root). */
   rootDir: string;
+  /** The MCP gateway: its servers are resources tokens can be issued for, and it serves their paths. */
+  gateway?: Pick<Gateway, 'router' | 'resources'> | undefined;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -72,9 +75,13 @@ export function createApp(deps: AppDeps): Express {
     else next();
   });
   app.use(infoRouter(ctx, deps.version, deps.startedAt));
-  app.use(consentRouter(ctx, deps.clients, deps.signer, deps.pins));
+  // A getter: a gateway reload (SIGHUP) may change the resources.
+  const gateway = deps.gateway;
+  const resources = gateway ? (): readonly string[] => [...ctx.config.resources, ...gateway.resources()] : (): readonly string[] => ctx.config.resources;
+  app.use(consentRouter(ctx, deps.clients, deps.signer, deps.pins, resources));
   app.use(adminRouter({ ctx, pins: deps.pins, version: deps.version, startedAt: deps.startedAt }));
   app.use('/assets', express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
+  if (gateway) app.use(gateway.router);
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: 'not_found', error_description: `Nothing at ${req.method} ${req.path}` });

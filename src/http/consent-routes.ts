@@ -32,7 +32,13 @@ interface ErrorPage {
  * owner's decision. Errors before the client and redirect URI are validated render a page
  * and never redirect; later errors go back to the client with state and iss (RFC 9207).
  */
-export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer: ConsentSigner, pins: PinGuard): Router {
+export function consentRouter(
+  ctx: OAuthContext,
+  clients: ClientResolver,
+  signer: ConsentSigner,
+  pins: PinGuard,
+  resources: () => readonly string[] = () => ctx.config.resources,
+): Router {
   const router = Router();
   const { issuer } = ctx.config;
   const secureCookie = issuer.startsWith('https:');
@@ -109,7 +115,11 @@ export function consentRouter(ctx: OAuthContext, clients: ClientResolver, signer
       });
     }
     const client = found?.kind === 'found' ? found.client : undefined;
-    const outcome = validateAuthorizationRequest(params, client, ctx.config);
+    const outcome = validateAuthorizationRequest(params, client, {
+      validScopes: ctx.config.validScopes,
+      defaultScopes: ctx.config.defaultScopes,
+      resources: resources(),
+    });
     if (outcome.kind === 'page') return renderError(res, outcome);
     if (outcome.kind === 'redirect') return redirectError(res, outcome.redirectUri, outcome.error, outcome.state);
     if (!client) return renderError(res, { status: 400, title: 'Unknown client', message: 'Start again from your app.' });
