@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { constants } from 'node:os';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -126,11 +127,14 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
 
   const onExit = async (session: StdioSession, exit: Exit): Promise<void> => {
     if (session.ending) return;
+    // The supervisor exits with the shell's codes: 127 and 126 for a command that could not
+    // run, 128+n for a server killed by signal n.
+    const signal = exit.signal ?? (exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined);
     const how =
       exit.code === 127 ? 'could not start (command not found: check "command" and PATH)'
       : exit.code === 126 ? 'could not start ("command" is not executable)'
-      : exit.code !== null ? `exited with code ${exit.code}`
-      : `was killed by ${exit.signal ?? 'a signal'}`;
+      : signal !== undefined ? `was killed by ${signal}`
+      : `exited with code ${exit.code ?? 'unknown'}`;
     noteError(`process ${how}`);
     // Every pending call fails now, with a reason, instead of waiting for a client timeout.
     await Promise.all(
@@ -267,4 +271,8 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
       await Promise.all([...live].map((session) => end(session, 'gateway closing')));
     },
   };
+}
+
+function signalName(signal: number): string {
+  return Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`;
 }
