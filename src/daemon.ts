@@ -168,8 +168,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      // Ends the gateway's child processes and its open streams, which would keep the server open.
+      // Ends the gateway's child processes and its open streams, which would keep the server
+      // open; the connections those streams leave idle are closed now, not at keep-alive timeout.
       await services.gateway?.close();
+      server.closeIdleConnections();
       await closed;
       await store.close();
       await unlock();

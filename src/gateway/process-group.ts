@@ -31,18 +31,17 @@ exec 4<&-
 # Set after the server started, so the server keeps the default action: this shell outlives
 # a SIGTERM to the group and reports the server's own exit. The watcher inherits it.
 trap '' TERM
+# The watcher: read returns at end of file on fd 3, which is when Latchkey is gone, however it died.
 (
   read -r _ <&3
   kill -TERM 0
   sleep 3
   kill -KILL 0
 ) </dev/null >/dev/null 2>&1 &
-watcher=$!
 exec 3<&-
+# The watcher is left running: if Latchkey is alive it kills the group when this shell exits;
+# if Latchkey is gone, the watcher is what still has to kill the server's children.
 wait "$child"
-status=$?
-kill -KILL "$watcher" 2>/dev/null
-exit "$status"
 `;
 
 export interface Exit {
