@@ -58,8 +58,11 @@ export interface GatewayFilePolicy {
   defaultScopes: readonly string[];
 }
 
-/** Keys Claude Desktop, Cursor, VS Code, Cline or Windsurf write that mean nothing to the gateway. */
-const FOREIGN_KEYS = new Set(['type', 'disabled', 'autoApprove', 'alwaysAllow', 'transport', 'transportType', 'timeout', 'description', 'envFile']);
+/**
+ * Keys Claude Desktop, Cursor, VS Code, Cline or Windsurf write that mean nothing to the
+ * gateway. `disabled` is not among them: a server its owner switched off stays off.
+ */
+const FOREIGN_KEYS = new Set(['type', 'autoApprove', 'alwaysAllow', 'transport', 'transportType', 'timeout', 'description', 'envFile']);
 const OWN_KEYS = ['command', 'args', 'env', 'cwd', 'url', 'headers', 'path', 'scopes', 'tools'];
 
 /**
@@ -151,7 +154,7 @@ export function parseGatewayFile(text: string, file: string, policy: GatewayFile
     }
     const s = parsed.data;
     for (const key of Object.keys(raw)) {
-      if (OWN_KEYS.includes(key)) continue;
+      if (OWN_KEYS.includes(key) || key === 'disabled') continue;
       if (FOREIGN_KEYS.has(key)) ignoredKeys.push(`${name}.${key}`);
       else fail(file, where(key), `unknown key (Latchkey reads ${OWN_KEYS.join(', ')})`);
     }
