@@ -167,6 +167,10 @@ const configSchema = z
         if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `"${bad}" is not a host name (list hosts such as chatgpt.com, without scheme or path)` });
       })
       .default(['chatgpt.com', 'claude.ai', 'claude.com']),
+    OAUTH_GATEWAY_CONFIG: z.string().optional(),
+    OAUTH_GATEWAY_IDLE_TIMEOUT: durationMs(900),
+    OAUTH_GATEWAY_MAX_PROCESSES: positiveInt.default(8),
+    OAUTH_GATEWAY_UPSTREAM_TIMEOUT: durationMs(60),
     OAUTH_CIMD_ENABLED: flag(true),
     OAUTH_CIMD_CA_FILE: z.string().optional(),
     OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES: flag(false),
@@ -245,6 +249,16 @@ const configSchema = z
         unusedClientTtlMs: env.OAUTH_UNUSED_CLIENT_TTL,
       },
       admin: { idleTimeoutMs: env.OAUTH_ADMIN_IDLE_TIMEOUT },
+      gateway: {
+        /** OAUTH_GATEWAY_CONFIG: the MCP servers file (docs/gateway.md); unset means no gateway. */
+        configFile: env.OAUTH_GATEWAY_CONFIG,
+        /** Without a request for this long, a stdio session and its process end. */
+        idleTimeoutMs: env.OAUTH_GATEWAY_IDLE_TIMEOUT,
+        /** Live processes per stdio server. */
+        maxProcessesPerServer: env.OAUTH_GATEWAY_MAX_PROCESSES,
+        /** How long an HTTP upstream may take to start answering. */
+        upstreamTimeoutMs: env.OAUTH_GATEWAY_UPSTREAM_TIMEOUT,
+      },
       cimd: {
         /** Accept https URLs as client_id (Client ID Metadata Documents, MCP 2025-11-25). */
         enabled: env.OAUTH_CIMD_ENABLED,

@@ -11,6 +11,7 @@ import { loadConsentKey } from './consent-key.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { TokenSigner } from './crypto/signed-token.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { createControlApp } from './http/control-routes.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
@@ -24,6 +25,7 @@ import { AdminSessions } from './owner/admin-sessions.js';
 import { OwnerConsole } from './owner/owner-console.js';
 import { serverStats } from './owner/server-status.js';
 import type { FsOps } from './store/atomic-file.js';
+import type { Store } from './store/types.js';
 import { FileStore, type LoadReport } from './store/file-store.js';
 
 /** The package root: where views/, public/ and package.json are, from src/ or dist/. */
@@ -51,6 +53,8 @@ export interface Services {
   control: Express;
   /** Deletes expired codes and tokens now. */
   cleanup(): Promise<void>;
+  /** The MCP gateway, when OAUTH_GATEWAY_CONFIG is set. */
+  gateway: Gateway | undefined;
 }
 
 export interface ServiceOptions {
@@ -69,8 +73,16 @@ export async function createServices(config: Config, logger: Logger, options: Se
     compactAfterBytes: config.store.journalCompactBytes,
     ...(options.fs ? { fs: options.fs } : {}),
   });
-  const resources = config.resources;
-  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources: () => resources, store, clock, random, logger };
+  let gateway: Gateway | undefined;
+  try {
+    gateway = await openGateway(config, store, clock, logger);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  // A getter: a gateway reload (SIGHUP) may change the resources tokens can be issued for.
+  const resources = gateway ? (): readonly string[] => [...config.resources, ...(gateway?.resources() ?? [])] : (): readonly string[] => config.resources;
+  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources, store, clock, random, logger };
   const source = config.pin.source;
   const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
   const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
@@ -110,13 +122,14 @@ export async function createServices(config: Config, logger: Logger, options: Se
     version: VERSION,
     startedAt,
     rootDir: ROOT_DIR,
+    gateway,
   });
   const cleanup = async (): Promise<void> => {
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
-  return { app, ctx, store, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup };
+  return { app, ctx, store, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };
 }
 
 export interface RunningDaemon {
@@ -175,10 +188,15 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   const shutdown = (): Promise<void> =>
     (stopping ??= (async () => {
       clearInterval(timer);
-      await new Promise<void>((resolve) => {
+      const closed = new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
       });
+      // Ends the gateway's child processes and its open streams, which would keep the server
+      // open; the connections those streams leave idle are closed now, not at keep-alive timeout.
+      await services.gateway?.close();
+      server.closeIdleConnections();
+      await closed;
       await control?.close();
       await store.close();
       await unlock();
@@ -216,4 +234,26 @@ export async function listenControl(app: Express, socketPath: string, logger: Lo
       await fsp.unlink(socketPath).catch(() => undefined);
     },
   };
+}
+
+/** The MCP gateway of OAUTH_GATEWAY_CONFIG, or undefined when none is configured. */
+async function openGateway(config: Config, store: Store, clock: Clock, logger: Logger): Promise<Gateway | undefined> {
+  const { gateway } = config;
+  if (gateway.configFile === undefined) return undefined;
+  return createGateway({
+    issuer: config.issuer,
+    configFile: gateway.configFile,
+    validScopes: config.scopes.valid,
+    defaultScopes: config.scopes.defaults,
+    logger,
+    clock,
+    verifyAccessToken: storeTokenVerifier(store, clock),
+    // Children get their configured env plus PATH and HOME: never Latchkey's own variables.
+    baseEnv: { ...(process.env.PATH !== undefined ? { PATH: process.env.PATH } : {}), ...(process.env.HOME !== undefined ? { HOME: process.env.HOME } : {}) },
+    options: {
+      stdioIdleMs: gateway.idleTimeoutMs,
+      maxProcessesPerServer: gateway.maxProcessesPerServer,
+      upstreamTimeoutMs: gateway.upstreamTimeoutMs,
+    },
+  });
 }

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './logger.js';
 import { DataDirLockedError } from './data-dir-lock.js';
+import { GatewayConfigError } from './gateway/index.js';
 import { StoreOpenError } from './store/file-store.js';
 
 /** The daemon's entry point: config, logger, start, signals. */
@@ -23,6 +24,10 @@ async function main(): Promise<void> {
   try {
     daemon = await startDaemon(config, logger);
   } catch (err) {
+    if (err instanceof GatewayConfigError) {
+      process.stderr.write(`latchkey: configuration error: ${err.message}\n`);
+      process.exit(1);
+    }
     const message =
       err instanceof StoreOpenError || err instanceof DataDirLockedError
         ? err.message
@@ -55,6 +60,21 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
+  // SIGHUP (systemctl reload) re-reads the gateway file; a bad file keeps the servers running.
+  process.on('SIGHUP', () => {
+    const gateway = daemon.services.gateway;
+    if (!gateway) {
+      logger.info('SIGHUP: nothing to reload (OAUTH_GATEWAY_CONFIG is not set)');
+      return;
+    }
+    gateway.reload().then(
+      (report) => logger.info({ gateway: report }, 'gateway reloaded'),
+      (err: unknown) =>
+        err instanceof GatewayConfigError
+          ? logger.error(`gateway not reloaded, the running servers stay as they were: ${err.message}`)
+          : logger.error({ err }, 'gateway reload failed'),
+    );
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

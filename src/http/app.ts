@@ -1,6 +1,7 @@
 import express, { type Express, type NextFunction, type Request, type Response, type Router } from 'express';
 import path from 'node:path';
 import type { Config } from '../config.js';
+import type { Gateway } from '../gateway/index.js';
 import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentSigner } from '../oauth/consent/consent-form.js';
 import type { OAuthContext } from '../oauth/context.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   startedAt: number;
   /** Where views/ and public/ live (the package root). */
   rootDir: string;
+  /** The MCP gateway: it serves its servers' paths and their protected-resource metadata. */
+  gateway?: Pick<Gateway, 'router'> | undefined;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -123,6 +126,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(ENDPOINTS.assets.path, express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
+  if (deps.gateway) app.use(deps.gateway.router);
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: 'not_found', error_description: `Nothing at ${req.method} ${req.path}` });

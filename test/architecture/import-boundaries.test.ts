@@ -21,7 +21,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   store: ['clock', 'crypto'],
   oauth: ['clock', 'crypto', 'config', 'net', 'store', 'identity'],
   owner: ['clock', 'crypto', 'store', 'oauth', 'identity'],
-  http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity'],
+  gateway: ['clock', 'crypto', 'store', 'oauth', 'resource-server'],
+  http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity', 'gateway'],
   'resource-server': ['oauth'],
   cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'consent-key', 'logger'],
 };

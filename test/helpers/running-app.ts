@@ -48,6 +48,7 @@ export async function startApp(extraEnv: Record<string, string> = {}): Promise<R
     dataDir,
     env,
     stop: async () => {
+      await services.gateway?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await control?.close();

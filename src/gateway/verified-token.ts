@@ -1,0 +1,16 @@
+/** What the gateway learns from a bearer token: enough to authorize the call and tell the upstream who calls. */
+export interface VerifiedToken {
+  clientId: string;
+  /** The registered client_name, when there is one. */
+  clientName?: string;
+  scopes: string[];
+  /** The audience the token was issued for (RFC 8707). */
+  resource: string;
+  /** Present once sign-in by an identity provider lands. */
+  subject?: string;
+  email?: string;
+  name?: string;
+}
+
+/** Checks a bearer token; undefined when it is unknown, expired or revoked. */
+export type AccessTokenVerifier = (token: string) => Promise<VerifiedToken | undefined>;

@@ -1,0 +1,252 @@
+/**
+ * The gateway in front of an HTTP MCP server that has no authentication of its own: the MCP
+ * SDK client goes through the whole OAuth flow with Latchkey and then talks to the upstream
+ * through the gateway, which checks the token, strips it, and says who calls.
+ */
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { freePort } from '../helpers/running-app.js';
+import { startGatewayApp, PIN, type GatewayApp } from './helpers/gateway-app.js';
+import { accessToken, connectMcp, mcpPost, obtainToken, INITIALIZE, type Connection } from './helpers/oauth-client.js';
+import { startUpstream, type UpstreamServer } from './helpers/upstream-server.js';
+
+const UPSTREAM_KEY = 'upstream-api-key-not-for-logs';
+
+let upstream: UpstreamServer;
+let jsonUpstream: UpstreamServer;
+let app: GatewayApp;
+let notes: Connection;
+const exchanges: string[] = [];
+
+const recording: FetchLike = async (input, init) => {
+  const response = await fetch(input, init);
+  exchanges.push(`${init?.method ?? 'GET'} ${String(input).replace(app.baseUrl, '')} ${response.status}`);
+  return response;
+};
+
+const url = (path: string): string => `${app.baseUrl}${path}`;
+const text = (result: unknown): string => (result as { content: { text: string }[] }).content[0]?.text ?? '';
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  jsonUpstream = await startUpstream({ jsonResponse: true });
+  app = await startGatewayApp(
+    {
+      mcpServers: {
+        notes: { url: upstream.url, headers: { 'X-Api-Key': UPSTREAM_KEY }, tools: { deny: ['secret*'] }, autoApprove: [], type: 'http' },
+        ledger: { url: jsonUpstream.url, tools: { allow: ['who*'] }, path: '/tools/ledger' },
+        vault: { url: upstream.url, scopes: ['vault'] },
+      },
+    },
+    { env: { OAUTH_VALID_SCOPES: 'mcp vault', OAUTH_DEFAULT_SCOPES: 'mcp' } },
+  );
+  notes = await connectMcp(url('/notes/mcp'), PIN, { fetch: recording });
+});
+
+afterAll(async () => {
+  await notes?.client.close();
+  await app?.stop();
+  await upstream?.stop();
+  await jsonUpstream?.stop();
+});
+
+describe('gateway to an HTTP MCP server', () => {
+  it('went through 401, protected resource metadata, AS metadata, registration, consent and token', () => {
+    const order = [
+      'POST /notes/mcp 401',
+      'GET /.well-known/oauth-protected-resource/notes/mcp 200',
+      'GET /.well-known/oauth-authorization-server 200',
+      'POST /register 201',
+      'POST /token 200',
+      'POST /notes/mcp 200',
+    ];
+    let at = -1;
+    for (const step of order) {
+      const found = exchanges.indexOf(step, at + 1);
+      expect({ step, found: found > at }).toEqual({ step, found: true });
+      at = found;
+    }
+    expect(notes.provider.authorizationUrls[0]?.searchParams.get('resource')).toBe(url('/notes/mcp'));
+  });
+
+  it('publishes RFC 9728 metadata naming Latchkey, and answers browser preflights', async () => {
+    const res = await fetch(url('/.well-known/oauth-protected-resource/notes/mcp'));
+    expect(await res.json()).toEqual(
+      expect.objectContaining({ resource: url('/notes/mcp'), authorization_servers: [app.baseUrl], scopes_supported: ['mcp'] }),
+    );
+    const custom = await fetch(url('/.well-known/oauth-protected-resource/tools/ledger'));
+    expect(((await custom.json()) as { resource: string }).resource).toBe(url('/tools/ledger'));
+
+    const preflight = await fetch(url('/notes/mcp'), {
+      method: 'OPTIONS',
+      headers: { origin: 'http://localhost:6274', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, mcp-session-id' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('DELETE');
+    for (const header of ['authorization', 'content-type', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']) {
+      expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain(header);
+    }
+    const unauthenticated = await mcpPost(url('/notes/mcp'), undefined, INITIALIZE, { origin: 'http://localhost:6274' });
+    expect(unauthenticated.headers.get('access-control-expose-headers')).toMatch(/Mcp-Session-Id.*WWW-Authenticate/);
+  });
+
+  it('answers 401 with resource_metadata, and invalid_token when a bad token was sent', async () => {
+    const none = await mcpPost(url('/notes/mcp'), undefined, INITIALIZE);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe(`Bearer resource_metadata="${url('/.well-known/oauth-protected-resource/notes/mcp')}"`);
+    const bad = await mcpPost(url('/notes/mcp'), 'not-a-real-token', INITIALIZE);
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(bad.headers.get('www-authenticate')).toContain('resource_metadata=');
+  });
+
+  it('the upstream sees who calls, its configured key, and never the token or cookies', async () => {
+    const headers = JSON.parse(text(await notes.client.callTool({ name: 'whoami' }))) as Record<string, string>;
+    expect(headers['x-latchkey-client-id']).toBe(notes.provider.client?.client_id);
+    expect(headers['x-latchkey-client-name']).toBe('latchkey e2e host');
+    expect(headers['x-latchkey-scope']).toBe('mcp');
+    expect(headers['x-api-key']).toBe(UPSTREAM_KEY);
+    expect(headers.authorization).toBeUndefined();
+
+    // A client trying to pass itself off as another, with a cookie on top.
+    const token = accessToken(notes);
+    const spoofed = await mcpPost(url('/notes/mcp'), token, INITIALIZE, {
+      'x-latchkey-client-id': 'someone-else',
+      'x-latchkey-scope': 'admin',
+      'x-latchkey-subject': 'root',
+      cookie: 'latchkey_admin=stolen',
+    });
+    expect(spoofed.status).toBe(200);
+    const last = upstream.seen[upstream.seen.length - 1] ?? {};
+    expect(last['x-latchkey-client-id']).toBe(notes.provider.client?.client_id);
+    expect(last['x-latchkey-scope']).toBe('mcp');
+    expect(last['x-latchkey-subject']).toBeUndefined();
+    expect(last.cookie).toBeUndefined();
+    expect(upstream.seen.length).toBeGreaterThan(3);
+    for (const seen of upstream.seen) {
+      expect(seen.authorization).toBeUndefined();
+      expect(JSON.stringify(seen)).not.toContain(token);
+    }
+    expect(app.logs.join('')).not.toContain(token);
+    expect(app.logs.join('')).not.toContain(UPSTREAM_KEY);
+  });
+
+  it('passes progress on while the tool still runs: the tool finishes only after the client saw it', async () => {
+    const progress: number[] = [];
+    const result = await notes.client.callTool({ name: 'gated' }, undefined, {
+      onprogress: (p) => {
+        progress.push(p.progress);
+        // Were the stream buffered, this would never run before the result, and the tool would never finish.
+        if (p.progress === 1) upstream.release();
+      },
+    });
+    expect(text(result)).toBe('released');
+    expect(progress).toEqual([1, 2]);
+  });
+
+  it('hides a denied tool and refuses to call it without reaching the upstream (SSE responses)', async () => {
+    const tools = (await notes.client.listTools()).tools.map((t) => t.name);
+    expect(tools).toEqual(expect.arrayContaining(['whoami', 'gated', 'die']));
+    expect(tools).not.toContain('secret-tool');
+    const before = upstream.calls.length;
+    const refused = notes.client.callTool({ name: 'secret-tool' });
+    await expect(refused).rejects.toBeInstanceOf(McpError);
+    await expect(refused).rejects.toMatchObject({ code: -32602 });
+    expect(upstream.calls.slice(before)).not.toContain('tools/call secret-tool');
+  });
+
+  it('applies an allow list to JSON responses too', async () => {
+    const ledger = await connectMcp(url('/tools/ledger'), PIN);
+    try {
+      expect((await ledger.client.listTools()).tools.map((t) => t.name)).toEqual(['whoami']);
+      await expect(ledger.client.callTool({ name: 'gated' })).rejects.toMatchObject({ code: -32602 });
+      expect(jsonUpstream.calls).not.toContain('tools/call gated');
+      expect(JSON.parse(text(await ledger.client.callTool({ name: 'whoami' })))['x-latchkey-client-id']).toBe(ledger.provider.client?.client_id);
+    } finally {
+      await ledger.client.close();
+    }
+  });
+
+  it('refuses a token issued for another gateway server', async () => {
+    const res = await mcpPost(url('/tools/ledger'), accessToken(notes), INITIALIZE);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(await res.json()).toEqual(expect.objectContaining({ error_description: 'The access token was issued for another resource' }));
+  });
+
+  it('answers 403 insufficient_scope to a token without the server scopes', async () => {
+    const token = await obtainToken(app.baseUrl, PIN, url('/vault/mcp'), 'mcp');
+    const res = await mcpPost(url('/vault/mcp'), token, INITIALIZE);
+    expect(res.status).toBe(403);
+    expect(res.headers.get('www-authenticate')).toBe(
+      `Bearer error="insufficient_scope", scope="vault", resource_metadata="${url('/.well-known/oauth-protected-resource/vault/mcp')}"`,
+    );
+    const scoped = await obtainToken(app.baseUrl, PIN, url('/vault/mcp'), 'vault');
+    expect((await mcpPost(url('/vault/mcp'), scoped, INITIALIZE)).status).toBe(200);
+  });
+
+  it('an upstream dying in the middle of a stream gives the caller a JSON-RPC error', async () => {
+    // The stream is open and has carried an event when the upstream goes away.
+    const died = notes.client.callTool({ name: 'die' }, undefined, { onprogress: () => upstream.release() });
+    await expect(died).rejects.toBeInstanceOf(McpError);
+    await expect(died).rejects.toThrow(/"notes" closed the connection before answering/);
+    expect(app.gateway.status().find((s) => s.name === 'notes')?.lastError?.message).toContain('closed an event stream');
+  });
+
+  it('a revoked grant stops working at once (checked in process, no cache)', async () => {
+    const token = accessToken(notes);
+    expect((await mcpPost(url('/notes/mcp'), token, INITIALIZE)).status).toBe(200);
+    const revoked = await fetch(url('/revoke'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: notes.provider.storedTokens?.refresh_token ?? '', client_id: notes.provider.client?.client_id ?? '' }).toString(),
+    });
+    expect(revoked.status).toBe(200);
+    const after = await mcpPost(url('/notes/mcp'), token, INITIALIZE);
+    expect(after.status).toBe(401);
+    expect(after.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+});
+
+describe('gateway to HTTP upstreams that fail', () => {
+  let failing: GatewayApp;
+  let hanging: import('node:net').Server;
+  const sockets = new Set<import('node:net').Socket>();
+
+  beforeAll(async () => {
+    const { createServer } = await import('node:net');
+    hanging = createServer((socket) => {
+      sockets.add(socket); // accepts, reads, never answers
+      socket.on('close', () => sockets.delete(socket));
+    });
+    const hangPort = await freePort();
+    await new Promise<void>((resolve) => hanging.listen(hangPort, '127.0.0.1', () => resolve()));
+    const downPort = await freePort();
+    failing = await startGatewayApp(
+      { mcpServers: { down: { url: `http://127.0.0.1:${downPort}/mcp` }, hang: { url: `http://127.0.0.1:${hangPort}/mcp` } } },
+      { env: { OAUTH_GATEWAY_UPSTREAM_TIMEOUT: '1' } },
+    );
+  });
+
+  afterAll(async () => {
+    await failing?.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => hanging.close(() => resolve()));
+  });
+
+  it('upstream down: 502 with a JSON-RPC error for the request', async () => {
+    const token = await obtainToken(failing.baseUrl, PIN, `${failing.baseUrl}/down/mcp`, 'mcp');
+    const res = await mcpPost(`${failing.baseUrl}/down/mcp`, token, INITIALIZE);
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ jsonrpc: '2.0', id: 0, error: { code: -32000, message: 'The MCP server "down" is unreachable (ECONNREFUSED)' } });
+  });
+
+  it('upstream silent: 504 with a JSON-RPC error, not a hang', async () => {
+    const token = await obtainToken(failing.baseUrl, PIN, `${failing.baseUrl}/hang/mcp`, 'mcp');
+    const res = await mcpPost(`${failing.baseUrl}/hang/mcp`, token, INITIALIZE);
+    expect(res.status).toBe(504);
+    expect(await res.json()).toEqual({ jsonrpc: '2.0', id: 0, error: { code: -32000, message: 'The MCP server "hang" did not answer in time' } });
+    expect(failing.gateway.status().find((s) => s.name === 'hang')?.lastError?.message).toBe('no answer within 1 s');
+  });
+});
