@@ -7,8 +7,6 @@ import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
-import { loadConsentKey } from './consent-key.js';
-import { lockDataDir } from './data-dir-lock.js';
 import { createApp } from './http/app.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
@@ -17,8 +15,11 @@ import { ConsentSigner } from './oauth/consent.js';
 import type { OAuthContext } from './oauth/context.js';
 import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { cryptoRandom, type RandomSource } from './oauth/secrets.js';
-import type { FsOps } from './store/atomic-file.js';
-import { FileStore, type LoadReport } from './store/file-store.js';
+import type { FsOps } from './store/file/atomic-file.js';
+import { loadConsentKey } from './store/file/consent-key.js';
+import { lockDataDir } from './store/file/data-dir-lock.js';
+import { FileStore } from './store/file/file-store.js';
+import type { LoadReport } from './store/types.js';
 
 /** The package root: where views/, public/ and package.json are, from src/ or dist/. */
 export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

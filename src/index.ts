@@ -2,8 +2,8 @@ import dotenv from 'dotenv';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './logger.js';
-import { DataDirLockedError } from './data-dir-lock.js';
-import { StoreOpenError } from './store/file-store.js';
+import { DataDirLockedError } from './store/file/data-dir-lock.js';
+import { StoreOpenError } from './store/types.js';
 
 /** The daemon's entry point: config, logger, start, signals. */
 async function main(): Promise<void> {

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { CONSENT_KEY_FILE } from '../consent-key.js';
-import { FILES, readDataDir, serializeSnapshot, type CollectionName, type DataDirState } from '../store/file-store.js';
+import { FILES, type CollectionName } from '../store/file/collections.js';
+import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
+import { readDataDir, type DataDirState } from '../store/file/data-dir.js';
+import { serializeSnapshot } from '../store/file/snapshot.js';
 import type { CliIo } from './io.js';
 
 const MAX_TRIES = 20;

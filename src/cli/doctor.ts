@@ -1,8 +1,10 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../config.js';
-import { CONSENT_KEY_FILE } from '../consent-key.js';
-import { FILES, parseDataFile, readDataDir, type CollectionName, type DataDirState } from '../store/file-store.js';
+import { FILES, type CollectionName } from '../store/file/collections.js';
+import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
+import { readDataDir, type DataDirState } from '../store/file/data-dir.js';
+import { parseDataFile } from '../store/file/snapshot.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
 type Level = 'ok' | 'warn' | 'fail';

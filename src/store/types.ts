@@ -1,74 +1,13 @@
+import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from './records.js';
+
 /**
- * The records Latchkey keeps, and the one interface every storage backend implements.
- * Times are epoch milliseconds. Credentials (codes, tokens, client secrets) appear only as
- * SHA-256 hashes: the raw values exist in the response to the client and nowhere else.
+ * The one interface every storage backend implements, and the records it keeps (defined
+ * with their schemas in records.ts). Times are epoch milliseconds. Credentials (codes,
+ * tokens, client secrets) appear only as SHA-256 hashes: the raw values exist in the
+ * response to the client and nowhere else.
  */
 
-export interface ClientRecord {
-  clientId: string;
-  /** Present only for confidential clients. */
-  clientSecretHash?: string;
-  issuedAt: number;
-  /** The registered metadata, echoed back as registered (RFC 7591 §3.2.1). */
-  metadata: ClientMetadata;
-  /** Last successful use at /token, for the owner's overview. */
-  lastUsedAt?: number;
-}
-
-export interface ClientMetadata {
-  redirect_uris: string[];
-  token_endpoint_auth_method: 'none' | 'client_secret_basic' | 'client_secret_post';
-  grant_types: string[];
-  response_types: string[];
-  client_name?: string;
-  client_uri?: string;
-  logo_uri?: string;
-  scope?: string;
-  contacts?: string[];
-  tos_uri?: string;
-  policy_uri?: string;
-  software_id?: string;
-  software_version?: string;
-  application_type?: 'web' | 'native';
-}
-
-export interface CodeRecord {
-  /** SHA-256 of the code. */
-  hash: string;
-  clientId: string;
-  /** The grant (one owner approval) this code starts; every token it yields carries it. */
-  grantId: string;
-  redirectUri: string;
-  codeChallenge: string;
-  scopes: string[];
-  resource: string;
-  issuedAt: number;
-  expiresAt: number;
-  /** Set when the code is exchanged. Kept, not deleted, so a replay is recognised (RFC 6749 §4.1.2). */
-  consumedAt?: number;
-}
-
-export interface AccessTokenRecord {
-  hash: string;
-  clientId: string;
-  grantId: string;
-  scopes: string[];
-  resource: string;
-  issuedAt: number;
-  expiresAt: number;
-}
-
-export interface RefreshTokenRecord {
-  hash: string;
-  clientId: string;
-  grantId: string;
-  scopes: string[];
-  resource: string;
-  issuedAt: number;
-  expiresAt: number;
-  /** Set when this token was exchanged for a new one; reuse is judged against it. */
-  rotatedAt?: number;
-}
+export type { AccessTokenRecord, ClientMetadata, ClientRecord, CodeRecord, RefreshTokenRecord } from './records.js';
 
 export interface StoreCounts {
   clients: number;
@@ -177,10 +116,24 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** What opening the store found, for the startup line. */
+export interface LoadReport {
+  counts: StoreCounts;
+  /** Files that could not be parsed and were moved aside, with where they went. */
+  setAside: { file: string; movedTo: string; reason: string }[];
+  /** What the journal added to the snapshots, and what of it had to be dropped. */
+  journal: { files: number; records: number; tornRecords: number; corruptRecords: number };
+}
+
 /** A state change could not be made durable; the request should be retried later. */
 export class StoreUnavailableError extends Error {
   constructor(readonly reason: string) {
     super(`store unavailable: ${reason}`);
     this.name = 'StoreUnavailableError';
   }
+}
+
+/** Startup cannot go on: the message says which file and what to do. */
+export class StoreOpenError extends Error {
+  override name = 'StoreOpenError';
 }

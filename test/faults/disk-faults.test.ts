@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { readDataDir } from '../../src/store/file-store.js';
+import { readDataDir } from '../../src/store/file/data-dir.js';
 import { faultyFs, type FaultCode } from '../helpers/faulty-fs.js';
 import {
   BODIES,

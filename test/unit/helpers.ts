@@ -6,7 +6,7 @@ import type { Clock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { OAuthContext } from '../../src/oauth/context.js';
 import { cryptoRandom } from '../../src/oauth/secrets.js';
-import { FileStore } from '../../src/store/file-store.js';
+import { FileStore } from '../../src/store/file/file-store.js';
 import type { ClientRecord } from '../../src/store/types.js';
 
 /** A clock that moves only when the test says so. */
