@@ -16,10 +16,9 @@ import type { OAuthContext } from './oauth/context.js';
 import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { cryptoRandom, type RandomSource } from './oauth/secrets.js';
 import type { FsOps } from './store/file/atomic-file.js';
-import { loadConsentKey } from './store/file/consent-key.js';
 import { lockDataDir } from './store/file/data-dir-lock.js';
-import { FileStore } from './store/file/file-store.js';
-import type { LoadReport } from './store/types.js';
+import { openBackend, type OpenedBackend } from './store/open-backend.js';
+import type { LoadReport, Store } from './store/types.js';
 
 /** The package root: where views/, public/ and package.json are, from src/ or dist/. */
 export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -32,7 +31,9 @@ const CONSENT_PAGE_TTL_MS = 30 * 60_000;
 export interface Services {
   app: Express;
   ctx: OAuthContext;
-  store: FileStore;
+  store: Store;
+  /** Everything the storage backend provides (store, key-value entries, counters, audit log). */
+  backend: OpenedBackend;
   report: LoadReport;
   /** The PIN in force when it is known: OAUTH_PIN, or the one generated when neither
    * OAUTH_PIN nor OAUTH_PIN_HASH is set. Undefined with OAUTH_PIN_HASH. */
@@ -54,17 +55,19 @@ export interface ServiceOptions {
 export async function createServices(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
-  const { store, report } = await FileStore.open({
+  const { backend, report } = await openBackend({
     dataDir: config.dataDir,
     logger,
-    compactAfterBytes: config.journalCompactBytes,
+    random,
+    journalCompactBytes: config.journalCompactBytes,
     ...(options.fs ? { fs: options.fs } : {}),
   });
+  const store = backend.store;
   const ctx: OAuthContext = { config, store, clock, random, logger };
   const pinGenerated = config.pin === undefined && config.pinHash === undefined;
   const pin = pinGenerated ? String(randomInt(0, 100_000_000)).padStart(8, '0') : config.pin;
   const verifier = config.pinHash !== undefined ? hashedPinVerifier(config.pinHash) : plainPinVerifier(pin ?? '');
-  const signer = new ConsentSigner(await loadConsentKey(config.dataDir, random), random, CONSENT_PAGE_TTL_MS);
+  const signer = new ConsentSigner(await backend.consentKey(), random, CONSENT_PAGE_TTL_MS);
   const pins = new PinGuard(verifier, clock, config.pinMaxFailuresPerHour, config.pinMaxAttemptsPerRequest);
   const clients = new ClientResolver({
     store,
@@ -86,7 +89,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     const removed = await store.deleteExpired(clock.now());
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
-  return { app, ctx, store, report, pin, pinGenerated, pins, cleanup };
+  return { app, ctx, store, backend, report, pin, pinGenerated, pins, cleanup };
 }
 
 export interface RunningDaemon {
@@ -112,7 +115,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
     await unlock();
     throw err;
   }
-  const { store, report } = services;
+  const { backend, report } = services;
   const address = server.address();
   const listen = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
 
@@ -145,7 +148,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
         server.close(() => resolve());
         server.closeIdleConnections();
       });
-      await store.close();
+      await backend.close();
       await unlock();
       logger.info('Latchkey stopped; all changes are on disk');
     })());

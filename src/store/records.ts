@@ -14,6 +14,15 @@ import { z } from 'zod';
 const str = z.string();
 const num = z.number();
 
+/** Who approved a grant, when sign-in by an identity provider is used. */
+export const approverSchema = z.object({
+  /** The identity provider's stable subject identifier (OIDC `sub`, or the provider's user id). */
+  subject: str,
+  email: str.optional(),
+  name: str.optional(),
+});
+export type Approver = z.infer<typeof approverSchema>;
+
 /** The registered metadata, echoed back as registered (RFC 7591 §3.2.1). */
 export const clientMetadataSchema = z.object({
   redirect_uris: z.array(str),
@@ -41,6 +50,8 @@ export const clientSchema = z.object({
   metadata: clientMetadataSchema,
   /** Last successful use at /token, for the owner's overview. */
   lastUsedAt: num.optional(),
+  /** When the owner first approved this client; set once, never set back. */
+  approvedAt: num.optional(),
 });
 export type ClientRecord = z.infer<typeof clientSchema>;
 
@@ -58,6 +69,8 @@ export const codeSchema = z.object({
   expiresAt: num,
   /** Set when the code is exchanged. Kept, not deleted, so a replay is recognised (RFC 6749 §4.1.2). */
   consumedAt: num.optional(),
+  /** Who approved it; copied by the callers to the tokens it yields. */
+  approvedBy: approverSchema.optional(),
 });
 export type CodeRecord = z.infer<typeof codeSchema>;
 
@@ -71,6 +84,7 @@ export const accessTokenSchema = z.object({
   resource: str,
   issuedAt: num,
   expiresAt: num,
+  approvedBy: approverSchema.optional(),
 });
 export type AccessTokenRecord = z.infer<typeof accessTokenSchema>;
 
@@ -79,3 +93,30 @@ export const refreshTokenSchema = accessTokenSchema.extend({
   rotatedAt: num.optional(),
 });
 export type RefreshTokenRecord = z.infer<typeof refreshTokenSchema>;
+
+/** One entry of the key-value store (see KeyValueStore in types.ts). */
+export const kvEntrySchema = z.object({
+  namespace: str,
+  key: str,
+  value: str,
+  /** Null: never expires. */
+  expiresAt: num.nullable(),
+});
+export type KvEntry = z.infer<typeof kvEntrySchema>;
+
+/** One audit event (see AuditStore in types.ts). `detail` never holds a secret. */
+export const auditEventSchema = z.object({
+  /** Epoch ms, set by the caller. */
+  at: num,
+  /** e.g. 'client.registered', 'signin.failed', 'grant.revoked'. */
+  type: str,
+  /** Subject of who did it, 'pin', 'cli' or 'system'. */
+  actor: str.optional(),
+  /** The person concerned. */
+  subject: str.optional(),
+  clientId: str.optional(),
+  clientName: str.optional(),
+  ip: str.optional(),
+  detail: z.record(str, z.union([str, num, z.boolean(), z.array(str)])).optional(),
+});
+export type AuditEvent = z.infer<typeof auditEventSchema>;

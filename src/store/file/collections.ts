@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import { accessTokenSchema, clientSchema, codeSchema, refreshTokenSchema } from '../records.js';
-import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from '../records.js';
+import { accessTokenSchema, clientSchema, codeSchema, kvEntrySchema, refreshTokenSchema } from '../records.js';
+import type { AccessTokenRecord, ClientRecord, CodeRecord, KvEntry, RefreshTokenRecord } from '../records.js';
 import type { JournalOp } from './journal.js';
 
 /**
@@ -14,11 +14,19 @@ export const FILES = {
   codes: 'codes.json',
   accessTokens: 'tokens.json',
   refreshTokens: 'refresh_tokens.json',
+  kv: 'kv.json',
 } as const;
 
 export type CollectionName = keyof typeof FILES;
 export const COLLECTIONS = Object.keys(FILES) as CollectionName[];
 const isCollection = (name: string): name is CollectionName => Object.hasOwn(FILES, name);
+
+/**
+ * Collections whose snapshot file is written only once they hold something: a data
+ * directory from before they existed, or one that never used them, has no such file, and
+ * that reads as an empty collection.
+ */
+export const OPTIONAL_COLLECTIONS: ReadonlySet<CollectionName> = new Set<CollectionName>(['kv']);
 
 /** The record type of each collection. */
 export interface CollectionRecords {
@@ -26,6 +34,7 @@ export interface CollectionRecords {
   codes: CodeRecord;
   accessTokens: AccessTokenRecord;
   refreshTokens: RefreshTokenRecord;
+  kv: KvEntry;
 }
 
 /** A record of any collection. */
@@ -36,11 +45,18 @@ export const SCHEMAS: Record<CollectionName, z.ZodType> = {
   codes: codeSchema,
   accessTokens: accessTokenSchema,
   refreshTokens: refreshTokenSchema,
+  kv: kvEntrySchema,
 };
 
+/** The key of a key-value entry in the `kv` collection: unambiguous whatever the namespace holds. */
+export const kvKey = (namespace: string, key: string): string => JSON.stringify([namespace, key]);
+
 /** The key a record is stored under in its collection. */
-export const keyOf = (name: CollectionName, record: FileRecord): string =>
-  name === 'clients' ? (record as ClientRecord).clientId : (record as CodeRecord).hash;
+export function keyOf(name: CollectionName, record: FileRecord): string {
+  if (name === 'clients') return (record as ClientRecord).clientId;
+  if (name === 'kv') return kvKey((record as KvEntry).namespace, (record as KvEntry).key);
+  return (record as CodeRecord).hash;
+}
 
 /** One map per collection. */
 export const collectionMaps = <V>(): Record<CollectionName, Map<string, V>> => ({
@@ -48,6 +64,7 @@ export const collectionMaps = <V>(): Record<CollectionName, Map<string, V>> => (
   codes: new Map(),
   accessTokens: new Map(),
   refreshTokens: new Map(),
+  kv: new Map(),
 });
 
 /** Checks one journal op against its collection's schema; a deletion carries null. */

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { collectionMaps, COLLECTIONS, FILES, keyOf, validJournalOp, type CollectionName, type FileRecord } from './collections.js';
+import { collectionMaps, COLLECTIONS, FILES, keyOf, OPTIONAL_COLLECTIONS, validJournalOp, type CollectionName, type FileRecord } from './collections.js';
 import { JOURNAL_PATTERN, parseJournal } from './journal.js';
 import { readSnapshotFile } from './snapshot.js';
 
@@ -60,7 +60,14 @@ function interner(): (record: FileRecord) => FileRecord {
   };
 }
 
-export type SnapshotStatus = { status: 'ok'; seq: number; bytes: number } | { status: 'missing' } | { status: 'bad'; reason: string; newer: boolean };
+/**
+ * What a snapshot file held. The missing file of an optional collection (see
+ * OPTIONAL_COLLECTIONS) is an empty snapshot, `absent`, that any journal record applies to.
+ */
+export type SnapshotStatus =
+  | { status: 'ok'; seq: number; bytes: number; absent?: true }
+  | { status: 'missing' }
+  | { status: 'bad'; reason: string; newer: boolean };
 
 /** A state read from the data directory, without changing anything in it. */
 export interface DataDirState {
@@ -108,6 +115,8 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
   const intern = interner();
   const snapshots = {} as DataDirState['snapshots'];
   const from = {} as Record<CollectionName, number>;
+  /** The snapshots that must agree on one point in time. */
+  const present: CollectionName[] = [];
   let seq = 0;
   for (const name of COLLECTIONS) {
     from[name] = 0;
@@ -117,9 +126,14 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') throw Object.assign(new Error(`cannot read ${path.join(dir, FILES[name])}: ${(err as Error).message}`), { code });
-      snapshots[name] = { status: 'missing' };
+      if (OPTIONAL_COLLECTIONS.has(name)) snapshots[name] = { status: 'ok', seq: 0, bytes: 0, absent: true };
+      else {
+        snapshots[name] = { status: 'missing' };
+        present.push(name);
+      }
       continue;
     }
+    present.push(name);
     if (!parsed.ok) {
       snapshots[name] = { status: 'bad', reason: parsed.reason, newer: parsed.newer };
       continue;
@@ -129,7 +143,7 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
     from[name] = parsed.seq;
     seq = Math.max(seq, parsed.seq);
   }
-  const snapshotSeqs = COLLECTIONS.map((name) => from[name]);
+  const snapshotSeqs = present.map((name) => from[name]);
 
   const journals: DataDirState['journals'] = [];
   let replayed = 0;

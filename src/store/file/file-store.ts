@@ -6,8 +6,11 @@ import {
   type AccessTokenRecord,
   type ClientRecord,
   type CodeRecord,
+  type ClientQuery,
   type ExpiredCounts,
+  type GrantQuery,
   type GrantSummary,
+  type KvEntry,
   type LoadReport,
   type RefreshTokenRecord,
   type Store,
@@ -18,12 +21,13 @@ import { nodeFsOps, writeFileAtomic, type FsOps } from './atomic-file.js';
 import { COLLECTIONS, FILES, type CollectionName, type FileRecord } from './collections.js';
 import { prepareDataDir, readDataDir, removeStaleTempFiles, type DataDirState } from './data-dir.js';
 import { COMPACT_MIN_BYTES, JournalWriter } from './journal-writer.js';
+import { FileKeyValueStore } from './kv-store.js';
 import { MemoryState } from './memory-state.js';
 import { serializeSnapshot } from './snapshot.js';
 
 /**
  * The JSON-file store: the {@link Store} methods over records held in memory, and the grant
- * index. Every change is applied in memory in one synchronous step (a {@link MemoryState}), so
+ * index. The key-value entries (the `kv` collection) share its memory and journal. Every change is applied in memory in one synchronous step (a {@link MemoryState}), so
  * check-and-set operations are atomic on Node's single thread, and resolves once the
  * {@link JournalWriter} has made it durable. Startup reads the snapshots and replays the
  * journal after them ({@link readDataDir}). The layout is described in docs/storage.md.
@@ -38,8 +42,10 @@ export interface FileStoreOptions {
 }
 
 /** One-character collection tags of the grant index entries. */
-const TAG: Record<CollectionName, string> = { clients: 'l', codes: 'c', accessTokens: 'a', refreshTokens: 'r' };
-const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens' };
+const TAG: Record<CollectionName, string> = { clients: 'l', codes: 'c', accessTokens: 'a', refreshTokens: 'r', kv: 'k' };
+const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens', k: 'kv' };
+/** The collections whose records belong to a grant. */
+const GRANT_COLLECTIONS = ['codes', 'accessTokens', 'refreshTokens'] as const;
 
 export class FileStore implements Store {
   /**
@@ -57,7 +63,7 @@ export class FileStore implements Store {
     private readonly compactAfterBytes: number,
   ) {
     this.state = new MemoryState(
-      { clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map() },
+      { clients: new Map(), codes: new Map(), accessTokens: new Map(), refreshTokens: new Map(), kv: new Map() },
       (name, key, before, after) => this.index(name, key, before, after),
     );
   }
@@ -134,6 +140,7 @@ export class FileStore implements Store {
     maps.codes = state.collections.codes as Map<string, CodeRecord>;
     maps.accessTokens = state.collections.accessTokens as Map<string, AccessTokenRecord>;
     maps.refreshTokens = state.collections.refreshTokens as Map<string, RefreshTokenRecord>;
+    maps.kv = state.collections.kv as Map<string, KvEntry>;
     for (const name of COLLECTIONS) for (const [key, record] of state.collections[name]) this.index(name, key, undefined, record);
     try {
       // Always a fresh journal file: an older one may end in a torn record.
@@ -162,7 +169,7 @@ export class FileStore implements Store {
 
   /** Moves `key` in the grant index from the grant of `before` to the grant of `after`. */
   private index(name: CollectionName, key: string, before: FileRecord | undefined, after: FileRecord | undefined): void {
-    if (name === 'clients') return;
+    if (name === 'clients' || name === 'kv') return;
     const grantOf = (r: FileRecord | undefined): string | undefined => (r as CodeRecord | undefined)?.grantId;
     const from = grantOf(before);
     const to = grantOf(after);
@@ -196,6 +203,11 @@ export class FileStore implements Store {
     return this.writer.compact();
   }
 
+  /** The key-value store kept in this store's journal and snapshots (the `kv` collection). */
+  keyValueStore(): FileKeyValueStore {
+    return new FileKeyValueStore(this.state, () => this.commit());
+  }
+
   // ---- clients -------------------------------------------------------------------------
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -215,22 +227,57 @@ export class FileStore implements Store {
     this.state.set('clients', clientId, { ...client, lastUsedAt: at });
   }
 
+  async markClientApproved(clientId: string, at: number): Promise<void> {
+    const client = this.data.clients.get(clientId);
+    if (client && client.approvedAt === undefined) this.state.set('clients', clientId, { ...client, approvedAt: at });
+    // Also when it was set already: that change may still be on its way to disk.
+    await this.commit();
+  }
+
   async deleteClient(clientId: string): Promise<boolean> {
-    if (!this.data.clients.has(clientId)) return false;
-    this.state.set('clients', clientId, undefined);
-    for (const name of ['codes', 'accessTokens', 'refreshTokens'] as const) {
-      for (const [key, record] of this.data[name]) if (record.clientId === clientId) this.state.set(name, key, undefined);
+    return (await this.deleteClients([clientId])) > 0;
+  }
+
+  async deleteClients(clientIds: readonly string[]): Promise<number> {
+    const gone = new Set(clientIds.filter((id) => this.data.clients.has(id)));
+    if (gone.size === 0) return 0;
+    for (const clientId of gone) this.state.set('clients', clientId, undefined);
+    for (const name of GRANT_COLLECTIONS) {
+      for (const [key, record] of this.data[name]) if (gone.has(record.clientId)) this.state.set(name, key, undefined);
     }
     await this.commit();
-    return true;
+    return gone.size;
   }
 
-  async clientCount(): Promise<number> {
-    return this.data.clients.size;
+  async deleteUnusedClients(registeredBefore: number): Promise<number> {
+    // Clients registered before `approvedAt` existed have none even when approved: having
+    // been used at /token, or holding a code or a token, shows they were.
+    const holding = new Set<string>();
+    for (const name of GRANT_COLLECTIONS) for (const record of this.data[name].values()) holding.add(record.clientId);
+    const unused: string[] = [];
+    for (const client of this.data.clients.values()) {
+      if (client.approvedAt === undefined && client.lastUsedAt === undefined && client.issuedAt < registeredBefore && !holding.has(client.clientId)) {
+        unused.push(client.clientId);
+      }
+    }
+    return this.deleteClients(unused);
   }
 
-  async listClients(): Promise<ClientRecord[]> {
-    return [...this.data.clients.values()].sort((a, b) => a.issuedAt - b.issuedAt);
+  async clientCount(query: Pick<ClientQuery, 'unapprovedOnly'> = {}): Promise<number> {
+    if (!query.unapprovedOnly) return this.data.clients.size;
+    let n = 0;
+    for (const client of this.data.clients.values()) if (client.approvedAt === undefined) n++;
+    return n;
+  }
+
+  async listClients(query: ClientQuery = {}): Promise<ClientRecord[]> {
+    let clients = [...this.data.clients.values()];
+    if (query.unapprovedOnly) clients = clients.filter((c) => c.approvedAt === undefined);
+    // A stable sort: clients registered in the same millisecond keep the order they were stored in.
+    clients.sort((a, b) => a.issuedAt - b.issuedAt);
+    if (query.newestFirst) clients.reverse();
+    const offset = query.offset ?? 0;
+    return clients.slice(offset, query.limit === undefined ? undefined : offset + query.limit);
   }
 
   // ---- codes ---------------------------------------------------------------------------
@@ -308,9 +355,25 @@ export class FileStore implements Store {
     return entries.length;
   }
 
-  async listGrants(now: number): Promise<GrantSummary[]> {
+  async revokeGrantsBySubject(subject: string): Promise<number> {
+    let removed = 0;
+    for (const name of GRANT_COLLECTIONS) {
+      for (const [key, record] of this.data[name]) {
+        if (record.approvedBy?.subject === subject) {
+          this.state.set(name, key, undefined);
+          removed++;
+        }
+      }
+    }
+    if (removed > 0) await this.commit();
+    return removed;
+  }
+
+  async listGrants(now: number, query: GrantQuery = {}): Promise<GrantSummary[]> {
     const grants = new Map<string, GrantSummary>();
     const add = (token: AccessTokenRecord | RefreshTokenRecord, isAccess: boolean): void => {
+      if (query.clientId !== undefined && token.clientId !== query.clientId) return;
+      if (query.subject !== undefined && token.approvedBy?.subject !== query.subject) return;
       const grant = grants.get(token.grantId) ?? {
         grantId: token.grantId,
         clientId: token.clientId,
@@ -321,6 +384,7 @@ export class FileStore implements Store {
         accessTokens: 0,
         refreshable: false,
       };
+      if (grant.approvedBy === undefined && token.approvedBy !== undefined) grant.approvedBy = token.approvedBy;
       grant.issuedAt = Math.min(grant.issuedAt, token.issuedAt);
       grant.expiresAt = Math.max(grant.expiresAt, token.expiresAt);
       if (isAccess) grant.accessTokens++;
@@ -336,7 +400,7 @@ export class FileStore implements Store {
 
   async deleteExpired(now: number): Promise<ExpiredCounts> {
     const counts: ExpiredCounts = { codes: 0, accessTokens: 0, refreshTokens: 0 };
-    for (const name of ['codes', 'accessTokens', 'refreshTokens'] as const) {
+    for (const name of GRANT_COLLECTIONS) {
       for (const [key, record] of this.data[name]) {
         if (record.expiresAt <= now) {
           this.state.set(name, key, undefined);
@@ -344,7 +408,15 @@ export class FileStore implements Store {
         }
       }
     }
-    if (counts.codes + counts.accessTokens + counts.refreshTokens > 0) await this.commit();
+    // Expired key-value entries go too; they are not counted, being nobody's codes or tokens.
+    let entries = 0;
+    for (const [key, entry] of this.data.kv) {
+      if (entry.expiresAt !== null && entry.expiresAt <= now) {
+        this.state.set('kv', key, undefined);
+        entries++;
+      }
+    }
+    if (counts.codes + counts.accessTokens + counts.refreshTokens + entries > 0) await this.commit();
     return counts;
   }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { StoreUnavailableError, type StoreHealth } from '../types.js';
 import { writeFileAtomic, type FsOps } from './atomic-file.js';
-import { COLLECTIONS, FILES, type CollectionName, type FileRecord } from './collections.js';
+import { COLLECTIONS, FILES, OPTIONAL_COLLECTIONS, type CollectionName, type FileRecord } from './collections.js';
 import { encodeJournalRecord, journalFileName } from './journal.js';
 import type { MemoryState, Pending } from './memory-state.js';
 import { snapshotChunks } from './snapshot.js';
@@ -28,6 +28,12 @@ import { snapshotChunks } from './snapshot.js';
 export const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
 /** After a failed compaction, wait this long before the next try. */
 const COMPACT_RETRY_MS = 60_000;
+
+const exists = (file: string): Promise<boolean> =>
+  fsp.access(file).then(
+    () => true,
+    () => false,
+  );
 
 interface Waiter {
   resolve: () => void;
@@ -266,6 +272,9 @@ export class JournalWriter {
       let bytes = 0;
       for (const name of COLLECTIONS) {
         const file = path.join(this.dir, FILES[name]);
+        // An optional collection's file appears only once it holds something (its absence
+        // reads as empty), so data directories that never use it look as they always did.
+        if (OPTIONAL_COLLECTIONS.has(name) && records[name].length === 0 && !(await exists(file))) continue;
         await writeFileAtomic(this.fs, file, snapshotChunks(seq, records[name]));
         bytes += (await fsp.stat(file)).size;
       }
