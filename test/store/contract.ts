@@ -92,7 +92,12 @@ function refresh(raw: string, extra: Partial<RefreshTokenRecord> = {}): RefreshT
 const alice: Approver = { subject: 'alice-sub', email: 'alice@example.com', name: 'Alice' };
 const bob: Approver = { subject: 'bob-sub' };
 
-export function storeContract(name: string, makeHarness: () => Promise<ContractHarness>): void {
+/**
+ * Defines the contract's tests for one backend. `outage: false` skips the test of a failing
+ * storage, for a harness that cannot make its storage fail (PostgreSQL on a server the tests
+ * did not start: they cannot stop it).
+ */
+export function storeContract(name: string, makeHarness: () => Promise<ContractHarness>, options: { outage: boolean } = { outage: true }): void {
   describe(`store contract: ${name}`, () => {
     let h: ContractHarness;
     let b: Backend;
@@ -554,7 +559,7 @@ export function storeContract(name: string, makeHarness: () => Promise<ContractH
     });
 
     describe('when the storage fails', () => {
-      it('health says why, changes are refused as unavailable, and service resumes by itself with nothing acknowledged lost', async () => {
+      (options.outage ? it : it.skip)('health says why, changes are refused as unavailable, and service resumes by itself with nothing acknowledged lost', async () => {
         await b.store.putClient(client('before'));
         await b.kv.put('ns', 'before', 'v', null);
         expect(await b.health()).toMatchObject({ ok: true });

@@ -7,7 +7,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import type { OAuthContext } from '../../src/oauth/context.js';
 import { cryptoRandom } from '../../src/oauth/secrets.js';
 import { FileStore } from '../../src/store/file/file-store.js';
-import type { ClientRecord } from '../../src/store/types.js';
+import type { ClientRecord, Store } from '../../src/store/types.js';
 
 /** A clock that moves only when the test says so. */
 export class FakeClock implements Clock {
@@ -47,7 +47,7 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
 
 export interface TestContext {
   ctx: OAuthContext;
-  store: FileStore;
+  store: Store;
   clock: FakeClock;
   dir: string;
   close(): Promise<void>;
