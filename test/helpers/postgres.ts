@@ -104,7 +104,8 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   const exec = (tool: string, args: string[]): Promise<{ stdout: string; stderr: string }> =>
     asRoot ? run('runuser', ['-u', 'postgres', '--', path.join(bin, tool), ...args], { env }) : run(path.join(bin, tool), args, { env });
 
-  const root = await mkdtemp(path.join(os.tmpdir(), 'latchkey-pg-'));
+  // As root, under /tmp: the `postgres` user must be able to reach it (TMPDIR may be private to root).
+  const root = await mkdtemp(path.join(asRoot ? '/tmp' : os.tmpdir(), 'latchkey-pg-'));
   if (asRoot) {
     const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const gids = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
