@@ -1,7 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,8 +86,13 @@ async function dropDatabases(adminUrl: string, names: string[]): Promise<void> {
   }
 }
 
-export async function startTestPostgres(): Promise<TestPostgres> {
-  const external = process.env.OAUTH_TEST_DATABASE_URL;
+export interface TestPostgresOptions {
+  /** Serve TLS with this certificate and key (PEM) besides plain connections; needs a server the tests start. */
+  tls?: { cert: string; key: string };
+}
+
+export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
+  const external = options.tls ? undefined : process.env.OAUTH_TEST_DATABASE_URL;
   const created: string[] = [];
   if (external) {
     return {
@@ -106,11 +111,21 @@ export async function startTestPostgres(): Promise<TestPostgres> {
 
   // As root, under /tmp: the `postgres` user must be able to reach it (TMPDIR may be private to root).
   const root = await mkdtemp(path.join(asRoot ? '/tmp' : os.tmpdir(), 'latchkey-pg-'));
+  /** Gives a file or directory to the user the server runs as. */
+  let own = async (_file: string): Promise<void> => undefined;
   if (asRoot) {
     const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const gids = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
     if (ids.status !== 0) throw new Error('running as root, the tests start PostgreSQL as the `postgres` user, which does not exist: install postgresql (it creates it) or set OAUTH_TEST_DATABASE_URL');
-    await chown(root, Number(ids.stdout.trim()), Number(gids.stdout.trim()));
+    own = (file) => chown(file, Number(ids.stdout.trim()), Number(gids.stdout.trim()));
+  }
+  await own(root);
+  let serverOptions = `-c listen_addresses=127.0.0.1`;
+  if (options.tls) {
+    await writeFile(path.join(root, 'server.crt'), options.tls.cert, { mode: 0o600 });
+    await writeFile(path.join(root, 'server.key'), options.tls.key, { mode: 0o600 });
+    for (const f of ['server.crt', 'server.key']) await own(path.join(root, f));
+    serverOptions += ` -c ssl=on -c ssl_cert_file=${root}/server.crt -c ssl_key_file=${root}/server.key`;
   }
   const data = path.join(root, 'data');
   const pgCtl = path.join(bin, 'pg_ctl');
@@ -125,7 +140,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   await exec('initdb', ['-D', data, '--auth=trust', '--username=postgres', '--encoding=UTF8', '--locale=C', '--no-sync']);
   let port = 0;
   const start = async (): Promise<void> => {
-    await exec('pg_ctl', ['-D', data, '-l', path.join(root, 'server.log'), '-w', '-t', '120', '-o', `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`, 'start']);
+    await exec('pg_ctl', ['-D', data, '-l', path.join(root, 'server.log'), '-w', '-t', '120', '-o', `-p ${port} -k ${root} ${serverOptions}`, 'start']);
   };
   const stop = async (): Promise<void> => {
     await exec('pg_ctl', ['-D', data, '-m', 'fast', '-w', '-t', '120', 'stop']);
