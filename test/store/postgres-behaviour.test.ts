@@ -56,8 +56,10 @@ describe('PostgreSQL backend', () => {
     await holder.query('SELECT 1 FROM codes WHERE hash = $1 FOR UPDATE', [hash('held')]);
     try {
       await expect(backend.store.consumeCode(hash('held'), NOW, { access: access('a'), refresh: undefined })).rejects.toBeInstanceOf(StoreUnavailableError);
-      // Reads of other rows are not blocked, and the pool still serves.
+      // Reads of other rows are not blocked, and the pool still serves, nobody waiting for a connection.
       expect(await backend.health()).toEqual({ ok: true });
+      expect(backend.poolStats()).toMatchObject({ waiting: 0 });
+      expect(backend.poolStats().total).toBeGreaterThanOrEqual(1);
     } finally {
       await holder.query('ROLLBACK');
       await holder.end();
