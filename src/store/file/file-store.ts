@@ -27,10 +27,11 @@ import { serializeSnapshot } from './snapshot.js';
 
 /**
  * The JSON-file store: the {@link Store} methods over records held in memory, and the grant
- * index. The key-value entries (the `kv` collection) share its memory and journal. Every change is applied in memory in one synchronous step (a {@link MemoryState}), so
- * check-and-set operations are atomic on Node's single thread, and resolves once the
- * {@link JournalWriter} has made it durable. Startup reads the snapshots and replays the
- * journal after them ({@link readDataDir}). The layout is described in docs/storage.md.
+ * index. Every change is applied in memory in one synchronous step (a {@link MemoryState}),
+ * so check-and-set operations are atomic on Node's single thread, and resolves once the
+ * {@link JournalWriter} has made it durable. The key-value entries (the `kv` collection)
+ * share that memory and journal. Startup reads the snapshots and replays the journal after
+ * them ({@link readDataDir}). The layout is described in docs/storage.md.
  */
 
 export interface FileStoreOptions {
@@ -43,7 +44,7 @@ export interface FileStoreOptions {
 
 /** One-character collection tags of the grant index entries. */
 const TAG: Record<CollectionName, string> = { clients: 'l', codes: 'c', accessTokens: 'a', refreshTokens: 'r', kv: 'k' };
-const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens', k: 'kv' };
+const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens' };
 /** The collections whose records belong to a grant. */
 const GRANT_COLLECTIONS = ['codes', 'accessTokens', 'refreshTokens'] as const;
 
