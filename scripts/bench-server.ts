@@ -86,7 +86,7 @@ async function latchkey(): Promise<void> {
   await Promise.all(writes);
   // Fold the preparation into the snapshots now, so the measured window pays for the
   // compactions its own writes cause, not for those of the setup.
-  await store.compact();
+  if (services.backend.kind === 'files') await services.backend.store.compact();
   listen(services.app);
 }
 

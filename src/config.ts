@@ -20,7 +20,7 @@ export { ConfigError } from './config-error.js';
 type Env = Record<string, string | undefined>;
 
 /** Variables whose value must never be repeated in an error line (it ends up in journald). */
-const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET']);
+const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET', 'OAUTH_DATABASE_URL']);
 
 const LOOPBACK_ISSUER = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
 
@@ -130,6 +130,10 @@ const configSchema = z
       })
       .optional(),
     OAUTH_DATA_DIR: z.string().default(DEFAULT_DATA_DIR),
+    OAUTH_DATABASE_URL: z
+      .string()
+      .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// (or postgresql://) URL, e.g. postgres://latchkey:…@db.example.com:5432/latchkey?sslmode=verify-full')
+      .optional(),
     // Unix socket paths are limited to 107 bytes by the kernel.
     OAUTH_CONTROL_SOCKET: z.string().max(107, 'is longer than a Unix socket path may be (107 bytes)').optional(),
     OAUTH_ACCESS_TOKEN_TTL: durationMs(3600),
@@ -240,6 +244,8 @@ const configSchema = z
       },
       store: {
         dataDir: env.OAUTH_DATA_DIR,
+        /** OAUTH_DATABASE_URL: keep state in PostgreSQL instead of the files (docs/scaling.md). */
+        databaseUrl: env.OAUTH_DATABASE_URL,
         /** The Unix socket the `latchkey` command talks to the running daemon through. */
         controlSocket: env.OAUTH_CONTROL_SOCKET ?? path.join(env.OAUTH_DATA_DIR, CONTROL_SOCKET_FILE),
         /** Journal size, in bytes, past which it is compacted into the snapshot files. */

@@ -7,10 +7,8 @@ import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from './clock.js';
 import { isLoopbackIssuer, type Config } from './config.js';
-import { loadConsentKey } from './consent-key.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { TokenSigner } from './crypto/signed-token.js';
-import { lockDataDir } from './data-dir-lock.js';
 import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { createControlApp } from './http/control-routes.js';
@@ -24,9 +22,10 @@ import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard
 import { AdminSessions } from './owner/admin-sessions.js';
 import { OwnerConsole } from './owner/owner-console.js';
 import { serverStats } from './owner/server-status.js';
-import type { FsOps } from './store/atomic-file.js';
-import type { Store } from './store/types.js';
-import { FileStore, type LoadReport } from './store/file-store.js';
+import type { FsOps } from './store/file/atomic-file.js';
+import { lockDataDir } from './store/file/data-dir-lock.js';
+import { openBackend, type OpenedBackend } from './store/open-backend.js';
+import type { LoadReport, Store } from './store/types.js';
 
 /** The package root: where views/, public/ and package.json are, from src/ or dist/. */
 export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,7 +38,9 @@ const CONSENT_PAGE_TTL_MS = 30 * 60_000;
 export interface Services {
   app: Express;
   ctx: OAuthContext;
-  store: FileStore;
+  store: Store;
+  /** Everything the storage backend provides (store, key-value entries, counters, audit log). */
+  backend: OpenedBackend;
   report: LoadReport;
   /** The PIN in force when it is known: OAUTH_PIN, or the one generated when neither
    * OAUTH_PIN nor OAUTH_PIN_HASH is set. Undefined with OAUTH_PIN_HASH. */
@@ -67,17 +68,20 @@ export interface ServiceOptions {
 export async function createServices(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
-  const { store, report } = await FileStore.open({
+  const { backend, report } = await openBackend({
     dataDir: config.store.dataDir,
     logger,
-    compactAfterBytes: config.store.journalCompactBytes,
+    random,
+    journalCompactBytes: config.store.journalCompactBytes,
+    ...(config.store.databaseUrl !== undefined ? { databaseUrl: config.store.databaseUrl } : {}),
     ...(options.fs ? { fs: options.fs } : {}),
   });
+  const store = backend.store;
   let gateway: Gateway | undefined;
   try {
     gateway = await openGateway(config, store, clock, logger);
   } catch (err) {
-    await store.close();
+    await backend.close();
     throw err;
   }
   // A getter: a gateway reload (SIGHUP) may change the resources tokens can be issued for.
@@ -87,8 +91,9 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
   const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
   // One key signs what Latchkey hands out and must recognise later: consent forms, known-device
-  // cookies, owner's-page sign-in forms (each under its own purpose).
-  const signingKey = await loadConsentKey(config.store.dataDir, random);
+  // cookies, owner's-page sign-in forms (each under its own purpose). The backend keeps it, so
+  // every instance on one database shares it.
+  const signingKey = await backend.consentKey();
   const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
   const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest);
   const { cimd } = config;
@@ -113,6 +118,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     settings: config,
     ctx,
     clients,
+    counters: backend.counters,
     signer,
     pins,
     devices: new KnownDevices(signingKey, random),
@@ -129,7 +135,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.info({ removed }, 'expired codes and tokens deleted');
   };
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
-  return { app, ctx, store, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };
+  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };
 }
 
 export interface RunningDaemon {
@@ -157,7 +163,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
     await unlock();
     throw err;
   }
-  const { store, report } = services;
+  const { backend, report } = services;
   const address = server.address();
   const listen = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : String(address);
 
@@ -198,7 +204,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
       server.closeIdleConnections();
       await closed;
       await control?.close();
-      await store.close();
+      await backend.close();
       await unlock();
       logger.info('Latchkey stopped; all changes are on disk');
     })());

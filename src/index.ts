@@ -2,9 +2,9 @@ import dotenv from 'dotenv';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './logger.js';
-import { DataDirLockedError } from './data-dir-lock.js';
+import { DataDirLockedError } from './store/file/data-dir-lock.js';
 import { GatewayConfigError } from './gateway/index.js';
-import { StoreOpenError } from './store/file-store.js';
+import { StoreOpenError } from './store/types.js';
 
 /** The daemon's entry point: config, logger, start, signals. */
 async function main(): Promise<void> {

@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { CONSENT_KEY_FILE } from '../consent-key.js';
-import { FILES, readDataDir, serializeSnapshot, type CollectionName, type DataDirState } from '../store/file-store.js';
+import { FILES, type CollectionName } from '../store/file/collections.js';
+import { AUDIT_DIR, readAuditDays } from '../store/file/audit-log.js';
+import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
+import { readDataDir, type DataDirState } from '../store/file/data-dir.js';
+import { serializeSnapshot } from '../store/file/snapshot.js';
 import type { CliIo } from './io.js';
 
 const MAX_TRIES = 20;
@@ -16,10 +19,10 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
  * daemon runs. The state is read as the daemon reads it at startup (the snapshot files,
  * then the journal replayed after them; see docs/storage.md), and read again if a
  * compaction ran in the middle. The copy is written (mode 0600, fsync'd) into a new
- * directory `<dir>/latchkey-backup-<time>`: the four snapshot files holding the whole state
- * at one journal sequence number (no journal files needed), the consent key, and a manifest
- * of checksums and counts. To restore, stop the daemon and copy these files into an empty
- * data directory.
+ * directory `<dir>/latchkey-backup-<time>`: the snapshot files holding the whole state at
+ * one journal sequence number (no journal files needed), the consent key, the audit log's
+ * day files (whole lines only) under `audit/`, and a manifest of checksums and counts. To
+ * restore, stop the daemon and copy these files into an empty data directory.
  */
 export async function backup(io: CliIo, dataDir: string, targetParent: string): Promise<number> {
   const source = path.resolve(io.cwd, dataDir);
@@ -52,7 +55,7 @@ export async function backup(io: CliIo, dataDir: string, targetParent: string): 
     io.err(`latchkey backup: ${source} kept changing under compaction; try again in a quieter moment\n`);
     return 1;
   }
-  const present = Object.values(state.snapshots).some((s) => s.status !== 'missing') || state.journals.length > 0;
+  const present = Object.values(state.snapshots).some((s) => s.status !== 'missing' && !(s.status === 'ok' && s.absent)) || state.journals.length > 0;
   if (!present) {
     io.err(`latchkey backup: no Latchkey data in ${source}; check OAUTH_DATA_DIR (or pass --data-dir)\n`);
     return 1;
@@ -82,11 +85,14 @@ export async function backup(io: CliIo, dataDir: string, targetParent: string): 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  const auditDays = await readAuditDays(path.join(source, AUDIT_DIR));
+  for (const { file, text } of auditDays) files.set(`${AUDIT_DIR}/${file}`, Buffer.from(text, 'utf8'));
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const target = path.resolve(io.cwd, targetParent, `latchkey-backup-${stamp}`);
   await fsp.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
   await fsp.mkdir(target, { mode: 0o700 });
+  if (auditDays.length > 0) await fsp.mkdir(path.join(target, AUDIT_DIR), { mode: 0o700 });
   const manifest = {
     createdAt: new Date().toISOString(),
     source,
@@ -103,8 +109,10 @@ export async function backup(io: CliIo, dataDir: string, targetParent: string): 
       await handle.close();
     }
   }
-  const dirHandle = await fsp.open(target, 'r');
-  await dirHandle.sync().finally(() => dirHandle.close());
+  for (const dir of auditDays.length > 0 ? [path.join(target, AUDIT_DIR), target] : [target]) {
+    const dirHandle = await fsp.open(dir, 'r');
+    await dirHandle.sync().finally(() => dirHandle.close());
+  }
 
   io.out(`${target}\n`);
   io.err(

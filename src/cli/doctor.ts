@@ -1,9 +1,11 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, isLoopbackIssuer, loadConfig, type Config } from '../config.js';
-import { CONSENT_KEY_FILE } from '../consent-key.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
-import { FILES, parseDataFile, readDataDir, type CollectionName, type DataDirState } from '../store/file-store.js';
+import { FILES, OPTIONAL_COLLECTIONS, type CollectionName } from '../store/file/collections.js';
+import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
+import { readDataDir, type DataDirState } from '../store/file/data-dir.js';
+import { parseDataFile } from '../store/file/snapshot.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -163,7 +165,9 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
     add({ level: 'ok', name: 'data dir', detail: `${dir} mode ${mode.toString(8).padStart(4, '0')}${owner ? ` (${owner}; root can read it)` : ''}` });
   }
 
-  for (const name of Object.keys(FILES) as CollectionName[]) await checkFile(dir, FILES[name], add, (text) => parseDataFile(name, text));
+  for (const name of Object.keys(FILES) as CollectionName[]) {
+    await checkFile(dir, FILES[name], add, (text) => parseDataFile(name, text), OPTIONAL_COLLECTIONS.has(name));
+  }
   await checkFile(dir, CONSENT_KEY_FILE, add, (text) =>
     Buffer.from(text.trim(), 'base64url').length >= 32
       ? { ok: true, records: [] }
@@ -234,6 +238,7 @@ async function checkFile(
   file: string,
   add: (c: Check) => void,
   parse: (text: string) => { ok: true; records: unknown[] } | { ok: false; reason: string; newer: boolean },
+  optional = false,
 ): Promise<void> {
   const full = path.join(dir, file);
   let text: string;
@@ -241,7 +246,8 @@ async function checkFile(
   try {
     stat = await statOrUndefined(full);
     if (!stat) {
-      add({ level: 'warn', name: file, detail: 'missing', fix: 'start Latchkey: it creates missing files empty' });
+      if (optional) add({ level: 'ok', name: file, detail: 'absent: nothing stored in it yet' });
+      else add({ level: 'warn', name: file, detail: 'missing', fix: 'start Latchkey: it creates missing files empty' });
       return;
     }
     text = await fsp.readFile(full, 'utf8');

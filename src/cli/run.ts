@@ -6,6 +6,7 @@ import { hashPinCommand } from './hash-pin.js';
 import { loadEnv, localBaseUrl, parseArgs, UsageError, type CliIo } from './io.js';
 import { ControlUnavailableError } from './control-client.js';
 import { deleteClients, listClients, listGrants, revoke, unlock } from './owner-commands.js';
+import { migrateCommand } from './migrate.js';
 import { stats } from './stats.js';
 
 export const USAGE = `Usage: latchkey <command> [options]
@@ -15,6 +16,8 @@ Commands:
   latchkey backup <dir> [--env-file FILE] [--data-dir DIR]
                                                copy a consistent snapshot of the data directory
                                                into <dir>/latchkey-backup-<time>/ (safe while running)
+  latchkey migrate [--env-file FILE]           apply the PostgreSQL schema migrations the database
+                                               at OAUTH_DATABASE_URL lacks (the daemon also does at start)
   latchkey hash-pin                            print an OAUTH_PIN_HASH value for a PIN (read from
                                                the terminal, or the first line of standard input)
   latchkey stats [--env-file FILE] [--url URL] [--json]
@@ -48,6 +51,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const env = loadEnv(io, args.values['env-file']);
         const dataDir = args.values['data-dir'] ?? (env.OAUTH_DATA_DIR?.trim() || DEFAULT_DATA_DIR);
         return await backup(io, dataDir, target);
+      }
+      case 'migrate': {
+        const args = parseArgs(rest, { values: ['env-file'] });
+        if (args.positional.length > 0) throw new UsageError('migrate takes no arguments');
+        return await migrateCommand(io, loadEnv(io, args.values['env-file']).OAUTH_DATABASE_URL?.trim());
       }
       case 'hash-pin': {
         const args = parseArgs(rest, {});

@@ -21,6 +21,7 @@ import { infoRouter } from './info-routes.js';
 import { introspectRouter } from './introspect-routes.js';
 import { statusOf } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
+import type { RateLimitCounters } from './rate-limit-store.js';
 import { requestLog } from './request-log.js';
 import { revokeRouter } from './revoke-routes.js';
 import { securityHeaders } from './security-headers.js';
@@ -34,6 +35,8 @@ export interface AppDeps {
   ctx: OAuthContext;
   /** Registered clients and Client ID Metadata Document clients. */
   clients: ClientResolver;
+  /** The backend's counters: every rate limit counts there. */
+  counters: RateLimitCounters;
   signer: ConsentSigner;
   pins: PinGuard;
   devices: KnownDevices;
@@ -75,18 +78,19 @@ export function createApp(deps: AppDeps): Express {
   // The JSON endpoints, by exact path: a request goes straight to its router instead of being
   // offered to every router before it. The key follows Express's own matching:
   // case-insensitive, one trailing slash allowed.
-  const tokenSettings = { maxBodyBytes: limits.maxBodyBytes, requestsPerMinute: limits.tokenRequestsPerMinute };
+  const { counters } = deps;
+  const tokenSettings = { maxBodyBytes: limits.maxBodyBytes, requestsPerMinute: limits.tokenRequestsPerMinute, counters };
   const byPath = new Map<string, Router>([
     [ENDPOINTS.token.path, tokenRouter(ctx, deps.clients, tokenSettings)],
     [
       ENDPOINTS.introspection.path,
-      introspectRouter(ctx, { secret: settings.introspectionSecret, maxBodyBytes: limits.maxBodyBytes, failuresPerMinute: limits.introspectionFailuresPerMinute }),
+      introspectRouter(ctx, { secret: settings.introspectionSecret, maxBodyBytes: limits.maxBodyBytes, failuresPerMinute: limits.introspectionFailuresPerMinute, counters }),
     ],
     [
       ENDPOINTS.registration.path,
       registerRouter(
         { store: ctx.store, clock: ctx.clock, random: ctx.random, logger: ctx.logger, maxClients: limits.maxClients },
-        { maxBodyBytes: limits.maxBodyBytes, registrationsPerHour: limits.registrationsPerHour },
+        { maxBodyBytes: limits.maxBodyBytes, registrationsPerHour: limits.registrationsPerHour, counters },
       ),
     ],
     [ENDPOINTS.revocation.path, revokeRouter(ctx, deps.clients, tokenSettings)],
@@ -107,7 +111,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     consentRouter(
       { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins, trustedRedirectHosts: settings.redirects.trustedHosts },
-      { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute, devices: deps.devices },
+      { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute, devices: deps.devices, counters },
     ),
   );
   app.use(

@@ -12,6 +12,7 @@ import { cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
 import { noStore, requestFaultStatus, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
+import type { RateLimitCounters } from './rate-limit-store.js';
 import { pageRateLimit } from './rate-limits.js';
 
 const CSRF_VALUE = /^[A-Za-z0-9_-]{43}$/;
@@ -21,6 +22,7 @@ export interface ConsentRouteSettings {
   https: boolean;
   authorizeRequestsPerMinute: number;
   devices: KnownDevices;
+  counters: RateLimitCounters;
 }
 
 /**
@@ -88,7 +90,7 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
 
   // One limiter for both steps: every /authorize may fetch a metadata document, and every
   // consent post may check a PIN.
-  const limit = pageRateLimit(settings.authorizeRequestsPerMinute, 60_000);
+  const limit = pageRateLimit(settings.authorizeRequestsPerMinute, 60_000, { counters: settings.counters, prefix: 'authorize:' });
 
   router.get(authorizePath, limit, async (req: Request, res: Response) => {
     // Keep an existing CSRF cookie so several consent pages can be open at once. SameSite=Lax,

@@ -5,6 +5,7 @@ import { introspectToken, resourceServerAuthenticator } from '../oauth/introspec
 import { jsonPostEndpoint } from './json-endpoint.js';
 import { noStore } from './oauth-response.js';
 import { formBody, formParser, singleParams } from './params.js';
+import type { RateLimitCounters } from './rate-limit-store.js';
 import { jsonRateLimit } from './rate-limits.js';
 
 export interface IntrospectRouteSettings {
@@ -12,6 +13,7 @@ export interface IntrospectRouteSettings {
   secret: string | undefined;
   maxBodyBytes: number;
   failuresPerMinute: number;
+  counters: RateLimitCounters;
 }
 
 /** POST /introspect (RFC 7662 §2): resource servers authenticate with the shared secret. */
@@ -19,7 +21,7 @@ export function introspectRouter(ctx: OAuthContext, settings: IntrospectRouteSet
   const authorized = resourceServerAuthenticator(settings.secret);
   // The limit is on failed calls: it stops guessing the secret without ever throttling the
   // resource servers that hold it (one busy MCP server may introspect thousands of times a minute).
-  const limitFailures = jsonRateLimit(settings.failuresPerMinute, 60_000);
+  const limitFailures = jsonRateLimit(settings.failuresPerMinute, 60_000, { counters: settings.counters, prefix: 'introspect:' });
   const gate = (req: Request, res: Response, next: NextFunction): void => {
     if (authorized(req.headers.authorization)) next();
     else void limitFailures(req, res, next);

@@ -4,11 +4,13 @@ import { ENDPOINTS } from '../oauth/endpoints.js';
 import { OAuthError } from '../oauth/errors.js';
 import { jsonPostEndpoint } from './json-endpoint.js';
 import { noStore } from './oauth-response.js';
+import type { RateLimitCounters } from './rate-limit-store.js';
 import { jsonRateLimit } from './rate-limits.js';
 
 export interface RegisterRouteSettings {
   maxBodyBytes: number;
   registrationsPerHour: number;
+  counters: RateLimitCounters;
 }
 
 /** POST /register (RFC 7591 §3): CORS, rate limit, JSON body, the registration rule, 201. */
@@ -23,7 +25,7 @@ export function registerRouter(deps: RegistrationDeps, settings: RegisterRouteSe
     }
     next();
   };
-  return jsonPostEndpoint(ENDPOINTS.registration.path, deps.logger, jsonRateLimit(settings.registrationsPerHour, 3_600_000), jsonOnly, json, async (req: Request, res: Response) => {
+  return jsonPostEndpoint(ENDPOINTS.registration.path, deps.logger, jsonRateLimit(settings.registrationsPerHour, 3_600_000, { counters: settings.counters, prefix: 'register:' }), jsonOnly, json, async (req: Request, res: Response) => {
     const response = await registerAndStoreClient(deps, req.body);
     noStore(res);
     res.status(201).json(response);

@@ -15,7 +15,7 @@ export function revokeRouter(ctx: OAuthContext, clients: ClientResolver, setting
   return jsonPostEndpoint(
     ENDPOINTS.revocation.path,
     ctx.logger,
-    jsonRateLimit(settings.requestsPerMinute, 60_000),
+    jsonRateLimit(settings.requestsPerMinute, 60_000, { counters: settings.counters, prefix: 'revoke:' }),
     formParser(settings.maxBodyBytes),
     async (req: Request, res: Response) => {
       const body = formBody(req);

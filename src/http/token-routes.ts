@@ -8,11 +8,13 @@ import { findGrant } from '../oauth/grants/index.js';
 import { jsonPostEndpoint } from './json-endpoint.js';
 import { noStore } from './oauth-response.js';
 import { clientCredentials, formBody, formParser, singleParams } from './params.js';
+import type { RateLimitCounters } from './rate-limit-store.js';
 import { jsonRateLimit } from './rate-limits.js';
 
 export interface TokenRouteSettings {
   maxBodyBytes: number;
   requestsPerMinute: number;
+  counters: RateLimitCounters;
 }
 
 /** POST /token (RFC 6749 §3.2): CORS, rate limit, form body, grant type, client auth, the grant's handler. */
@@ -20,7 +22,7 @@ export function tokenRouter(ctx: OAuthContext, clients: ClientResolver, settings
   return jsonPostEndpoint(
     ENDPOINTS.token.path,
     ctx.logger,
-    jsonRateLimit(settings.requestsPerMinute, 60_000),
+    jsonRateLimit(settings.requestsPerMinute, 60_000, { counters: settings.counters, prefix: 'token:' }),
     formParser(settings.maxBodyBytes),
     async (req: Request, res: Response) => {
       const body = formBody(req);

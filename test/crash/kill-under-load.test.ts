@@ -1,7 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseDataFile, readDataDir, FILES, type CollectionName } from '../../src/store/file-store.js';
+import { FILES, type CollectionName } from '../../src/store/file/collections.js';
+import { readDataDir } from '../../src/store/file/data-dir.js';
+import { parseDataFile } from '../../src/store/file/snapshot.js';
 import { Daemon, freePort } from '../e2e/daemon.js';
 import {
   INTROSPECTION_SECRET,

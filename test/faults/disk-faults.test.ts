@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { readDataDir } from '../../src/store/file-store.js';
+import { readDataDir } from '../../src/store/file/data-dir.js';
+import type { FileStore } from '../../src/store/file/file-store.js';
 import { faultyFs, type FaultCode } from '../helpers/faulty-fs.js';
 import {
   BODIES,
@@ -41,6 +42,12 @@ async function readDataFiles(dir: string): Promise<{ collections: Record<string,
     corrupt: state.journals.reduce((n, j) => n + j.corrupt.length, 0),
     bad: Object.entries(state.snapshots).filter(([, s]) => s.status !== 'ok').map(([name]) => name),
   };
+}
+
+/** The harness's file store, whose journal these tests fold into the snapshots. */
+function fileStore(h: Harness): FileStore {
+  if (h.services.backend.kind !== 'files') throw new Error('these tests need the file backend');
+  return h.services.backend.store;
 }
 
 function expectUnavailable(res: { status: number; headers: Record<string, string>; body: unknown; text: string }): void {
@@ -114,7 +121,7 @@ describe('disk faults over HTTP', () => {
       h = await startHarness({}, { fs: faulty.fs });
       const client = await register(h, BODIES.claude);
       faulty.fail(op, 'EIO');
-      await h.services.store.compact();
+      await fileStore(h).compact();
       // Writes go to the journal, which needs none of these calls.
       const tokens = await obtainTokens(h, client);
       const second = await register(h, BODIES.chatgpt);
@@ -125,7 +132,7 @@ describe('disk faults over HTTP', () => {
       expect((await fsp.readdir(h.dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
 
       faulty.fail(undefined);
-      await h.services.store.compact();
+      await fileStore(h).compact();
       expect((await http(h).get('/healthz')).body).toEqual({ status: 'ok' });
       await h.restart();
       expect((await introspect(h, tokens.access_token)).active).toBe(true);

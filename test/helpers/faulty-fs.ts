@@ -1,4 +1,4 @@
-import { nodeFsOps, type FsOps } from '../../src/store/atomic-file.js';
+import { nodeFsOps, type FsOps } from '../../src/store/file/atomic-file.js';
 
 export type FaultCode = 'ENOSPC' | 'EIO' | 'EACCES';
 

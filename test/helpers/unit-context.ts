@@ -6,8 +6,8 @@ import { FakeClock } from './fake-clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { OAuthContext } from '../../src/oauth/context.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
-import { FileStore } from '../../src/store/file-store.js';
-import type { ClientRecord } from '../../src/store/types.js';
+import { FileStore } from '../../src/store/file/file-store.js';
+import type { ClientRecord, Store } from '../../src/store/types.js';
 
 export { FakeClock };
 
@@ -38,10 +38,15 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
 
 export interface TestContext {
   ctx: OAuthContext;
-  store: FileStore;
+  store: Store;
   clock: FakeClock;
   dir: string;
   close(): Promise<void>;
+}
+
+/** The context the protocol rules get, built from a test config as the daemon builds it. */
+export function oauthContext(config: Config, store: Store, clock: FakeClock, logger: Logger): OAuthContext {
+  return { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources: () => config.resources, store, clock, random: cryptoRandom, logger };
 }
 
 export async function makeContext(env: Record<string, string> = {}): Promise<TestContext> {
@@ -50,16 +55,7 @@ export async function makeContext(env: Record<string, string> = {}): Promise<Tes
   const logger = silentLogger();
   const config = testConfig(dir, env);
   const { store } = await FileStore.open({ dataDir: dir, logger });
-  const ctx: OAuthContext = {
-    issuer: config.issuer,
-    tokens: config.tokens,
-    scopes: config.scopes,
-    resources: () => config.resources,
-    store,
-    clock,
-    random: cryptoRandom,
-    logger,
-  };
+  const ctx = oauthContext(config, store, clock, logger);
   return {
     ctx,
     store,

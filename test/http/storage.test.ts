@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { SCHEMA_VERSION } from '../../src/store/file-store.js';
+import { SCHEMA_VERSION } from '../../src/store/file/snapshot.js';
 import { BODIES, PIN, http, introspect, obtainTokens, refresh, register, useHarness, type TokenBody } from '../helpers/http-harness.js';
 
 async function readDataDir(dir: string): Promise<{ name: string; text: string; mode: number }[]> {

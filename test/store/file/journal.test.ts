@@ -1,11 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { nodeFsOps, type FsOps } from '../../src/store/atomic-file.js';
-import { FileStore, readDataDir, SCHEMA_VERSION } from '../../src/store/file-store.js';
-import { encodeJournalRecord, journalFileName, parseJournal } from '../../src/store/journal.js';
-import type { AccessTokenRecord } from '../../src/store/types.js';
-import { hashSecret } from '../../src/crypto/secrets.js';
-import { clientRecord, removeDir, silentLogger, tempDir } from '../helpers/unit-context.js';
+import { nodeFsOps, type FsOps } from '../../../src/store/file/atomic-file.js';
+import { readDataDir } from '../../../src/store/file/data-dir.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
+import { SCHEMA_VERSION } from '../../../src/store/file/snapshot.js';
+import { encodeJournalRecord, journalFileName, parseJournal } from '../../../src/store/file/journal.js';
+import type { AccessTokenRecord } from '../../../src/store/types.js';
+import { hashSecret } from '../../../src/crypto/secrets.js';
+import { clientRecord, removeDir, silentLogger, tempDir } from '../../helpers/unit-context.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DataDirLockedError, LOCK_FILE, lockDataDir } from '../../src/data-dir-lock.js';
+import { DataDirLockedError, LOCK_FILE, lockDataDir } from '../../../src/store/file/data-dir-lock.js';
 
 describe('lockDataDir', () => {
   let dir: string;

@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { CONSENT_KEY_FILE, loadConsentKey } from '../../src/consent-key.js';
-import { cryptoRandom } from '../../src/crypto/secrets.js';
-import { removeDir, tempDir } from '../helpers/unit-context.js';
+import { CONSENT_KEY_FILE, loadConsentKey } from '../../../src/store/file/consent-key.js';
+import { cryptoRandom } from '../../../src/crypto/secrets.js';
+import { removeDir, tempDir } from '../../helpers/unit-context.js';
 
 describe('loadConsentKey', () => {
   let dir: string;

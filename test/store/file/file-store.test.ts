@@ -1,15 +1,17 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { nodeFsOps, type FsOps } from '../../src/store/atomic-file.js';
-import { FileStore, SCHEMA_VERSION, StoreOpenError } from '../../src/store/file-store.js';
+import { nodeFsOps, type FsOps } from '../../../src/store/file/atomic-file.js';
+import { FileStore } from '../../../src/store/file/file-store.js';
+import { SCHEMA_VERSION } from '../../../src/store/file/snapshot.js';
 import {
+  StoreOpenError,
   StoreUnavailableError,
   type AccessTokenRecord,
   type CodeRecord,
   type RefreshTokenRecord,
-} from '../../src/store/types.js';
-import { hashSecret, newSecret, cryptoRandom } from '../../src/crypto/secrets.js';
-import { clientRecord, removeDir, silentLogger, tempDir } from '../helpers/unit-context.js';
+} from '../../../src/store/types.js';
+import { hashSecret, newSecret, cryptoRandom } from '../../../src/crypto/secrets.js';
+import { clientRecord, removeDir, silentLogger, tempDir } from '../../helpers/unit-context.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 const FILES = ['clients.json', 'codes.json', 'tokens.json', 'refresh_tokens.json'];

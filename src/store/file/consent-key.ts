@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { RandomSource } from './crypto/secrets.js';
-import { nodeFsOps, writeFileAtomic } from './store/atomic-file.js';
+import type { RandomSource } from '../../crypto/secrets.js';
+import { nodeFsOps, writeFileAtomic } from './atomic-file.js';
 
 export const CONSENT_KEY_FILE = 'consent.key';
 

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { nodeFsOps, writeFileAtomic, type FsOps } from '../../src/store/atomic-file.js';
-import { removeDir, tempDir } from '../helpers/unit-context.js';
+import { nodeFsOps, writeFileAtomic, type FsOps } from '../../../src/store/file/atomic-file.js';
+import { removeDir, tempDir } from '../../helpers/unit-context.js';
 
 describe('writeFileAtomic', () => {
   let dir: string;

@@ -1,0 +1,190 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { collectionMaps, COLLECTIONS, FILES, keyOf, OPTIONAL_COLLECTIONS, validJournalOp, type CollectionName, type FileRecord } from './collections.js';
+import { JOURNAL_PATTERN, parseJournal } from './journal.js';
+import { readSnapshotFile } from './snapshot.js';
+
+/**
+ * The data directory as a whole: its modes, the temporary files an interrupted write leaves,
+ * and reading its state (the snapshots with the journal replayed after them) without
+ * changing anything. The daemon's store, `latchkey doctor` and `latchkey backup` all read it
+ * through {@link readDataDir}.
+ */
+
+/** Creates the data directory if needed and makes it private (0700): it holds the consent key and token hashes. */
+export async function prepareDataDir(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fsp.chmod(dir, 0o700).catch(() => undefined);
+}
+
+/**
+ * A crash between writing a temporary file and renaming it leaves the temporary file
+ * behind. It never holds anything acknowledged (the rename is the commit), so it goes.
+ * Only the snapshot files' temporaries are touched; anything else in the directory stays.
+ */
+export async function removeStaleTempFiles(dir: string, logger: Logger): Promise<void> {
+  const names = new Set<string>(Object.values(FILES));
+  for (const entry of await fsp.readdir(dir)) {
+    const match = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(entry);
+    if (match?.[1] && names.has(match[1])) {
+      await fsp.unlink(path.join(dir, entry)).catch(() => undefined);
+      logger.info({ file: entry }, 'removed a temporary file left by an interrupted write');
+    }
+  }
+}
+
+/**
+ * Shares the values that repeat across thousands of loaded records (client id, resource,
+ * scope list) instead of keeping one copy per record: tens of megabytes at 100,000 tokens.
+ * Records are never changed in place, so sharing is safe.
+ */
+function interner(): (record: FileRecord) => FileRecord {
+  const strings = new Map<string, string>();
+  const scopeLists = new Map<string, string[]>();
+  const one = (value: string): string => {
+    const known = strings.get(value);
+    if (known !== undefined) return known;
+    strings.set(value, value);
+    return value;
+  };
+  return (record) => {
+    if (!('grantId' in record)) return record;
+    record.clientId = one(record.clientId);
+    record.resource = one(record.resource);
+    const key = JSON.stringify(record.scopes);
+    const scopes = scopeLists.get(key);
+    if (scopes) record.scopes = scopes;
+    else scopeLists.set(key, record.scopes);
+    return record;
+  };
+}
+
+/**
+ * What a snapshot file held. The missing file of an optional collection (see
+ * OPTIONAL_COLLECTIONS) is an empty snapshot, `absent`, that any journal record applies to.
+ */
+export type SnapshotStatus =
+  | { status: 'ok'; seq: number; bytes: number; absent?: true }
+  | { status: 'missing' }
+  | { status: 'bad'; reason: string; newer: boolean };
+
+/** A state read from the data directory, without changing anything in it. */
+export interface DataDirState {
+  collections: Record<CollectionName, Map<string, FileRecord>>;
+  /** Highest sequence number seen in the snapshots and the journal. */
+  seq: number;
+  snapshots: Record<CollectionName, SnapshotStatus>;
+  journals: { file: string; generation: number; bytes: number; records: number; torn: { line: number; bytes: number } | undefined; corrupt: { line: number; reason: string }[] }[];
+  /** Journal records applied on top of the snapshots. */
+  replayed: number;
+  /**
+   * Whether the files form one point in time: every snapshot is covered by the journal read
+   * (no record missing between a snapshot and the journal, no snapshot newer than it). Only
+   * false when a compaction ran while reading; the reader should read again.
+   */
+  consistent: boolean;
+}
+
+/**
+ * Reads the snapshots and replays the journal after them, exactly as the daemon does at
+ * startup, but only reads. Used by the store itself, `latchkey doctor` and `latchkey backup`.
+ * The journal is read before the snapshots: a compaction replaces snapshots before it deletes
+ * the journal files they cover, so a reader racing a running daemon sees either a journal
+ * file vanish (error code ECHANGED) or `consistent: false`, and reads again. Unreadable files
+ * (permissions) throw with the file's path in the message.
+ */
+export async function readDataDir(dir: string): Promise<DataDirState> {
+  const entries = (await fsp.readdir(dir)).flatMap((entry) => {
+    const match = JOURNAL_PATTERN.exec(entry);
+    return match?.[1] ? [{ file: entry, generation: Number(match[1]) }] : [];
+  });
+  entries.sort((a, b) => a.generation - b.generation);
+  const journalTexts: { file: string; generation: number; text: string }[] = [];
+  for (const { file, generation } of entries) {
+    try {
+      journalTexts.push({ file, generation, text: await fsp.readFile(path.join(dir, file), 'utf8') });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw Object.assign(new Error(`${file} vanished while reading (a compaction finished)`), { code: 'ECHANGED' });
+      throw Object.assign(new Error(`cannot read ${path.join(dir, file)}: ${(err as Error).message}`), { code });
+    }
+  }
+
+  const collections = collectionMaps<FileRecord>();
+  const intern = interner();
+  const snapshots = {} as DataDirState['snapshots'];
+  const from = {} as Record<CollectionName, number>;
+  /** The snapshots that must agree on one point in time. */
+  const present: CollectionName[] = [];
+  let seq = 0;
+  for (const name of COLLECTIONS) {
+    from[name] = 0;
+    let parsed: Awaited<ReturnType<typeof readSnapshotFile>>;
+    try {
+      parsed = await readSnapshotFile(name, path.join(dir, FILES[name]));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') throw Object.assign(new Error(`cannot read ${path.join(dir, FILES[name])}: ${(err as Error).message}`), { code });
+      if (OPTIONAL_COLLECTIONS.has(name)) snapshots[name] = { status: 'ok', seq: 0, bytes: 0, absent: true };
+      else {
+        snapshots[name] = { status: 'missing' };
+        present.push(name);
+      }
+      continue;
+    }
+    present.push(name);
+    if (!parsed.ok) {
+      snapshots[name] = { status: 'bad', reason: parsed.reason, newer: parsed.newer };
+      continue;
+    }
+    for (const record of parsed.records) collections[name].set(keyOf(name, record), intern(record));
+    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: parsed.bytes };
+    from[name] = parsed.seq;
+    seq = Math.max(seq, parsed.seq);
+  }
+  const snapshotSeqs = present.map((name) => from[name]);
+
+  const journals: DataDirState['journals'] = [];
+  let replayed = 0;
+  let firstSeq: number | undefined;
+  let lastSeq: number | undefined;
+  const parsedJournals = journalTexts.map((j) => ({ ...j, parsed: parseJournal(j.text) }));
+  // Sequence numbers only grow from one file to the next. A record whose number a later
+  // file uses again is one whose append failed and could not be cut off: never acknowledged.
+  const supersededFrom: number[] = [];
+  let laterMin = Infinity;
+  for (let i = parsedJournals.length - 1; i >= 0; i--) {
+    supersededFrom[i] = laterMin;
+    for (const record of parsedJournals[i]?.parsed.records ?? []) laterMin = Math.min(laterMin, record.seq);
+  }
+  for (const [i, { file, generation, text, parsed }] of parsedJournals.entries()) {
+    const corrupt = [...parsed.corrupt];
+    let records = 0;
+    for (const record of parsed.records) {
+      if (record.seq >= (supersededFrom[i] ?? Infinity)) continue;
+      if (!record.ops.every(validJournalOp)) {
+        corrupt.push({ line: record.line, reason: 'a record does not match the schema' });
+        continue;
+      }
+      records++;
+      firstSeq ??= record.seq;
+      lastSeq = record.seq;
+      seq = Math.max(seq, record.seq);
+      let applied = false;
+      for (const [collection, key, value] of record.ops as [CollectionName, string, FileRecord | null][]) {
+        if (record.seq <= from[collection]) continue; // the snapshot already holds it
+        if (value === null) collections[collection].delete(key);
+        else collections[collection].set(key, intern(value));
+        applied = true;
+      }
+      if (applied) replayed++;
+    }
+    journals.push({ file, generation, bytes: Buffer.byteLength(text), records, torn: parsed.torn, corrupt });
+  }
+  const consistent =
+    firstSeq === undefined || lastSeq === undefined
+      ? snapshotSeqs.every((s) => s === snapshotSeqs[0])
+      : snapshotSeqs.every((s) => s >= firstSeq - 1 && s <= lastSeq);
+  return { collections, seq, snapshots, journals, replayed, consistent };
+}

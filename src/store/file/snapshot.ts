@@ -1,0 +1,121 @@
+import { promises as fsp } from 'node:fs';
+import { z } from 'zod';
+import { SCHEMAS, type CollectionName, type FileRecord } from './collections.js';
+
+/**
+ * The snapshot files: `{"version":2,"seq":n,"records":[...]}`, one record per line, each the
+ * whole state of one collection up to journal sequence number `seq`. Reading and writing them
+ * is this module's one job; the daemon, `latchkey doctor` and `latchkey backup` all judge a
+ * file through it.
+ */
+
+/** The snapshot format written now: `{"version":2,"seq":n,"records":[...]}`. */
+export const SCHEMA_VERSION = 2;
+/** Version 1 files (no journal, no `seq`) are read as snapshots at sequence 0. */
+const OLDEST_READABLE_VERSION = 1;
+/** Records per chunk when serializing a snapshot: small enough to keep each step short. */
+const SNAPSHOT_CHUNK = 1_000;
+
+export type SnapshotParse = { ok: true; records: FileRecord[]; seq: number } | { ok: false; reason: string; newer: boolean };
+
+/**
+ * Reads one snapshot file: its envelope, schema version, sequence number and every record.
+ * Shared with `latchkey doctor` and `latchkey backup`, so they judge a file exactly as the
+ * daemon does.
+ */
+export function parseDataFile(name: CollectionName, text: string): SnapshotParse {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: `not valid JSON (${(err as Error).message})`, newer: false };
+  }
+  const envelope = z.object({ version: z.number(), seq: z.number().int().nonnegative().optional(), records: z.array(z.unknown()) }).safeParse(json);
+  if (!envelope.success) return { ok: false, reason: 'not a Latchkey data file (no version/records)', newer: false };
+  if (envelope.data.version > SCHEMA_VERSION) {
+    return { ok: false, reason: `schema version ${envelope.data.version}`, newer: true };
+  }
+  if (envelope.data.version < OLDEST_READABLE_VERSION || !Number.isInteger(envelope.data.version)) {
+    return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
+  }
+  // Each record is checked and the parsed object itself kept: no second copy of a large store.
+  const schema = SCHEMAS[name];
+  const records = envelope.data.records;
+  for (const record of records) {
+    const checked = schema.safeParse(record);
+    if (!checked.success) {
+      return { ok: false, reason: `a record does not match the schema (${checked.error.issues[0]?.message ?? ''})`, newer: false };
+    }
+  }
+  return { ok: true, records: records as FileRecord[], seq: envelope.data.seq ?? 0 };
+}
+
+const SNAPSHOT_HEADER = /^\{"version":(0|[1-9]\d*),"seq":(0|[1-9]\d*),"records":\[$/;
+
+/**
+ * Reads a snapshot file as the store writes it, one record per line, parsing line by line:
+ * a large store is never held as one multi-megabyte string plus its parse tree at once
+ * (that peak, not the records, set the daemon's resident memory). Anything else (a version 1
+ * file, a file edited by hand, a damaged one) is judged by {@link parseDataFile} on the whole
+ * text, so both paths accept and refuse exactly the same files.
+ */
+export async function readSnapshotFile(name: CollectionName, file: string): Promise<SnapshotParse & { bytes: number }> {
+  const handle = await fsp.open(file, 'r');
+  let bytes = 0;
+  try {
+    const records: FileRecord[] = [];
+    const schema = SCHEMAS[name];
+    let header: { version: number; seq: number } | undefined;
+    let closed = false;
+    let fits = true;
+    // JSON's commas: every record line but the last ends with one.
+    let comma = false;
+    for await (const line of handle.readLines({ encoding: 'utf8' })) {
+      bytes += Buffer.byteLength(line) + 1;
+      if (!fits) continue;
+      if (!header) {
+        const match = SNAPSHOT_HEADER.exec(line);
+        if (!match || Number(match[1]) !== SCHEMA_VERSION || !Number.isSafeInteger(Number(match[2]))) fits = false;
+        else header = { version: Number(match[1]), seq: Number(match[2]) };
+        continue;
+      }
+      if (closed || line === ']}') {
+        fits = !closed && line === ']}' && !comma;
+        closed = true;
+        continue;
+      }
+      if (records.length > 0 && !comma) {
+        fits = false;
+        continue;
+      }
+      comma = line.endsWith(',');
+      try {
+        const record: unknown = JSON.parse(comma ? line.slice(0, -1) : line);
+        if (schema.safeParse(record).success) records.push(record as FileRecord);
+        else fits = false;
+      } catch {
+        fits = false;
+      }
+    }
+    if (fits && header && closed) return { ok: true, records, seq: header.seq, bytes };
+  } finally {
+    await handle.close();
+  }
+  const text = await fsp.readFile(file, 'utf8');
+  return { ...parseDataFile(name, text), bytes: Buffer.byteLength(text) };
+}
+
+/** One snapshot file's text, produced in chunks (see writeFileAtomic). */
+export function* snapshotChunks(seq: number, records: readonly FileRecord[]): Generator<string> {
+  yield `{"version":${SCHEMA_VERSION},"seq":${seq},"records":[`;
+  for (let i = 0; i < records.length; i += SNAPSHOT_CHUNK) {
+    const part = records.slice(i, i + SNAPSHOT_CHUNK).map((r) => JSON.stringify(r));
+    yield `${i === 0 ? '' : ','}\n${part.join(',\n')}`;
+  }
+  yield '\n]}\n';
+}
+
+/** A snapshot file's text, as the store writes it. */
+export function serializeSnapshot(seq: number, records: Iterable<FileRecord>): string {
+  return [...snapshotChunks(seq, [...records])].join('');
+}
