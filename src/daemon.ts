@@ -18,7 +18,7 @@ import { ClientResolver } from './oauth/client-resolver.js';
 import { ConsentSigner } from './oauth/consent/consent-form.js';
 import type { OAuthContext } from './oauth/context.js';
 import { KnownDevices } from './oauth/known-devices.js';
-import { hashedPinVerifier, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
+import { hashedPinVerifier, kvFailureLog, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { AdminSessions } from './owner/admin-sessions.js';
 import { OwnerConsole } from './owner/owner-console.js';
 import { serverStats } from './owner/server-status.js';
@@ -95,7 +95,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
   // every instance on one database shares it.
   const signingKey = await backend.consentKey();
   const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
-  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest);
+  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv, random));
   const { cimd } = config;
   const clients = new ClientResolver({
     store,
@@ -119,20 +119,26 @@ export async function createServices(config: Config, logger: Logger, options: Se
     ctx,
     clients,
     counters: backend.counters,
+    kv: backend.kv,
     signer,
     pins,
     devices: new KnownDevices(signingKey, random),
     loginForms: new TokenSigner(signingKey, 'admin-login-form'),
     owner,
-    adminSessions: new AdminSessions(clock, random, config.admin.idleTimeoutMs),
+    adminSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs),
     version: VERSION,
     startedAt,
     rootDir: ROOT_DIR,
     gateway,
   });
   const cleanup = async (): Promise<void> => {
-    const removed = await store.deleteExpired(clock.now());
-    logger.info({ removed }, 'expired codes and tokens deleted');
+    const now = clock.now();
+    const removed = await store.deleteExpired(now);
+    // Registration is open: clients that never completed an authorization go after
+    // OAUTH_UNUSED_CLIENT_TTL, so a registration flood cannot fill the table for good. Approved
+    // clients never expire (hosts cache their client_id for months).
+    const unusedClients = await store.deleteUnusedClients(now - config.store.unusedClientTtlMs);
+    logger.info({ removed, unusedClients }, 'expired codes and tokens deleted');
   };
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
   return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };

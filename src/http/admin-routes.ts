@@ -118,18 +118,18 @@ export function adminRouter(deps: AdminDeps): Router {
   };
 
   /** The session of a request, or undefined (and the sign-in page already sent). */
-  const requireSession = (req: Request, res: Response): AdminSession | undefined => {
-    const session = sessions.touch(readCookie(req, sessionCookie));
+  const requireSession = async (req: Request, res: Response): Promise<AdminSession | undefined> => {
+    const session = await sessions.touch(readCookie(req, sessionCookie));
     if (!session) renderLogin(res, 401, 'Your session has ended. Sign in again.');
     return session;
   };
 
   /** Reads a form posted within a session, checking its CSRF token. */
-  const sessionForm = <K extends string>(
+  const sessionForm = async <K extends string>(
     req: Request,
     res: Response,
     names: readonly K[],
-  ): { session: AdminSession; fields: Partial<Record<K | 'csrf' | 'confirm', string>> } | undefined => {
+  ): Promise<{ session: AdminSession; fields: Partial<Record<K | 'csrf' | 'confirm', string>> } | undefined> => {
     let fields: Partial<Record<K | 'csrf' | 'confirm', string>>;
     try {
       fields = singleParams(req.body, [...names, 'csrf', 'confirm'] as const);
@@ -137,7 +137,7 @@ export function adminRouter(deps: AdminDeps): Router {
       renderError(res, 400, 'Invalid form', 'The form was not sent correctly. Go back to the owner\u2019s page and try again.');
       return undefined;
     }
-    const session = requireSession(req, res);
+    const session = await requireSession(req, res);
     if (!session) return undefined;
     if (!fields.csrf || !safeEqual(fields.csrf, session.csrf)) {
       renderError(res, 403, 'Security check failed', 'This form did not come from your owner\u2019s page. Nothing was changed.');
@@ -147,7 +147,7 @@ export function adminRouter(deps: AdminDeps): Router {
   };
 
   router.get(base, async (req: Request, res: Response) => {
-    const session = sessions.touch(readCookie(req, sessionCookie));
+    const session = await sessions.touch(readCookie(req, sessionCookie));
     if (!session) return renderLogin(res, 200);
     await renderDashboard(req, res, session);
   });
@@ -172,7 +172,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const who = { ip: req.ip, knownDevice: device !== undefined };
     switch (outcome.kind) {
       case 'ok': {
-        const { cookie } = sessions.create();
+        const { cookie } = await sessions.create();
         res.clearCookie(loginCookie, cookieOptions);
         res.cookie(sessionCookie, cookie, cookieOptions);
         res.cookie(deviceCookie, deps.devices.remember(device), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
@@ -199,16 +199,16 @@ export function adminRouter(deps: AdminDeps): Router {
     }
   });
 
-  router.post(`${base}/logout`, form, (req: Request, res: Response) => {
-    const posted = sessionForm(req, res, []);
+  router.post(`${base}/logout`, form, async (req: Request, res: Response) => {
+    const posted = await sessionForm(req, res, []);
     if (!posted) return;
-    sessions.end(readCookie(req, sessionCookie));
+    await sessions.end(readCookie(req, sessionCookie));
     res.clearCookie(sessionCookie, cookieOptions);
     res.redirect(303, base);
   });
 
   router.post(`${base}/grants/revoke`, form, async (req: Request, res: Response) => {
-    const posted = sessionForm(req, res, ['grant_id']);
+    const posted = await sessionForm(req, res, ['grant_id']);
     if (!posted) return;
     const { fields, session } = posted;
     const found = await owner.grant(fields.grant_id);
@@ -236,7 +236,7 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.post(`${base}/clients/delete`, form, async (req: Request, res: Response) => {
-    const posted = sessionForm(req, res, ['client_id']);
+    const posted = await sessionForm(req, res, ['client_id']);
     if (!posted) return;
     const { fields, session } = posted;
     const found = await owner.client(fields.client_id);

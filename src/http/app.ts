@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Gateway } from '../gateway/index.js';
 import type { ClientResolver } from '../oauth/client-resolver.js';
+import type { ConsentDecisionDeps } from '../oauth/consent/consent-decision.js';
 import type { ConsentSigner } from '../oauth/consent/consent-form.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
@@ -37,6 +38,8 @@ export interface AppDeps {
   clients: ClientResolver;
   /** The backend's counters: every rate limit counts there. */
   counters: RateLimitCounters;
+  /** The backend's key-value entries (used consent forms). */
+  kv: ConsentDecisionDeps['kv'];
   signer: ConsentSigner;
   pins: PinGuard;
   devices: KnownDevices;
@@ -110,7 +113,7 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     consentRouter(
-      { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins, trustedRedirectHosts: settings.redirects.trustedHosts },
+      { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins, kv: deps.kv, trustedRedirectHosts: settings.redirects.trustedHosts },
       { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute, devices: deps.devices, counters },
     ),
   );

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { verifyPinHash, type PinHash } from '../crypto/pin-hash.js';
-import { safeEqual } from '../crypto/secrets.js';
+import { newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
+import type { KeyValueStore } from '../store/types.js';
 
 /** Says whether an attempt is the owner's PIN, in constant time. */
 export type PinVerifier = (attempt: string) => Promise<boolean>;
@@ -35,11 +36,11 @@ export interface PinAttemptOptions {
   device?: string;
 }
 
-/** One budget's failures: only when they happened matters. */
+/** One budget's failures: only when they happened matters, and only for an hour. */
 export interface PinFailureLog {
   record(bucket: string, at: number): Promise<void>;
-  /** Failures of the bucket after `since`, oldest first. */
-  since(bucket: string, since: number): Promise<number[]>;
+  /** When the bucket's failures of the last hour (before `now`) happened, oldest first. */
+  lastHour(bucket: string, now: number): Promise<number[]>;
   /** Forgets every failure of every bucket; returns how many went. */
   clear(): Promise<number>;
 }
@@ -73,13 +74,13 @@ export class PinGuard {
     private readonly clock: Clock,
     private readonly maxFailuresPerHour: number,
     private readonly maxAttemptsPerRequest: number,
-    private readonly failures: PinFailureLog = memoryFailureLog(),
+    private readonly failures: PinFailureLog,
   ) {}
 
   /** When the lockout of a budget ends, or undefined if it is not locked. */
   async lockedUntil(options: PinAttemptOptions = {}): Promise<number | undefined> {
     const now = this.clock.now();
-    const recent = await this.failures.since(pinBudget(options), now - HOUR_MS);
+    const recent = await this.failures.lastHour(pinBudget(options), now);
     if (recent.length < this.maxFailuresPerHour) return undefined;
     return (recent[recent.length - this.maxFailuresPerHour] ?? now) + HOUR_MS;
   }
@@ -116,26 +117,32 @@ export class PinGuard {
   }
 }
 
-/** Failures kept in this process: what a single daemon on the JSON files needs. */
-export function memoryFailureLog(): PinFailureLog {
-  const buckets = new Map<string, number[]>();
+/** The namespace of PIN failures in the backend's key-value entries. */
+const FAILURES = 'pin-failures';
+
+/**
+ * PIN failures kept in the backend's key-value entries, each living one hour: durable on the
+ * files (a restart does not reset a lockout an attacker caused) and shared by every instance
+ * on PostgreSQL (a lockout reached through one holds on all). The entries stay few: each
+ * budget stops counting once it is spent.
+ */
+export function kvFailureLog(kv: Pick<KeyValueStore, 'put' | 'list' | 'delete'>, random: RandomSource): PinFailureLog {
   return {
     async record(bucket, at) {
-      const list = buckets.get(bucket) ?? [];
-      list.push(at);
-      buckets.set(bucket, list);
+      await kv.put(FAILURES, `${bucket}|${at}|${newSecret(random, 6)}`, String(at), at + HOUR_MS);
     },
-    async since(bucket, since) {
-      const recent = (buckets.get(bucket) ?? []).filter((t) => t > since);
-      if (recent.length > 0) buckets.set(bucket, recent);
-      else buckets.delete(bucket);
-      return recent;
+    async lastHour(bucket, now) {
+      const prefix = `${bucket}|`;
+      // An entry lives one hour from its failure, so the live ones are exactly the last hour's.
+      return (await kv.list(FAILURES, now))
+        .filter((e) => e.key.startsWith(prefix))
+        .map((e) => Number(e.value))
+        .sort((a, b) => a - b);
     },
     async clear() {
-      let n = 0;
-      for (const list of buckets.values()) n += list.length;
-      buckets.clear();
-      return n;
+      const entries = await kv.list(FAILURES, Number.NEGATIVE_INFINITY);
+      for (const e of entries) await kv.delete(FAILURES, e.key);
+      return entries.length;
     },
   };
 }

@@ -1,5 +1,7 @@
+import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
+import type { KeyValueStore } from '../store/types.js';
 
 export interface AdminSession {
   /** The value every form of this session carries (synchronizer token). */
@@ -11,53 +13,61 @@ export interface AdminSession {
 /** A session ends after this long even when in use, so a forgotten tab cannot live forever. */
 export const ADMIN_SESSION_MAX_MS = 12 * 3_600_000;
 
+/** A session's last use is written at most this often: every page view need not be a write. */
+const TOUCH_WRITE_MS = 30_000;
+
+const NAMESPACE = 'admin-session';
+const sessionSchema = z.object({ csrf: z.string(), createdAt: z.number(), lastSeenAt: z.number() });
+
 /**
- * Owner's page sessions, in memory on purpose: a restart signs the owner out, which costs a
- * PIN entry, and no session secret ever reaches the disk. The cookie holds a 256-bit random
- * value; only its hash is kept here, as for every other credential.
+ * Owner's page sessions, in the backend's key-value entries: a restart keeps the owner signed
+ * in, and every instance on one database knows every session. The cookie holds a 256-bit
+ * random value; only its hash is stored, as for every other credential. An entry expires with
+ * its idle timeout, and after twelve hours whatever its use.
  */
 export class AdminSessions {
-  private readonly sessions = new Map<string, AdminSession>();
-
   constructor(
+    private readonly kv: Pick<KeyValueStore, 'put' | 'get' | 'delete'>,
     private readonly clock: Clock,
     private readonly random: RandomSource,
     private readonly idleMs: number,
   ) {}
 
   /** Starts a session; returns the cookie value. */
-  create(): { cookie: string; session: AdminSession } {
-    this.sweep();
+  async create(): Promise<{ cookie: string; session: AdminSession }> {
     const cookie = newSecret(this.random);
     const now = this.clock.now();
     const session: AdminSession = { csrf: newSecret(this.random), createdAt: now, lastSeenAt: now };
-    this.sessions.set(hashSecret(cookie), session);
+    await this.save(hashSecret(cookie), session);
     return { cookie, session };
   }
 
   /** The live session for a cookie, marking it used now; undefined if unknown or timed out. */
-  touch(cookie: string | undefined): AdminSession | undefined {
+  async touch(cookie: string | undefined): Promise<AdminSession | undefined> {
     if (!cookie) return undefined;
     const key = hashSecret(cookie);
-    const session = this.sessions.get(key);
-    if (!session) return undefined;
     const now = this.clock.now();
+    const stored = await this.kv.get(NAMESPACE, key, now);
+    const parsed = stored === undefined ? undefined : sessionSchema.safeParse(JSON.parse(stored));
+    if (!parsed?.success) return undefined;
+    const session = parsed.data;
     if (now - session.lastSeenAt > this.idleMs || now - session.createdAt > ADMIN_SESSION_MAX_MS) {
-      this.sessions.delete(key);
+      await this.kv.delete(NAMESPACE, key);
       return undefined;
     }
-    session.lastSeenAt = now;
+    if (now - session.lastSeenAt >= TOUCH_WRITE_MS) {
+      session.lastSeenAt = now;
+      await this.save(key, session);
+    }
     return session;
   }
 
-  end(cookie: string | undefined): void {
-    if (cookie) this.sessions.delete(hashSecret(cookie));
+  async end(cookie: string | undefined): Promise<void> {
+    if (cookie) await this.kv.delete(NAMESPACE, hashSecret(cookie));
   }
 
-  private sweep(): void {
-    const now = this.clock.now();
-    for (const [key, s] of this.sessions) {
-      if (now - s.lastSeenAt > this.idleMs || now - s.createdAt > ADMIN_SESSION_MAX_MS) this.sessions.delete(key);
-    }
+  private async save(key: string, session: AdminSession): Promise<void> {
+    const expiresAt = Math.min(session.lastSeenAt + this.idleMs, session.createdAt + ADMIN_SESSION_MAX_MS);
+    await this.kv.put(NAMESPACE, key, JSON.stringify(session), expiresAt);
   }
 }

@@ -1,8 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { loadConfig, ConfigError } from '../../src/config.js';
-import { hashedPinVerifier, PinGuard } from '../../src/oauth/pin-guard.js';
+import { cryptoRandom } from '../../src/crypto/secrets.js';
+import { createLogger } from '../../src/logger.js';
+import { hashedPinVerifier, kvFailureLog, PinGuard } from '../../src/oauth/pin-guard.js';
+import { openBackend } from '../../src/store/open-backend.js';
 import { hashPin, parsePinHash, verifyPinHash } from '../../src/crypto/pin-hash.js';
 import { captureIo } from '../helpers/cli-io.js';
 
@@ -67,11 +72,14 @@ describe('OAUTH_PIN_HASH', () => {
     const now = 1_000_000;
     const stored = parsePinHash(await hashPin('482913'));
     if (!stored) throw new Error('hash-pin made a hash the parser refuses');
-    const guard = new PinGuard(hashedPinVerifier(stored), { now: () => now }, 30, 3);
+    const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-pinhash-'));
+    const { backend } = await openBackend({ dataDir: dir, logger: createLogger('silent'), random: cryptoRandom });
+    const guard = new PinGuard(hashedPinVerifier(stored), { now: () => now }, 30, 3, kvFailureLog(backend.kv, cryptoRandom));
     expect(await guard.check('r1', now + 60_000, '000000')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
     expect(await guard.check('r1', now + 60_000, '482913')).toEqual({ kind: 'ok' });
     // Guesses sent at once are checked one after another, so none slips past the limit.
     const burst = await Promise.all([1, 2, 3, 4].map((i) => guard.check('r2', now + 60_000, `00000${i}`)));
     expect(burst.map((o) => o.kind)).toEqual(['wrong', 'wrong', 'request-exhausted', 'request-exhausted']);
+    await backend.close();
   });
 });

@@ -12,7 +12,7 @@ import { FakeClock } from '../helpers/fake-clock.js';
 const PIN = '582046';
 const SECRET = 'introspection-secret-0123456789';
 
-async function setup(env: Record<string, string> = {}): Promise<{ services: Services; clock: FakeClock }> {
+async function setup(env: Record<string, string> = {}): Promise<{ services: Services; clock: FakeClock; dataDir: string }> {
   const clock = new FakeClock(Date.UTC(2026, 10, 22, 12));
   const config = loadConfig({
     OAUTH_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'latchkey-admin-')),
@@ -31,7 +31,7 @@ async function setup(env: Record<string, string> = {}): Promise<{ services: Serv
     const { access, refresh } = tokenPair(client, grant, hashSecret(`access-${n}`), hashSecret(`refresh-${n}`), clock.ms - 60_000);
     await store.putTokens(access, refresh);
   }
-  return { services, clock };
+  return { services, clock, dataDir: config.store.dataDir };
 }
 
 const csrfOf = (html: string): string => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
@@ -238,5 +238,27 @@ describe('/admin', () => {
     const csrf = csrfOf((await agent.get('/admin')).text);
     expect((await agent.post('/admin/logout').type('form').send({ csrf })).status).toBe(303);
     expect((await agent.get('/admin')).text).toContain('Sign in');
+  });
+
+  it('keeps a session across a restart (sessions live in the backend, as hashes)', async () => {
+    const { services, clock, dataDir } = await setup();
+    const login = await request(services.app).get('/admin');
+    const token = csrfOf(login.text);
+    const signedIn = await request(services.app)
+      .post('/admin/login')
+      .set('Cookie', `latchkey_admin_login=${token}`)
+      .type('form')
+      .send({ csrf: token, pin: PIN });
+    const session = /latchkey_admin=([^;]+)/.exec(((signedIn.headers['set-cookie'] as unknown as string[]) ?? []).join('\n'))?.[1] ?? '';
+    expect(session).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    await services.backend.close();
+
+    const config = loadConfig({ OAUTH_DATA_DIR: dataDir, OAUTH_PIN: PIN, LOG_LEVEL: 'silent' });
+    const again = await createServices(config, createLogger('silent'), { clock });
+    const page = await request(again.app).get('/admin').set('Cookie', `latchkey_admin=${session}`);
+    expect(page.text).toContain('Connected apps');
+    // The stored entry is the session's hash, never the cookie itself.
+    expect(JSON.stringify(await again.backend.kv.list('admin-session', clock.now()))).not.toContain(session);
+    await again.backend.close();
   });
 });

@@ -239,6 +239,18 @@ describe('GET /authorize', () => {
       expect(redirectParams(back).get('error')).toBe('access_denied');
     });
 
+    it('once the owner approved a client, its errors go back automatically', async () => {
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://app.example.org/cb'] });
+      expect((await authorize(client, { query: { code_challenge: undefined } })).status).toBe(400);
+      const page = await openConsent(s.h, client);
+      expect((await postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' })).status).toBe(303);
+      await s.h.restart();
+      const res = await authorize(client, { query: { code_challenge: undefined } });
+      expect(res.status).toBe(302);
+      expect(redirectParams(res).get('error')).toBe('invalid_request');
+      expect((await s.h.services.store.getClient(client.client_id))?.approvedAt).toEqual(expect.any(Number));
+    });
+
     it('an approval always returns the code, with 303 (RFC 9700 §4.12)', async () => {
       const stranger = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://attacker.example/cb'] });
       const page = await openConsent(s.h, stranger);

@@ -226,6 +226,22 @@ describe('POST /authorize/consent', () => {
     expect(redirectParams(ok).get('code')).toBeTruthy();
   });
 
+  it('a consent form is used once: posting it again yields no second code, even at once', async () => {
+    const client = await register(s.h, BODIES.claude);
+    const page = await openConsent(s.h, client);
+    const approve = (): Promise<Response> => postConsent(s.h, { consent: page.consent, csrf: page.csrf, pin: PIN, decision: 'approve' });
+    const [a, b] = await Promise.all([approve(), approve()]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([303, 409]);
+    const again = await approve();
+    expectPage(again, 409);
+    expect(again.text).toContain('already been used');
+    expect(again.headers.location).toBeUndefined();
+    // A new page for the same client works as usual.
+    const fresh = await openConsent(s.h, client, {}, page.csrf);
+    expect((await postConsent(s.h, { consent: fresh.consent, csrf: page.csrf, pin: PIN, decision: 'approve' })).status).toBe(303);
+  });
+
   it("strangers' wrong PINs lock out new browsers, never a browser that entered the PIN before", async () => {
     const h = await s.start({ OAUTH_PIN_MAX_FAILURES_PER_HOUR: '3' });
     const client = await register(h, BODIES.claude);

@@ -1,4 +1,4 @@
-import { BODIES, ISSUER, http, nullPaths, openConsent, register, useHarness, type RegisteredClient } from '../helpers/http-harness.js';
+import { BODIES, ISSUER, approve, http, nullPaths, openConsent, register, useHarness, type RegisteredClient } from '../helpers/http-harness.js';
 
 describe('POST /register', () => {
   const s = useHarness();
@@ -213,5 +213,23 @@ describe('POST /register', () => {
     // The metadata issuer is unchanged by a restart.
     const meta = await http(s.h).get('/.well-known/oauth-authorization-server');
     expect((meta.body as { issuer: string }).issuer).toBe(ISSUER);
+  });
+
+  it('the cleanup deletes clients never approved after OAUTH_UNUSED_CLIENT_TTL, never an approved one', async () => {
+    const h = await s.start({ OAUTH_UNUSED_CLIENT_TTL: '3600' });
+    const flood = await register(h, BODIES.claude);
+    const approved = await register(h, BODIES.chatgpt);
+    await approve(h, approved);
+    h.clock.advance(3_599_000);
+    await h.services.cleanup();
+    expect(await h.services.store.getClient(flood.client_id)).toBeDefined();
+    h.clock.advance(2000);
+    await h.services.cleanup();
+    expect(await h.services.store.getClient(flood.client_id)).toBeUndefined();
+    expect(await h.services.store.getClient(approved.client_id)).toBeDefined();
+    // The deleted client learns it must register again: invalid_client, as after any deletion.
+    const token = await http(h).post('/token').type('form').send({ grant_type: 'refresh_token', refresh_token: 'x', client_id: flood.client_id });
+    expect(token.status).toBe(401);
+    expect((token.body as { error: string }).error).toBe('invalid_client');
   });
 });

@@ -1,5 +1,20 @@
-import { PinGuard, plainPinVerifier } from '../../src/oauth/pin-guard.js';
-import { FakeClock } from '../helpers/unit-context.js';
+import { cryptoRandom } from '../../src/crypto/secrets.js';
+import { kvFailureLog, PinGuard, plainPinVerifier, type PinFailureLog } from '../../src/oauth/pin-guard.js';
+import { openBackend, type OpenedBackend } from '../../src/store/open-backend.js';
+import { FakeClock, removeDir, silentLogger, tempDir } from '../helpers/unit-context.js';
+
+/** Failures live in a real file backend's key-value entries, as in the daemon. */
+let backend: OpenedBackend;
+let dir: string;
+beforeEach(async () => {
+  dir = await tempDir();
+  ({ backend } = await openBackend({ dataDir: dir, logger: silentLogger(), random: cryptoRandom }));
+});
+afterEach(async () => {
+  await backend.close();
+  await removeDir(dir);
+});
+const failures = (): PinFailureLog => kvFailureLog(backend.kv, cryptoRandom);
 
 const PIN = '48213907';
 const HOUR = 3_600_000;
@@ -13,17 +28,17 @@ describe('PinGuard', () => {
   });
 
   it('accepts the correct PIN', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5, failures());
     expect(await guard.check('req-1', expires(), PIN)).toEqual({ kind: 'ok' });
   });
 
   it.each(['', '4821390', '482139070', '48213906', ' 48213907'])('refuses the wrong PIN %j', async (attempt) => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5, failures());
     expect(await guard.check('req-1', expires(), attempt)).toEqual({ kind: 'wrong', attemptsLeft: 4 });
   });
 
   it('counts down the attempts of one request, then exhausts it even for the right PIN', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3, failures());
     const exp = expires();
     expect(await guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
     expect(await guard.check('req-1', exp, '1')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
@@ -32,7 +47,7 @@ describe('PinGuard', () => {
   });
 
   it('keeps per-request budgets separate', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2, failures());
     const exp = expires();
     expect(await guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
     expect(await guard.check('req-1', exp, '1')).toEqual({ kind: 'request-exhausted' });
@@ -40,7 +55,7 @@ describe('PinGuard', () => {
   });
 
   it('a correct PIN does not reset the count of failures', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3, failures());
     const exp = expires();
     await guard.check('req-1', exp, 'x');
     expect(await guard.check('req-1', exp, PIN)).toEqual({ kind: 'ok' });
@@ -48,7 +63,7 @@ describe('PinGuard', () => {
   });
 
   it('locks everyone out after N failures within an hour, across requests', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 4, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 4, 5, failures());
     const start = clock.now();
     for (let i = 0; i < 3; i++) {
       expect((await guard.check(`req-${i}`, expires(), 'wrong')).kind).toBe('wrong');
@@ -62,7 +77,7 @@ describe('PinGuard', () => {
   });
 
   it('failures while locked do not extend the lockout', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
     const start = clock.now();
     await guard.check('a', expires(), 'x');
     await guard.check('b', expires(), 'x');
@@ -72,7 +87,7 @@ describe('PinGuard', () => {
   });
 
   it('lifts the lockout when the oldest failure is an hour old', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5, failures());
     const start = clock.now();
     await guard.check('a', expires(), 'x');
     clock.advance(20 * 60_000);
@@ -92,7 +107,7 @@ describe('PinGuard', () => {
   });
 
   it('forgets per-request counts once the request has expired', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2, failures());
     const exp = clock.now() + 1000;
     await guard.check('req-1', exp, 'x');
     expect(await guard.check('req-1', exp, 'y')).toEqual({ kind: 'request-exhausted' });
@@ -110,14 +125,14 @@ describe('PinGuard budgets: the owner can always get in', () => {
   });
 
   it('strangers spending the shared budget never pause a known device', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5, failures());
     for (let i = 0; i < 3; i++) await guard.check(`attacker-${i}`, expires(), 'guess');
     expect((await guard.check('new-browser', expires(), PIN)).kind).toBe('locked');
     expect(await guard.check('owner-page', expires(), PIN, { device: 'owner-laptop' })).toEqual({ kind: 'ok' });
   });
 
   it('a known device has its own budget, which its own failures spend', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
     await guard.check('a', expires(), 'x', { device: 'd1' });
     const second = await guard.check('b', expires(), 'x', { device: 'd1' });
     expect(second.kind).toBe('locked');
@@ -128,7 +143,7 @@ describe('PinGuard budgets: the owner can always get in', () => {
   });
 
   it("the owner's page and the consent pages have separate shared budgets", async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
     await guard.check('a', expires(), 'x', { purpose: 'consent' });
     await guard.check('b', expires(), 'x', { purpose: 'consent' });
     expect((await guard.check('c', expires(), PIN, { purpose: 'consent' })).kind).toBe('locked');
@@ -136,13 +151,27 @@ describe('PinGuard budgets: the owner can always get in', () => {
   });
 
   it('unlock lifts every lockout and every page count', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 2);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 2, failures());
     await guard.check('a', expires(), 'x');
     await guard.check('a', expires(), 'x');
     expect(await guard.check('b', expires(), 'x', { device: 'd' })).toEqual({ kind: 'wrong', attemptsLeft: 1 });
     expect((await guard.check('c', expires(), PIN)).kind).toBe('locked');
     expect(await guard.unlock()).toBe(3);
+    expect(await backend.kv.list('pin-failures', clock.now())).toEqual([]);
     expect(await guard.lockedUntil()).toBeUndefined();
     expect(await guard.check('a', expires(), PIN)).toEqual({ kind: 'ok' });
+  });
+});
+
+describe('PIN failures in the backend', () => {
+  it('survive a restart of the daemon (a lockout is not undone by restarting)', async () => {
+    const clock = new FakeClock();
+    const first = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    await first.check('a', clock.now() + 60_000, 'x');
+    await first.check('b', clock.now() + 60_000, 'x');
+    await backend.close();
+    ({ backend } = await openBackend({ dataDir: dir, logger: silentLogger(), random: cryptoRandom }));
+    const second = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    expect((await second.check('c', clock.now() + 60_000, PIN)).kind).toBe('locked');
   });
 });

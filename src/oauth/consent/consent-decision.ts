@@ -1,5 +1,6 @@
 import { buildRedirect } from '../authorization-request.js';
 import { issueAuthorizationCode } from '../grants/authorization-code.js';
+import type { KeyValueStore } from '../../store/types.js';
 import type { PinGuard } from '../pin-guard.js';
 import { matchRedirectUri } from '../redirect-uri.js';
 import { redirectsAutomatically } from '../redirect-trust.js';
@@ -9,7 +10,12 @@ import type { StartAuthorizationDeps } from './start-authorization.js';
 
 export interface ConsentDecisionDeps extends StartAuthorizationDeps {
   pins: PinGuard;
+  /** Where used consent forms are remembered until they expire (single use, across instances). */
+  kv: Pick<KeyValueStore, 'putIfAbsent'>;
 }
+
+/** The namespace of consent forms that produced a code. */
+const USED_FORMS = 'consent-used';
 
 /** The consent form as posted, with what the request tells about the browser. */
 export interface PostedConsent {
@@ -95,7 +101,15 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
         message: `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left for this request.`,
       };
     case 'ok': {
+      // A form is used once: the same form and cookie posted again (a double click, a replayed
+      // request) never yields a second code.
+      if (!(await deps.kv.putIfAbsent(USED_FORMS, id, String(ctx.clock.now()), expiresAt, ctx.clock.now()))) {
+        return errorPage(409, 'This approval was already given', 'This approval form has already been used, and its code sent to the app. If the app did not connect, start the connection again from your app.');
+      }
       const code = await issueAuthorizationCode(ctx, request);
+      // From now on the owner trusts this client: errors may go back to it automatically, and
+      // it never expires as unused.
+      await ctx.store.markClientApproved(client.clientId, ctx.clock.now());
       ctx.logger.info({ clientId: client.clientId, scopes: request.scopes, resource: request.resource, ip: posted.ip }, 'owner approved access');
       return { ...back({ code }), rememberDevice: true };
     }
