@@ -21,6 +21,7 @@ const DONE_MESSAGES: Record<string, string> = {
   'grant-revoked': 'The grant was revoked. Its tokens no longer work; the app must be approved again to reconnect.',
   'client-deleted': 'The client and everything issued to it were deleted. The app must register again to reconnect.',
   'already-gone': 'That was already gone: nothing changed.',
+  'unapproved-deleted': 'Every client you never approved was deleted. Apps you approved were not touched.',
 };
 
 export interface AdminDeps {
@@ -45,7 +46,7 @@ const when = (ms: number | undefined): string => (ms === undefined ? 'never' : `
  * The owner's page: sign in with the PIN, see registered clients and their live grants,
  * revoke a grant, delete a client. What is shown and done comes from the owner console
  * (src/owner/); this file reads forms, keeps the session cookies and renders. Cookies are
- * HttpOnly, SameSite=Strict, scoped to /admin, Secure when the issuer is https. Every form
+ * HttpOnly, SameSite=Strict, Secure and __Host- prefixed when the issuer is https. Every form
  * carries the session's CSRF token, every change asks for confirmation on a page of its own
  * (the CSP allows no script, so no confirm() dialogs), and no page can be framed.
  */
@@ -81,8 +82,11 @@ export function adminRouter(deps: AdminDeps): Router {
   };
 
   const renderDashboard = async (req: Request, res: Response, session: AdminSession): Promise<void> => {
-    const view = await owner.overview();
+    const requestedPage = typeof req.query.page === 'string' && /^\d{1,6}$/.test(req.query.page) ? Number(req.query.page) - 1 : 0;
+    const unapprovedOnly = req.query.show === 'unapproved';
+    const view = await owner.overview({ page: requestedPage, unapprovedOnly });
     const done = typeof req.query.done === 'string' ? DONE_MESSAGES[req.query.done] : undefined;
+    const pageLink = (page: number): string => `${base}?${new URLSearchParams({ ...(unapprovedOnly ? { show: 'unapproved' } : {}), page: String(page + 1) }).toString()}`;
     res.render('admin', {
       csrf: session.csrf,
       done,
@@ -98,6 +102,15 @@ export function adminRouter(deps: AdminDeps): Router {
       version: view.version,
       issuer: deps.issuer,
       health: view.health,
+      paging: {
+        page: view.page + 1,
+        pages: view.pages,
+        total: view.totalClients,
+        unapproved: view.unapprovedClients,
+        unapprovedOnly,
+        previous: view.page > 0 ? pageLink(view.page - 1) : undefined,
+        next: view.page + 1 < view.pages ? pageLink(view.page + 1) : undefined,
+      },
       clients: view.clients.map((c) => ({
         id: c.id,
         name: c.name,
@@ -105,6 +118,7 @@ export function adminRouter(deps: AdminDeps): Router {
         registeredAt: c.registeredAt === undefined ? 'not registered (metadata document)' : when(c.registeredAt),
         lastUsedAt: when(c.lastUsedAt),
         stored: c.registeredAt !== undefined,
+        approved: c.approved,
         grants: c.grants.map((g) => ({
           id: g.grantId,
           scopes: g.scopes,
@@ -261,6 +275,27 @@ export function adminRouter(deps: AdminDeps): Router {
     }
     const deleted = await owner.deleteClient(client.clientId);
     res.redirect(303, `${base}?done=${deleted ? 'client-deleted' : 'already-gone'}`);
+  });
+
+  router.post(`${base}/clients/delete-unapproved`, form, async (req: Request, res: Response) => {
+    const posted = await sessionForm(req, res, []);
+    if (!posted) return;
+    const { fields, session } = posted;
+    if (fields.confirm !== 'yes') {
+      const { unapprovedClients } = await owner.overview({ pageSize: 1 });
+      return res.render('admin-confirm', {
+        title: `Delete ${unapprovedClients} never-approved client${unapprovedClients === 1 ? '' : 's'}?`,
+        lead: 'Every client you never approved is deleted at once, however recently it registered. Apps you approved are not touched; an app that is in the middle of connecting must start again.',
+        facts: [['Clients to delete', String(unapprovedClients)]],
+        action: `${base}/clients/delete-unapproved`,
+        field: 'scope',
+        value: 'unapproved',
+        button: 'Delete them',
+        csrf: session.csrf,
+      });
+    }
+    await owner.deleteUnapprovedClients();
+    res.redirect(303, `${base}?done=unapproved-deleted`);
   });
 
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {

@@ -29,7 +29,7 @@ export function controlRouter(deps: ControlDeps): Router {
   });
 
   router.get('/v1/clients', async (_req: Request, res: Response) => {
-    const { clients } = await owner.overview();
+    const clients = await owner.allClients();
     res.json({
       clients: clients.map((c) => ({
         client_id: c.id,
@@ -44,7 +44,7 @@ export function controlRouter(deps: ControlDeps): Router {
 
   router.get('/v1/grants', async (req: Request, res: Response) => {
     const only = typeof req.query.client === 'string' ? req.query.client : undefined;
-    const { clients } = await owner.overview();
+    const clients = await owner.allClients();
     const grants = clients
       .filter((c) => only === undefined || c.id === only)
       .flatMap((c) =>

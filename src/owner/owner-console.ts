@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import type { ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
 
@@ -18,7 +19,20 @@ export interface ClientView {
   /** Registered (undefined for a metadata-document client, which is never stored). */
   registeredAt: number | undefined;
   lastUsedAt: number | undefined;
+  /** The owner approved it at least once. */
+  approved: boolean;
   grants: GrantSummary[];
+}
+
+/** Clients on one page of the owner's page. */
+export const CLIENTS_PER_PAGE = 50;
+
+export interface OverviewQuery {
+  /** From 0. */
+  page?: number;
+  pageSize?: number;
+  /** Only clients the owner never approved. */
+  unapprovedOnly?: boolean;
 }
 
 export interface Overview {
@@ -27,8 +41,12 @@ export interface Overview {
   uptimeMs: number;
   version: string;
   health: StoreHealth;
-  /** Newest first: the connection the owner just made is the one they look for. */
+  /** One page of clients, newest first. */
   clients: ClientView[];
+  page: number;
+  pages: number;
+  totalClients: number;
+  unapprovedClients: number;
 }
 
 export interface OwnerConsoleDeps {
@@ -66,29 +84,64 @@ function hostOf(clientId: string): string {
 export class OwnerConsole {
   constructor(private readonly deps: OwnerConsoleDeps) {}
 
-  async overview(): Promise<Overview> {
+  /**
+   * The owner's page: counts, health, and one page of clients (newest first: the connection
+   * the owner just made is the one they look for), each with its live grants. A page, not all:
+   * an open registration can mean thousands of clients.
+   */
+  async overview(query: OverviewQuery = {}): Promise<Overview> {
     const { store, clock } = this.deps;
     const now = clock.now();
-    const [clients, grants, counts, health] = await Promise.all([store.listClients(), store.listGrants(now), store.counts(now), store.health()]);
+    const pageSize = query.pageSize ?? CLIENTS_PER_PAGE;
+    const unapprovedOnly = query.unapprovedOnly ?? false;
+    const [totalClients, unapprovedClients] = await Promise.all([store.clientCount(unapprovedOnly ? { unapprovedOnly } : undefined), store.clientCount({ unapprovedOnly: true })]);
+    const pages = Math.max(1, Math.ceil(totalClients / pageSize));
+    const page = Math.min(Math.max(0, Math.floor(query.page ?? 0)), pages - 1);
+    const [clients, grants, counts, health] = await Promise.all([
+      store.listClients({ newestFirst: true, offset: page * pageSize, limit: pageSize, unapprovedOnly }),
+      store.listGrants(now),
+      store.counts(now),
+      store.health(),
+    ]);
+    const views = this.clientViews(clients, grants, page === 0 && !unapprovedOnly);
+    return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views, page, pages, totalClients, unapprovedClients };
+  }
+
+  /** Every client, newest first, with its live grants: for the `latchkey` command. */
+  async allClients(): Promise<ClientView[]> {
+    const now = this.deps.clock.now();
+    const [clients, grants] = await Promise.all([this.deps.store.listClients({ newestFirst: true }), this.deps.store.listGrants(now)]);
+    return this.clientViews(clients, grants, true);
+  }
+
+  private clientViews(clients: ClientRecord[], grants: GrantSummary[], withDocumentClients: boolean): ClientView[] {
     const byClient = new Map<string, GrantSummary[]>();
     for (const g of grants) byClient.set(g.clientId, [...(byClient.get(g.clientId) ?? []), g]);
-    const stored = new Set(clients.map((c) => c.clientId));
-    const views: ClientView[] = [
-      ...clients.reverse().map((c) => ({
-        id: c.clientId,
-        name: c.metadata.client_name ? safeDisplayText(c.metadata.client_name) : 'Unnamed app',
-        hosts: redirectHosts(c),
-        registeredAt: c.issuedAt,
-        lastUsedAt: c.lastUsedAt,
-        grants: byClient.get(c.clientId) ?? [],
-      })),
-      // Clients known by a metadata document URL are never stored, only their grants: list
-      // them too, so the owner can see and revoke every connection.
+    const views: ClientView[] = clients.map((c) => ({
+      id: c.clientId,
+      name: c.metadata.client_name ? safeDisplayText(c.metadata.client_name) : 'Unnamed app',
+      hosts: redirectHosts(c),
+      registeredAt: c.issuedAt,
+      lastUsedAt: c.lastUsedAt,
+      approved: c.approvedAt !== undefined,
+      grants: byClient.get(c.clientId) ?? [],
+    }));
+    if (!withDocumentClients) return views;
+    // Clients known by a metadata document URL are never stored, only their grants: list them
+    // too, so the owner can see and revoke every connection.
+    return [
+      ...views,
       ...[...byClient.keys()]
-        .filter((id) => !stored.has(id))
-        .map((id) => ({ id, name: `App at ${hostOf(id)}`, hosts: [hostOf(id)], registeredAt: undefined, lastUsedAt: undefined, grants: byClient.get(id) ?? [] })),
+        .filter((id) => isClientIdMetadataUrl(id))
+        .map((id) => ({ id, name: `App at ${hostOf(id)}`, hosts: [hostOf(id)], registeredAt: undefined, lastUsedAt: undefined, approved: true, grants: byClient.get(id) ?? [] })),
     ];
-    return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views };
+  }
+
+  /** Deletes every client never approved (and never used), however recent: the owner's sweep after a registration flood. */
+  async deleteUnapprovedClients(): Promise<number> {
+    const deleted = await this.deps.store.deleteUnusedClients(this.deps.clock.now() + 1);
+    if (deleted > 0) this.deps.logger.info({ deleted }, 'owner deleted every never-approved client');
+    return deleted;
   }
 
   /** A live grant and the name of its app, for a confirmation page. */

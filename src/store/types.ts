@@ -63,7 +63,10 @@ export interface ClientQuery {
   newestFirst?: boolean;
   offset?: number;
   limit?: number;
-  /** Only clients the owner never approved (no `approvedAt`). */
+  /**
+   * Only clients the owner never approved: no `approvedAt` and never used (`lastUsedAt`; data
+   * written before `approvedAt` existed has only that to show for an approval).
+   */
   unapprovedOnly?: boolean;
 }
 

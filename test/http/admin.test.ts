@@ -261,4 +261,37 @@ describe('/admin', () => {
     expect(JSON.stringify(await again.backend.kv.list('admin-session', clock.now()))).not.toContain(session);
     await again.backend.close();
   });
+
+  it('pages its client list, newest first, and deletes every never-approved client at once after a confirmation', async () => {
+    const { services, clock } = await setup();
+    const store = services.store;
+    for (let i = 0; i < 120; i++) await store.putClient(clientRecord(`flood-${String(i).padStart(3, '0')}`, `flood ${i}`, clock.ms - 1000 + i));
+    await store.markClientApproved('client-claude', clock.ms);
+    // In use (its tokens were exchanged), though it has no approval recorded.
+    store.touchClient('client-chatgpt', clock.ms);
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    const first = await agent.get('/admin');
+    expect(first.text).toContain('122 clients, page 1 of 3');
+    expect(first.text).toContain('flood 119');
+    expect(first.text).not.toContain('flood 69<');
+    expect(first.text).toContain('href="/admin?page=2"');
+    expect(first.text.length).toBeLessThan(200_000);
+    const third = await agent.get('/admin?page=3');
+    expect(third.text).toContain('client-claude');
+    expect((await agent.get('/admin?page=999')).text).toContain('page 3 of 3');
+    const unapproved = await agent.get('/admin?show=unapproved');
+    expect(unapproved.text).toContain('Clients you never approved');
+    expect(unapproved.text).not.toContain('>claudeai ');
+
+    const csrf = csrfOf(first.text);
+    const confirm = await agent.post('/admin/clients/delete-unapproved').type('form').send({ csrf });
+    expect(confirm.text).toContain('Delete 120 never-approved clients?');
+    expect(await store.clientCount()).toBe(122);
+    const done = await agent.post('/admin/clients/delete-unapproved').type('form').send({ csrf, confirm: 'yes' });
+    expect(done.status).toBe(303);
+    // The approved client and the one with live grants (in use) stay.
+    expect((await store.listClients()).map((c) => c.clientId).sort()).toEqual(['client-chatgpt', 'client-claude']);
+    expect(await active(services, 'access-3')).toBe(true);
+  });
 });

@@ -169,6 +169,10 @@ export function storeContract(name: string, makeHarness: () => Promise<ContractH
         expect(idsOf(await b.store.listClients({ unapprovedOnly: true, newestFirst: true, limit: 2 }))).toEqual(['c5', 'c3']);
         expect(await b.store.clientCount()).toBe(5);
         expect(await b.store.clientCount({ unapprovedOnly: true })).toBe(3);
+        // A client used before approvals were recorded counts as approved.
+        await b.store.putClient({ ...client('c6', NOW + 4), lastUsedAt: NOW + 4 });
+        expect(idsOf(await b.store.listClients({ unapprovedOnly: true }))).toEqual(['c1', 'c3', 'c5']);
+        expect(await b.store.clientCount({ unapprovedOnly: true })).toBe(3);
       });
 
       it('deleteClient and deleteClients remove the clients and everything issued to them, nothing else', async () => {

@@ -44,6 +44,9 @@ export interface FileStoreOptions {
 
 /** One-character collection tags of the grant index entries. */
 const TAG: Record<CollectionName, string> = { clients: 'l', codes: 'c', accessTokens: 'a', refreshTokens: 'r', kv: 'k' };
+/** See ClientQuery.unapprovedOnly. */
+const neverApproved = (client: ClientRecord): boolean => client.approvedAt === undefined && client.lastUsedAt === undefined;
+
 const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens' };
 /** The collections whose records belong to a grant. */
 const GRANT_COLLECTIONS = ['codes', 'accessTokens', 'refreshTokens'] as const;
@@ -267,13 +270,13 @@ export class FileStore implements Store {
   async clientCount(query: Pick<ClientQuery, 'unapprovedOnly'> = {}): Promise<number> {
     if (!query.unapprovedOnly) return this.data.clients.size;
     let n = 0;
-    for (const client of this.data.clients.values()) if (client.approvedAt === undefined) n++;
+    for (const client of this.data.clients.values()) if (neverApproved(client)) n++;
     return n;
   }
 
   async listClients(query: ClientQuery = {}): Promise<ClientRecord[]> {
     let clients = [...this.data.clients.values()];
-    if (query.unapprovedOnly) clients = clients.filter((c) => c.approvedAt === undefined);
+    if (query.unapprovedOnly) clients = clients.filter(neverApproved);
     // A stable sort: clients registered in the same millisecond keep the order they were stored in.
     clients.sort((a, b) => a.issuedAt - b.issuedAt);
     if (query.newestFirst) clients.reverse();

@@ -61,6 +61,9 @@ const deleteGrantRecords = (where: string): string => `
        r AS (DELETE FROM refresh_tokens WHERE ${where} RETURNING 1)
   SELECT ((SELECT count(*) FROM c) + (SELECT count(*) FROM a) + (SELECT count(*) FROM r))::int AS n`;
 
+/** See ClientQuery.unapprovedOnly. */
+const NEVER_APPROVED = 'WHERE approved_at IS NULL AND last_used_at IS NULL';
+
 export class PostgresStore implements Store {
   private readonly touched = new Map<string, number>();
   private readonly touching = new Set<Promise<void>>();
@@ -165,7 +168,7 @@ export class PostgresStore implements Store {
   async listClients(query: ClientQuery = {}): Promise<ClientRecord[]> {
     const order = query.newestFirst ? 'DESC' : 'ASC';
     const { rows } = await this.query<ClientRow>(
-      `SELECT ${CLIENT_COLUMNS} FROM clients ${query.unapprovedOnly ? 'WHERE approved_at IS NULL' : ''}
+      `SELECT ${CLIENT_COLUMNS} FROM clients ${query.unapprovedOnly ? NEVER_APPROVED : ''}
        ORDER BY issued_at ${order}, stored_seq ${order} OFFSET $1 LIMIT $2`,
       [query.offset ?? 0, query.limit ?? null],
     );
@@ -173,7 +176,7 @@ export class PostgresStore implements Store {
   }
 
   async clientCount(query: Pick<ClientQuery, 'unapprovedOnly'> = {}): Promise<number> {
-    const { rows } = await this.query<{ n: number }>(`SELECT count(*)::int AS n FROM clients ${query.unapprovedOnly ? 'WHERE approved_at IS NULL' : ''}`);
+    const { rows } = await this.query<{ n: number }>(`SELECT count(*)::int AS n FROM clients ${query.unapprovedOnly ? NEVER_APPROVED : ''}`);
     return rows[0]?.n ?? 0;
   }
 
