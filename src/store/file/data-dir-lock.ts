@@ -1,5 +1,6 @@
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { prepareDataDir } from './data-dir.js';
 
 export const LOCK_FILE = 'latchkey.pid';
 
@@ -33,7 +34,7 @@ function heldByLiveDaemon(pid: number): boolean {
  * dead process and is taken over. Returns a function that releases the lock.
  */
 export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
-  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await prepareDataDir(dataDir);
   const file = path.join(dataDir, LOCK_FILE);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

@@ -1,9 +1,10 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { collectionMaps, COLLECTIONS, FILES, keyOf, OPTIONAL_COLLECTIONS, validJournalOp, type CollectionName, type FileRecord } from './collections.js';
 import { JOURNAL_PATTERN, parseJournal } from './journal.js';
 import { readSnapshotFile } from './snapshot.js';
+import { StoreOpenError } from '../types.js';
 
 /**
  * The data directory as a whole: its modes, the temporary files an interrupted write leaves,
@@ -12,10 +13,37 @@ import { readSnapshotFile } from './snapshot.js';
  * through {@link readDataDir}.
  */
 
-/** Creates the data directory if needed and makes it private (0700): it holds the consent key and token hashes. */
+/**
+ * Creates the data directory if it does not exist, private (0700): it holds the consent key
+ * and token hashes. An existing directory is the owner's: its mode is never changed, but
+ * Latchkey refuses to start on one that belongs to another user or that group or others can
+ * write (they could replace the data, the consent key or the control socket), with a line
+ * that says how to fix it.
+ */
 export async function prepareDataDir(dir: string): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  await fsp.chmod(dir, 0o700).catch(() => undefined);
+  let stat: Stats;
+  try {
+    stat = await fsp.stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    // mkdir's mode passes through the umask; this directory is ours to make private.
+    await fsp.chmod(dir, 0o700);
+    return;
+  }
+  const where = path.resolve(dir);
+  if (!stat.isDirectory()) throw new StoreOpenError(`${where} (OAUTH_DATA_DIR) is not a directory: point OAUTH_DATA_DIR at a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) {
+    throw new StoreOpenError(`${where} (OAUTH_DATA_DIR) belongs to uid ${stat.uid}, but Latchkey runs as uid ${uid}: run Latchkey as that user, or give it the directory: chown -R ${uid} ${where}`);
+  }
+  const writable = stat.mode & 0o022;
+  if (writable) {
+    const who = writable === 0o022 ? 'group and others' : writable & 0o020 ? 'its group' : 'others';
+    throw new StoreOpenError(
+      `${where} (OAUTH_DATA_DIR) is writable by ${who} (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}), who could replace its data or consent key: chmod 700 ${where}`,
+    );
+  }
 }
 
 /**

@@ -104,14 +104,35 @@ describe('FileStore', () => {
       }
     });
 
-    it('tightens an existing directory to 0700 and keeps files 0600 after writes', async () => {
-      await fsp.chmod(dir, 0o755);
+    it("leaves an existing directory's mode to its owner, and keeps files 0600 after writes", async () => {
+      await fsp.chmod(dir, 0o750);
       const store = await open(dir);
       await store.putClient(clientRecord());
       await store.putTokens(access('a'), refresh('r'));
       await store.close();
-      expect((await fsp.stat(dir)).mode & 0o777).toBe(0o700);
+      expect((await fsp.stat(dir)).mode & 0o777).toBe(0o750);
       for (const name of FILES) expect((await fsp.stat(path.join(dir, name))).mode & 0o777).toBe(0o600);
+    });
+
+    it.each([
+      [0o777, 'group and others'],
+      [0o775, 'its group'],
+      [0o770, 'its group'],
+      [0o702, 'others'],
+    ])('refuses to open a directory with mode %o, writable by %s, saying how to fix it', async (mode, who) => {
+      await fsp.chmod(dir, mode);
+      const opened = open(dir);
+      await expect(opened).rejects.toBeInstanceOf(StoreOpenError);
+      await expect(opened).rejects.toThrow(`is writable by ${who}`);
+      await expect(opened).rejects.toThrow(`chmod 700 ${dir}`);
+      expect((await fsp.stat(dir)).mode & 0o777).toBe(mode);
+      expect(await fsp.readdir(dir)).toEqual([]);
+    });
+
+    const root = process.getuid?.() === 0;
+    (root ? it : it.skip)('refuses a directory that belongs to another user (run as root: the test chowns it)', async () => {
+      await fsp.chown(dir, 101, 101);
+      await expect(open(dir)).rejects.toThrow(/belongs to uid 101, but Latchkey runs as uid 0: .*chown -R 0 /);
     });
 
     it('leaves no temporary files behind', async () => {
