@@ -4,7 +4,7 @@ import { ConfigError, isLoopbackIssuer, loadConfig, type Config } from '../confi
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { FILES, OPTIONAL_COLLECTIONS, type CollectionName } from '../store/file/collections.js';
 import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
-import { readDataDir, type DataDirState } from '../store/file/data-dir.js';
+import { readDataDir, setAsideFiles, type DataDirState } from '../store/file/data-dir.js';
 import { parseDataFile } from '../store/file/snapshot.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
@@ -176,13 +176,15 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
 
   await checkJournal(dir, add);
 
-  const entries = await fsp.readdir(dir);
-  for (const aside of entries.filter((e) => e.includes('.corrupt-'))) {
+  for (const aside of await setAsideFiles(dir)) {
+    const wholeFile = aside.includes('.corrupt-');
     add({
       level: 'warn',
       name: aside,
-      detail: 'a data file that could not be read was set aside here at startup',
-      fix: `look at it (the daemon started that collection empty), then delete ${path.join(dir, aside)}`,
+      detail: wholeFile
+        ? 'a data file that could not be read was set aside here at startup (the daemon started that collection from the journal alone)'
+        : 'records that could not be read were kept here at startup, one per line; the rest of their file loaded',
+      fix: `look at it (restore what matters from a backup), then delete ${path.join(dir, aside)}; /healthz and /admin mention it until then`,
     });
   }
 }
@@ -237,7 +239,7 @@ async function checkFile(
   dir: string,
   file: string,
   add: (c: Check) => void,
-  parse: (text: string) => { ok: true; records: unknown[] } | { ok: false; reason: string; newer: boolean },
+  parse: (text: string) => { ok: true; records: unknown[]; rejected?: { line: number; reason: string }[] } | { ok: false; reason: string; newer: boolean },
   optional = false,
 ): Promise<void> {
   const full = path.join(dir, file);
@@ -268,6 +270,13 @@ async function checkFile(
     });
   } else if (mode & 0o077) {
     add({ level: 'fail', name: file, detail: `mode ${mode.toString(8)} lets other users read it`, fix: `chmod 600 ${full}` });
+  } else if (parsed.rejected && parsed.rejected.length > 0) {
+    add({
+      level: 'warn',
+      name: file,
+      detail: `${parsed.records.length} record(s) read, ${parsed.rejected.length} unreadable: line ${parsed.rejected.map((r) => `${r.line} ${r.reason}`).join('; line ')}`,
+      fix: 'start (or restart) the daemon: it keeps the unreadable records aside in a file of their own and loads the rest',
+    });
   } else {
     const records = file === CONSENT_KEY_FILE ? 'key present' : `${parsed.records.length} record(s) in the snapshot`;
     add({ level: 'ok', name: file, detail: `parses, ${records}, mode ${mode.toString(8).padStart(4, '0')}` });

@@ -36,6 +36,8 @@ export interface AppDeps {
   ctx: OAuthContext;
   /** Registered clients and Client ID Metadata Document clients. */
   clients: ClientResolver;
+  /** The backend's health (store, and what it kept aside). */
+  health: Parameters<typeof healthReport>[0];
   /** The backend's counters: every rate limit counts there. */
   counters: RateLimitCounters;
   /** The backend's key-value entries (used consent forms). */
@@ -108,7 +110,7 @@ export function createApp(deps: AppDeps): Express {
       metadata: authorizationServerMetadata(settings),
       stats: (insider) => serverStats(ctx.store, ctx.clock, { startedAt: deps.startedAt, version: deps.version }, insider),
       isInsider: resourceServerAuthenticator(settings.introspectionSecret),
-      health: () => healthReport(ctx.store),
+      health: () => healthReport(deps.health),
     }),
   );
   app.use(

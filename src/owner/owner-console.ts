@@ -57,6 +57,8 @@ export interface OwnerConsoleDeps {
   startedAt: number;
   /** Lifts every PIN lockout (the PIN guard's unlock). */
   unlockPins: () => Promise<number>;
+  /** The backend's health, with what it kept aside. */
+  health: () => Promise<StoreHealth>;
 }
 
 /** The hosts of a client's redirect URIs, or the URI itself for a private-use scheme. */
@@ -101,7 +103,7 @@ export class OwnerConsole {
       store.listClients({ newestFirst: true, offset: page * pageSize, limit: pageSize, unapprovedOnly }),
       store.listGrants(now),
       store.counts(now),
-      store.health(),
+      this.deps.health(),
     ]);
     const views = this.clientViews(clients, grants, page === 0 && !unapprovedOnly);
     return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views, page, pages, totalClients, unapprovedClients };

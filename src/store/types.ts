@@ -56,6 +56,11 @@ export interface StoreHealth {
   compactionError?: string;
   /** More about an unhealthy backend for the operator (PostgreSQL: the driver's message, never the URL). */
   detail?: string;
+  /**
+   * Data that could not be read and was kept aside (files: the names of the set-aside files in
+   * the data directory). The store works, but the owner should look: reported until they act.
+   */
+  setAside?: string[];
 }
 
 export interface ClientQuery {

@@ -45,18 +45,29 @@ describe('latchkey doctor', () => {
   });
 
   it('fails with a fix for a corrupt file, loose modes, and a plain-text PIN is a warning', async () => {
-    writeFileSync(path.join(app.dataDir, 'tokens.json'), '{"version":1,"records":[{"hash":1}]}');
+    writeFileSync(path.join(app.dataDir, 'tokens.json'), '{"version":1,"records":[{"hash":1}');
     chmodSync(path.join(app.dataDir, 'clients.json'), 0o644);
     const env: Record<string, string> = { ...app.env, OAUTH_PIN: '246810' };
     delete env.OAUTH_PIN_HASH;
     const io = captureIo({ env });
     expect(await runCli(['doctor'], io)).toBe(1);
     const out = io.text();
-    expect(line(out, 'tokens.json')).toMatch(/FAIL .*does not match the schema/);
+    expect(line(out, 'tokens.json')).toMatch(/FAIL .*not valid JSON/);
     expect(out).toMatch(/tokens\.json: .*\n +fix: restore it from a backup/);
     expect(line(out, 'clients.json')).toMatch(/FAIL .*mode 644/);
     expect(out).toContain(`fix: chmod 600 ${path.join(app.dataDir, 'clients.json')}`);
     expect(line(out, 'pin')).toMatch(/warn .*plain PIN/);
+  });
+
+  it('warns about unreadable records, before and after the daemon kept them aside', async () => {
+    writeFileSync(path.join(app.dataDir, 'tokens.json'), '{"version":1,"records":[{"hash":1},{"hash":"h","clientId":"c","grantId":"g","scopes":[],"resource":"r","issuedAt":1,"expiresAt":2}]}');
+    writeFileSync(path.join(app.dataDir, 'clients.json.rejected-2026-11-25T10-00-00-000Z.jsonl'), '{"clientId":42}\n', { mode: 0o600 });
+    const io = captureIo({ env: app.env });
+    expect(await runCli(['doctor'], io)).toBe(0);
+    const out = io.text();
+    expect(line(out, 'tokens.json')).toMatch(/warn .*1 record\(s\) read, 1 unreadable: line 1 does not match the schema/);
+    expect(line(out, 'clients.json.rejected-2026-11-25T10-00-00-000Z.jsonl')).toMatch(/warn .*records that could not be read were kept here/);
+    expect(out).toContain(`then delete ${path.join(app.dataDir, 'clients.json.rejected-2026-11-25T10-00-00-000Z.jsonl')}`);
   });
 
   it('warns about a torn last journal record and fails on a damaged one, with what to do', async () => {

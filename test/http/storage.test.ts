@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import request from 'supertest';
 import { SCHEMA_VERSION } from '../../src/store/file/snapshot.js';
 import { BODIES, PIN, http, introspect, obtainTokens, refresh, register, useHarness, type TokenBody } from '../helpers/http-harness.js';
 
@@ -77,5 +78,39 @@ describe('the data directory after a full flow', () => {
     expect((await introspect(s.h, rotated.access_token)).active).toBe(true);
     expect((await refresh(s.h, confidential, rotated.refresh_token ?? '')).status).toBe(200);
     expect((await http(s.h).get('/oauth/stats')).body).toMatchObject({ clients: 2 });
+  });
+});
+
+describe('data kept aside at startup', () => {
+  const s = useHarness();
+
+  it('is reported by /healthz (still 200: the store works) and on /admin until the owner deletes it', async () => {
+    const client = await register(s.h, BODIES.claude);
+    await obtainTokens(s.h, client);
+    await s.h.services.store.close();
+    const file = path.join(s.h.dir, 'refresh_tokens.json');
+    const text = await fsp.readFile(file, 'utf8');
+    await fsp.writeFile(file, text.replace(/"clientId":"[^"]+"/, '"clientId":null'), { mode: 0o600 });
+    await s.h.restart();
+
+    const health = await http(s.h).get('/healthz');
+    expect(health.status).toBe(200);
+    const kept = (health.body as { setAside?: string[] }).setAside ?? [];
+    expect(kept).toEqual([expect.stringMatching(/^refresh_tokens\.json\.rejected-[0-9TZ-]+\.jsonl$/)]);
+    // The other collections loaded as they were.
+    expect((await http(s.h).get('/oauth/stats')).body).toMatchObject({ clients: 1, access_tokens: 1, refresh_tokens: 0 });
+
+    // The harness's issuer is https: its __Host- cookies are Secure, so they are sent by hand.
+    const cookieOf = (res: request.Response, name: string): string =>
+      ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []).find((c) => c.startsWith(`${name}=`))?.split(';')[0] ?? '';
+    const login = await request(s.h.handler).get('/admin');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(login.text)?.[1] ?? '';
+    const signedIn = await request(s.h.handler).post('/admin/login').set('Cookie', cookieOf(login, '__Host-latchkey_admin_login')).type('form').send({ csrf, pin: PIN });
+    expect(signedIn.status).toBe(303);
+    const page = await request(s.h.handler).get('/admin').set('Cookie', cookieOf(signedIn, '__Host-latchkey_admin'));
+    expect(page.text).toContain(`Unreadable data kept aside: ${kept[0] ?? ''}`);
+
+    await fsp.unlink(path.join(s.h.dir, kept[0] ?? ''));
+    expect((await http(s.h).get('/healthz')).body).toEqual({ status: 'ok' });
   });
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { collectionMaps, COLLECTIONS, FILES, keyOf, OPTIONAL_COLLECTIONS, validJournalOp, type CollectionName, type FileRecord } from './collections.js';
 import { JOURNAL_PATTERN, parseJournal } from './journal.js';
-import { readSnapshotFile } from './snapshot.js';
+import { readSnapshotFile, type RejectedRecord } from './snapshot.js';
 import { StoreOpenError } from '../types.js';
 
 /**
@@ -93,7 +93,7 @@ function interner(): (record: FileRecord) => FileRecord {
  * OPTIONAL_COLLECTIONS) is an empty snapshot, `absent`, that any journal record applies to.
  */
 export type SnapshotStatus =
-  | { status: 'ok'; seq: number; bytes: number; absent?: true }
+  | { status: 'ok'; seq: number; bytes: number; absent?: true; rejected?: RejectedRecord[] }
   | { status: 'missing' }
   | { status: 'bad'; reason: string; newer: boolean };
 
@@ -167,7 +167,7 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
       continue;
     }
     for (const record of parsed.records) collections[name].set(keyOf(name, record), intern(record));
-    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: parsed.bytes };
+    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: parsed.bytes, ...(parsed.rejected.length > 0 ? { rejected: parsed.rejected } : {}) };
     from[name] = parsed.seq;
     seq = Math.max(seq, parsed.seq);
   }
@@ -215,4 +215,12 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
       ? snapshotSeqs.every((s) => s === snapshotSeqs[0])
       : snapshotSeqs.every((s) => s >= firstSeq - 1 && s <= lastSeq);
   return { collections, seq, snapshots, journals, replayed, consistent };
+}
+
+/** Files that hold data Latchkey could not read and kept aside: `<file>.corrupt-<time>` (a whole file) or `<file>.rejected-<time>` (single records). */
+export const SET_ASIDE_FILE = /\.(corrupt|rejected)-[0-9TZ-]+(\.jsonl)?$/;
+
+/** The set-aside files in the data directory: each waits for the owner to look at it and delete it. */
+export async function setAsideFiles(dir: string): Promise<string[]> {
+  return (await fsp.readdir(dir).catch(() => [] as string[])).filter((entry) => SET_ASIDE_FILE.test(entry)).sort();
 }

@@ -5,6 +5,7 @@ import { nodeFsOps } from './atomic-file.js';
 import { AUDIT_DIR, FileAuditLog } from './audit-log.js';
 import { loadConsentKey } from './consent-key.js';
 import { MemoryCounterStore } from './counter-store.js';
+import { setAsideFiles } from './data-dir.js';
 import { FileStore, type FileStoreOptions } from './file-store.js';
 import type { FileKeyValueStore } from './kv-store.js';
 
@@ -49,8 +50,9 @@ export class FileBackend implements Backend {
     return this.key;
   }
 
-  health(): Promise<StoreHealth> {
-    return this.store.health();
+  async health(): Promise<StoreHealth> {
+    const [health, setAside] = await Promise.all([this.store.health(), setAsideFiles(this.dataDir)]);
+    return setAside.length > 0 ? { ...health, setAside } : health;
   }
 
   async close(): Promise<void> {

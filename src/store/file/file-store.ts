@@ -96,11 +96,23 @@ export class FileStore implements Store {
     const setAside: LoadReport['setAside'] = [];
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     let snapshotBytes = 0;
+    let rejectedRecords = false;
     for (const name of COLLECTIONS) {
       const file = path.join(this.dir, FILES[name]);
       const snapshot = state.snapshots[name];
       if (snapshot.status === 'ok') {
         snapshotBytes += snapshot.bytes;
+        if (snapshot.rejected) {
+          // Never lose what we cannot read, never let it stop the rest: the unreadable records go,
+          // byte for byte, to a file of their own (one JSON text a line), and the next compaction
+          // writes the snapshot without them.
+          const keptAt = `${file}.rejected-${stamp}.jsonl`;
+          await writeFileAtomic(this.fs, keptAt, snapshot.rejected.map((r) => `${r.text}\n`).join(''));
+          const lines = snapshot.rejected.map((r) => ({ line: r.line, reason: r.reason }));
+          this.logger.error({ file, keptAt, lines }, `${snapshot.rejected.length} record(s) of ${FILES[name]} could not be read: kept them aside, loaded the rest`);
+          setAside.push({ file, movedTo: keptAt, reason: `${snapshot.rejected.length} unreadable record(s) at line ${lines.map((l) => l.line).join(', ')}` });
+          rejectedRecords = true;
+        }
         continue;
       }
       if (snapshot.status === 'missing') {
@@ -165,7 +177,7 @@ export class FileStore implements Store {
     // Fold what the journal held into the snapshots, in the background; also when a snapshot
     // was just created or set aside while the others are further on (not one point in time:
     // backups would keep waiting for the snapshots to agree).
-    if (olderJournals.length > 0 || !state.consistent) this.writer.requestCompaction();
+    if (olderJournals.length > 0 || !state.consistent || rejectedRecords) this.writer.requestCompaction();
     return { counts: await this.counts(Date.now()), setAside, journal };
   }
 

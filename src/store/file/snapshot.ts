@@ -16,7 +16,18 @@ const OLDEST_READABLE_VERSION = 1;
 /** Records per chunk when serializing a snapshot: small enough to keep each step short. */
 const SNAPSHOT_CHUNK = 1_000;
 
-export type SnapshotParse = { ok: true; records: FileRecord[]; seq: number } | { ok: false; reason: string; newer: boolean };
+/** A record line that could not be read: kept aside, never loaded, never silently dropped. */
+export interface RejectedRecord {
+  /** Line number in the file (from 1), or the record's position for a file not written one record per line. */
+  line: number;
+  reason: string;
+  /** The record's text, byte for byte. */
+  text: string;
+}
+
+export type SnapshotParse =
+  | { ok: true; records: FileRecord[]; seq: number; rejected: RejectedRecord[] }
+  | { ok: false; reason: string; newer: boolean };
 
 /**
  * Reads one snapshot file: its envelope, schema version, sequence number and every record.
@@ -39,16 +50,22 @@ export function parseDataFile(name: CollectionName, text: string): SnapshotParse
     return { ok: false, reason: `unknown schema version ${envelope.data.version}`, newer: false };
   }
   // Each record is checked and the parsed object itself kept: no second copy of a large store.
+  // One record that does not fit is set aside; the others still load.
   const schema = SCHEMAS[name];
-  const records = envelope.data.records;
-  for (const record of records) {
+  const records: FileRecord[] = [];
+  const rejected: RejectedRecord[] = [];
+  for (const [i, record] of envelope.data.records.entries()) {
     const checked = schema.safeParse(record);
-    if (!checked.success) {
-      return { ok: false, reason: `a record does not match the schema (${checked.error.issues[0]?.message ?? ''})`, newer: false };
-    }
+    if (checked.success) records.push(record as FileRecord);
+    else rejected.push({ line: i + 1, reason: schemaReason(checked.error), text: JSON.stringify(record) });
   }
-  return { ok: true, records: records as FileRecord[], seq: envelope.data.seq ?? 0 };
+  return { ok: true, records, seq: envelope.data.seq ?? 0, rejected };
 }
+
+const schemaReason = (error: z.ZodError): string => {
+  const issue = error.issues[0];
+  return `does not match the schema (${issue ? `${issue.path.join('.') || 'record'}: ${issue.message}` : 'invalid'})`;
+};
 
 const SNAPSHOT_HEADER = /^\{"version":(0|[1-9]\d*),"seq":(0|[1-9]\d*),"records":\[$/;
 
@@ -64,13 +81,16 @@ export async function readSnapshotFile(name: CollectionName, file: string): Prom
   let bytes = 0;
   try {
     const records: FileRecord[] = [];
+    const rejected: RejectedRecord[] = [];
     const schema = SCHEMAS[name];
     let header: { version: number; seq: number } | undefined;
     let closed = false;
     let fits = true;
     // JSON's commas: every record line but the last ends with one.
     let comma = false;
+    let lineNumber = 0;
     for await (const line of handle.readLines({ encoding: 'utf8' })) {
+      lineNumber++;
       bytes += Buffer.byteLength(line) + 1;
       if (!fits) continue;
       if (!header) {
@@ -84,20 +104,26 @@ export async function readSnapshotFile(name: CollectionName, file: string): Prom
         closed = true;
         continue;
       }
-      if (records.length > 0 && !comma) {
+      // A damaged line may have lost its comma too: after a rejected line, do not insist on one.
+      const afterRejected = rejected.at(-1)?.line === lineNumber - 1;
+      if (records.length + rejected.length > 0 && !comma && !afterRejected) {
         fits = false;
         continue;
       }
       comma = line.endsWith(',');
+      const text = comma ? line.slice(0, -1) : line;
+      let record: unknown;
       try {
-        const record: unknown = JSON.parse(comma ? line.slice(0, -1) : line);
-        if (schema.safeParse(record).success) records.push(record as FileRecord);
-        else fits = false;
+        record = JSON.parse(text);
       } catch {
-        fits = false;
+        rejected.push({ line: lineNumber, reason: 'is not valid JSON', text: line });
+        continue;
       }
+      const checked = schema.safeParse(record);
+      if (checked.success) records.push(record as FileRecord);
+      else rejected.push({ line: lineNumber, reason: schemaReason(checked.error), text });
     }
-    if (fits && header && closed) return { ok: true, records, seq: header.seq, bytes };
+    if (fits && header && closed) return { ok: true, records, seq: header.seq, bytes, rejected };
   } finally {
     await handle.close();
   }

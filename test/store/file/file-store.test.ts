@@ -353,7 +353,6 @@ describe('FileStore', () => {
       ['an empty file', () => ''],
       ['a wrong (older) version', (valid: string) => valid.replace(`"version":${SCHEMA_VERSION}`, '"version":0')],
       ['no version', () => JSON.stringify({ records: [] })],
-      ['a record that breaks the schema', () => JSON.stringify({ version: SCHEMA_VERSION, records: [{ clientId: 42 }] })],
       ['a JSON array', () => '[]'],
     ])('moves aside %s with its bytes intact and starts that collection empty', async (_name, corrupt) => {
       const first = await open(dir);
@@ -382,6 +381,38 @@ describe('FileStore', () => {
       await store.close();
       // The moved-aside copy is never touched by later writes.
       expect(await fsp.readFile(aside?.movedTo ?? '', 'utf8')).toBe(bad);
+    });
+
+    it('keeps aside only the records it cannot read, byte for byte, and loads the rest', async () => {
+      const first = await open(dir);
+      for (const t of ['a', 'b', 'c']) await first.putTokens(access(t), undefined);
+      await first.compact();
+      await first.close();
+      const file = path.join(dir, 'tokens.json');
+      const lines = (await fsp.readFile(file, 'utf8')).split('\n');
+      // Line 1 is the header; lines 2..4 the records. Break the first record's schema and the third's JSON.
+      const broken = lines[1]?.replace(/"clientId":"[^"]*"/, '"clientId":42') ?? '';
+      lines[1] = broken;
+      lines[3] = '{"hash": this is not JSON';
+      await fsp.writeFile(file, lines.join('\n'), { mode: 0o600 });
+
+      const { store, report } = await FileStore.open({ dataDir: dir, logger: silentLogger() });
+      expect(report.setAside).toHaveLength(1);
+      const aside = report.setAside[0];
+      expect(aside?.reason).toBe('2 unreadable record(s) at line 2, 4');
+      expect(aside?.movedTo).toMatch(/tokens\.json\.rejected-[0-9TZ-]+\.jsonl$/);
+      expect(await fsp.readFile(aside?.movedTo ?? '', 'utf8')).toBe(`${broken.replace(/,$/, '')}\n{"hash": this is not JSON\n`);
+      expect((await fsp.stat(aside?.movedTo ?? '')).mode & 0o777).toBe(0o600);
+      // The readable record loaded; the store works and writes as usual.
+      expect(await store.getAccessToken(hashSecret('b'), NOW)).toBeDefined();
+      await store.putTokens(access('d'), undefined);
+      await store.close();
+      // The next start finds a clean snapshot (compaction wrote it without them): nothing set aside again.
+      const again = await FileStore.open({ dataDir: dir, logger: silentLogger() });
+      expect(again.report.setAside).toEqual([]);
+      expect(await again.store.getAccessToken(hashSecret('d'), NOW)).toBeDefined();
+      await again.store.close();
+      expect((await fsp.readdir(dir)).filter((f) => f.includes('.rejected-'))).toHaveLength(1);
     });
 
     it('refuses to open a file of a newer schema version and leaves it untouched', async () => {
