@@ -15,6 +15,7 @@ import {
   type TokenBody,
 } from '../helpers/http-harness.js';
 import { rawClient, type RawClient, type RawRequest, type RawResponse } from './raw-client.js';
+import { checkRedirectUri } from '../../src/oauth/redirect-uri.js';
 
 /**
  * Hostile input against every endpoint (issue 4, section 4): random and malformed requests
@@ -28,6 +29,7 @@ const JSON_ENDPOINTS = ['/register', '/token', '/revoke', '/introspect'];
 /** Runs per property; together they make the ≥ 10,000 cases the issue asks for. */
 const RUNS = {
   register: 2000,
+  registerAccepted: 500,
   token: 3000,
   revoke: 1000,
   introspect: 1000,
@@ -261,6 +263,11 @@ async function assertProperty<T>(property: fc.IAsyncProperty<T>, numRuns: number
   }
 }
 
+/** Redirect URIs that would turn Latchkey into a redirector through a browser launcher. */
+const LAUNCHERS = ['microsoft-edge:https://evil.example/', 'googlechromes://evil.example/', 'x-safari-https://evil.example/', 'feed:https://evil.example/', 'jar:https://evil.example/x.jar!/', 'app:https://evil.example/'];
+/** Names that pretend to be another on screen. */
+const SPOOFED_NAMES = ['Claude\u202Eevil', 'Chat\u0000GPT', 'Claude\nApproved', 'Cl\u200Baude', 'x\u2066y', 'a\u0085b'];
+
 const TOKEN_FIELDS = ['grant_type', 'code', 'redirect_uri', 'code_verifier', 'resource', 'refresh_token', 'scope', 'client_id', 'client_secret'];
 
 // ---- properties ---------------------------------------------------------------------------
@@ -273,7 +280,8 @@ describe('hostile input never yields a 5xx and errors keep the RFC shape', () =>
       fc.integer(),
       fc.array(value().map(resolve), { maxLength: 25 }),
       fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 }), { maxKeys: 3 }),
-      fc.array(fc.constantFrom('https://a.example/cb', 'http://localhost/cb', 'cursor://x', 'javascript:x', 'http://evil.example/cb', 'https://a.example/cb#f'), { maxLength: 30 }),
+      fc.array(fc.constantFrom('https://a.example/cb', 'http://localhost/cb', 'cursor://x', 'javascript:x', 'http://evil.example/cb', 'https://a.example/cb#f', ...LAUNCHERS), { maxLength: 30 }),
+      fc.constantFrom(...SPOOFED_NAMES),
     );
     const mutated = fc
       .tuple(
@@ -288,6 +296,32 @@ describe('hostile input never yields a 5xx and errors keep the RFC shape', () =>
       body: fc.oneof({ weight: 6, arbitrary: mutated }, { weight: 2, arbitrary: jsonText }, { weight: 1, arbitrary: formText(['redirect_uris', 'client_name']) }, { weight: 1, arbitrary: hugeBody }, { weight: 1, arbitrary: bytes }),
     });
     await assertProperty(fc.asyncProperty(spec, (s) => sendAndCheck(toRequest('POST', '/register', s))), RUNS.register);
+  });
+
+  it('POST /register: whatever is accepted shows no spoofing characters and returns nowhere dangerous', async () => {
+    const unsafe = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
+    const text = fc.oneof(fc.constantFrom(...SPOOFED_NAMES), fc.string({ maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 30 }));
+    const uri = fc.oneof(
+      fc.constantFrom('https://app.example/cb', 'http://localhost:1234/cb', 'cursor://x/cb', ...LAUNCHERS),
+      fc.tuple(fc.constantFrom('https', 'http', 'x-app', 'microsoft-edge', 'feed'), fc.constantFrom('://', ':', ':https://'), fc.string({ maxLength: 20 })).map(([a, b, c]) => `${a}${b}${c}`),
+    );
+    const body = fc.record({ client_name: text, software_id: text, contacts: fc.array(text, { maxLength: 2 }), redirect_uris: fc.array(uri, { minLength: 1, maxLength: 3 }) });
+    await assertProperty(
+      fc.asyncProperty(body, async (b) => {
+        const req: RawRequest = { method: 'POST', path: '/register', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...BODIES.claude, ...b }) };
+        const res = await client.send(req);
+        check(req, res);
+        if (res.status !== 201) return;
+        const registered = JSON.parse(res.text) as { client_name: string; software_id: string; contacts: string[]; redirect_uris: string[] };
+        for (const t of [registered.client_name, registered.software_id, ...registered.contacts]) expect(unsafe.test(t)).toBe(false);
+        for (const u of registered.redirect_uris) {
+          expect(checkRedirectUri(u).ok).toBe(true);
+          expect(u).not.toMatch(/^(microsoft-edge|googlechromes?|x-safari-https?|feed|jar):/i);
+          expect(u.slice(u.indexOf(':') + 1)).not.toMatch(/^\/*[a-z][a-z0-9+.-]*:\/\//i);
+        }
+      }),
+      RUNS.registerAccepted,
+    );
   });
 
   it('POST /token: random grants, repeated parameters, broken Basic headers, JSON instead of a form', async () => {
@@ -342,6 +376,7 @@ describe('hostile input never yields a 5xx and errors keep the RFC shape', () =>
       fc.constantFrom(
         '/register', '/token', '/revoke', '/introspect', '/authorize', '/authorize/consent', '/healthz', '/health', '/oauth/stats',
         '/.well-known/oauth-authorization-server', '/admin', '/admin/login', '/admin/logout', '/admin/grants/x/revoke', '/admin/clients/x/delete',
+        '/admin/grants/revoke', '/admin/clients/delete', '/admin/clients/delete-unapproved', '/admin?page=999999&show=unapproved', '/admin?page=-1', '/oauth/stats?x=1',
         '/assets/style.css', '/assets/../package.json', '/TOKEN', '/token/', '//token', '/%', '/%zz', '/token%00', '/a%2F..%2F', '/\u00e9',
       ),
       fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 }).map((s) => `/${s}`),
