@@ -100,6 +100,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const clients = new ClientResolver({
     store,
     clock,
+    logger,
     fetchDocument: cimd.enabled
       ? createMetadataFetcher({
           ...(cimd.caFile ? { ca: readFileSync(cimd.caFile, 'utf8') } : {}),

@@ -5,14 +5,33 @@ import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { isPublicAddress } from './address-policy.js';
 
-/** Why a document could not be fetched; the message is safe to show to the person at the browser. */
+/** Why a document could not be fetched. The message is for the log; see {@link publicReason}. */
 export class MetadataFetchError extends Error {
   constructor(
     readonly reason: 'not-https' | 'private-address' | 'dns' | 'timeout' | 'redirect' | 'status' | 'too-large' | 'bad-json' | 'network',
     message: string,
+    /** The HTTP status the document URL answered, for `status`. */
+    readonly status?: number,
   ) {
     super(message);
     this.name = 'MetadataFetchError';
+  }
+
+  /**
+   * A failure that may pass by itself (the host unreachable, slow, or failing with a 5xx), as
+   * opposed to an answer that refuses (404, a redirect, a bad document).
+   */
+  get transient(): boolean {
+    return this.reason === 'dns' || this.reason === 'timeout' || this.reason === 'network' || (this.reason === 'status' && (this.status ?? 0) >= 500);
+  }
+
+  /**
+   * What a caller may be told. Transport failures (no such host, refused, TLS, timeout) all
+   * read the same, so Latchkey tells a stranger nothing about hosts and ports it cannot fetch
+   * from (no port-scanning relay); what a reachable host answered is the client's own business.
+   */
+  get publicReason(): string {
+    return this.reason === 'dns' || this.reason === 'timeout' || this.reason === 'network' ? 'the document could not be fetched' : this.message;
   }
 }
 
@@ -103,7 +122,7 @@ function fetchPinned(
       }
       if (status !== 200) {
         res.resume();
-        return reject(new MetadataFetchError('status', `the document URL answered with HTTP ${status}`));
+        return reject(new MetadataFetchError('status', `the document URL answered with HTTP ${status}`, status));
       }
       const declared = Number(res.headers['content-length'] ?? '0');
       if (declared > maxBytes) {

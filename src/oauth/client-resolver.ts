@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { MetadataFetcher } from '../net/metadata-document-fetch.js';
 import { MetadataFetchError } from '../net/metadata-document-fetch.js';
@@ -8,17 +9,20 @@ import {
   isClientIdMetadataUrl,
   MetadataDocumentError,
 } from './client-metadata-document.js';
-import { invalidClient } from './errors.js';
+import { invalidClient, temporarilyUnavailable } from './errors.js';
 
 export type ClientLookup =
   | { kind: 'found'; client: ClientRecord }
   | { kind: 'unknown' }
   /** A metadata-document client whose document could not be used; the reason is for people. */
-  | { kind: 'refused'; reason: string };
+  | { kind: 'refused'; reason: string }
+  /** Latchkey cannot fetch the document right now (its own limits): nothing is wrong with the client. */
+  | { kind: 'busy'; reason: string };
 
 export interface ClientResolverOptions {
   store: Pick<Store, 'getClient'>;
   clock: Clock;
+  logger: Pick<Logger, 'warn'>;
   /** Undefined when Client ID Metadata Documents are turned off. */
   fetchDocument: MetadataFetcher | undefined;
   maxCachedDocuments?: number;
@@ -39,10 +43,21 @@ export const REFUSAL_CACHE_MS = 60_000;
 export const MIN_DOCUMENT_CACHE_MS = REFUSAL_CACHE_MS;
 
 /**
- * Fetches per host per minute. Distinct URLs on one host each miss the cache; this budget
- * keeps Latchkey from being turned against that host however many URLs a caller invents.
+ * How long a document that was good keeps serving when it cannot be fetched again (the host
+ * down or slow, Latchkey's own budgets spent): its client keeps working through an outage or a
+ * flood of strangers' URLs on the same host (HTTP's stale-if-error, RFC 5861 §4).
+ */
+export const STALE_IF_ERROR_MS = 24 * 3_600_000;
+
+/**
+ * Fetches per host name (any port) per minute. Distinct URLs on one host each miss the cache;
+ * this budget keeps Latchkey from being turned against that host however many URLs a caller
+ * invents.
  */
 export const MAX_FETCHES_PER_HOST_PER_MINUTE = 10;
+
+/** Fetches of documents per minute, all hosts together: many host names can point at one machine. */
+export const MAX_FETCHES_PER_MINUTE = 60;
 
 /**
  * Fetches of different URLs running at once. Each may take 5 s; without a cap, requests naming
@@ -57,9 +72,11 @@ export const MAX_FETCHES_IN_FLIGHT = 8;
  */
 export class ClientResolver {
   private readonly cache = new Map<string, CachedLookup>();
+  /** The last good document of each URL, kept to serve through outages (see STALE_IF_ERROR_MS). */
+  private readonly lastGood = new Map<string, { client: ClientRecord; until: number }>();
   private readonly inFlight = new Map<string, Promise<ClientLookup>>();
-  /** Fetches per host in the current minute. */
-  private readonly hostBudget = new Map<string, { count: number; until: number }>();
+  /** Fetches per host name, and of all hosts (under ''), in the current minute. */
+  private readonly budget = new Map<string, { count: number; until: number }>();
   private readonly maxCached: number;
 
   constructor(private readonly options: ClientResolverOptions) {
@@ -77,30 +94,46 @@ export class ClientResolver {
     if (cached) this.cache.delete(clientId);
     const pending = this.inFlight.get(clientId);
     if (pending) return pending;
-    if (this.inFlight.size >= MAX_FETCHES_IN_FLIGHT) {
-      return { kind: 'refused', reason: 'too many client metadata documents are being fetched right now; try again in a moment' };
-    }
-    if (!this.spendHostBudget(new URL(clientId).host, now)) {
-      return { kind: 'refused', reason: 'too many client metadata documents were fetched from that host in the last minute; try again in a minute' };
-    }
+    const busy =
+      this.inFlight.size >= MAX_FETCHES_IN_FLIGHT
+        ? 'too many client metadata documents are being fetched right now'
+        : !this.spendBudget(new URL(clientId).hostname, now)
+          ? 'too many client metadata documents were fetched in the last minute'
+          : undefined;
+    if (busy !== undefined) return this.stale(clientId, now) ?? { kind: 'busy', reason: `${busy}; try again in a minute` };
     const request = this.fetch(clientId, this.options.fetchDocument).finally(() => this.inFlight.delete(clientId));
     this.inFlight.set(clientId, request);
     return request;
   }
 
-  /** The shape client authentication needs: unknown is undefined, a refused document is invalid_client. */
+  /**
+   * The shape client authentication needs: unknown is undefined, a refused document is
+   * invalid_client (the client must fix its document), and Latchkey being busy is
+   * temporarily_unavailable: never invalid_client, on which MCP clients forget their
+   * registration and tokens.
+   */
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
     const found = await this.lookup(clientId);
     if (found.kind === 'refused') throw invalidClient(`The client metadata document at ${clientId.slice(0, 200)} cannot be used: ${found.reason}`);
+    if (found.kind === 'busy') throw temporarilyUnavailable(`The client metadata document cannot be fetched right now: ${found.reason}`);
     return found.kind === 'found' ? found.client : undefined;
   }
 
-  private spendHostBudget(host: string, now: number): boolean {
-    for (const [key, entry] of this.hostBudget) if (entry.until <= now) this.hostBudget.delete(key);
-    const entry = this.hostBudget.get(host) ?? { count: 0, until: now + 60_000 };
-    if (entry.count >= MAX_FETCHES_PER_HOST_PER_MINUTE) return false;
-    entry.count++;
-    this.hostBudget.set(host, entry);
+  private stale(clientId: string, now: number): ClientLookup | undefined {
+    const good = this.lastGood.get(clientId);
+    return good && good.until > now ? { kind: 'found', client: good.client } : undefined;
+  }
+
+  /** Spends one fetch of the host's budget and of the global one; false if either is spent. */
+  private spendBudget(hostname: string, now: number): boolean {
+    for (const [key, entry] of this.budget) if (entry.until <= now) this.budget.delete(key);
+    const host = this.budget.get(hostname) ?? { count: 0, until: now + 60_000 };
+    const all = this.budget.get('') ?? { count: 0, until: now + 60_000 };
+    if (host.count >= MAX_FETCHES_PER_HOST_PER_MINUTE || all.count >= MAX_FETCHES_PER_MINUTE) return false;
+    host.count++;
+    all.count++;
+    this.budget.set(hostname, host);
+    this.budget.set('', all);
     return true;
   }
 
@@ -109,21 +142,36 @@ export class ClientResolver {
     let lifetime: number;
     try {
       const fetched = await fetchDocument(new URL(clientId));
-      lookup = { kind: 'found', client: clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now()) };
+      const client = clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now());
+      lookup = { kind: 'found', client };
       lifetime = Math.max(MIN_DOCUMENT_CACHE_MS, documentCacheLifetime(fetched.cacheControl));
+      this.lastGood.set(clientId, { client, until: this.options.clock.now() + Math.max(lifetime, STALE_IF_ERROR_MS) });
     } catch (err) {
+      const stale = err instanceof MetadataFetchError && err.transient ? this.stale(clientId, this.options.clock.now()) : undefined;
+      if (stale) {
+        this.options.logger.warn({ clientId, reason: (err as Error).message }, 'client metadata document unreachable; serving the last good copy');
+        return stale;
+      }
       // Anything but our own errors came from parsing a stranger's document: refuse the client
       // rather than answer 500, and keep the detail out of the response.
       const reason =
-        err instanceof MetadataFetchError || err instanceof MetadataDocumentError ? err.message : 'the document could not be processed';
+        err instanceof MetadataFetchError ? err.publicReason : err instanceof MetadataDocumentError ? err.message : 'the document could not be processed';
+      if (err instanceof MetadataFetchError || !(err instanceof MetadataDocumentError)) {
+        this.options.logger.warn({ clientId, reason: (err as Error).message }, 'client metadata document refused');
+      }
       lookup = { kind: 'refused', reason };
       lifetime = REFUSAL_CACHE_MS;
+      this.lastGood.delete(clientId);
     }
     this.cache.set(clientId, { lookup, until: this.options.clock.now() + lifetime });
     // Oldest first: a Map iterates in insertion order.
     for (const key of this.cache.keys()) {
       if (this.cache.size <= this.maxCached) break;
       this.cache.delete(key);
+    }
+    for (const key of this.lastGood.keys()) {
+      if (this.lastGood.size <= this.maxCached) break;
+      this.lastGood.delete(key);
     }
     return lookup;
   }

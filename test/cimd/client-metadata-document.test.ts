@@ -7,6 +7,7 @@ import {
 import { ClientResolver, MAX_FETCHES_IN_FLIGHT, MAX_FETCHES_PER_HOST_PER_MINUTE, MIN_DOCUMENT_CACHE_MS, REFUSAL_CACHE_MS } from '../../src/oauth/client-resolver.js';
 import { MetadataFetchError, type FetchedDocument } from '../../src/net/metadata-document-fetch.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { silentLogger } from '../helpers/unit-context.js';
 
 const URL_ID = 'https://app.example.com/oauth/client.json';
 const doc = (overrides: Record<string, unknown> = {}) => ({ client_id: URL_ID, redirect_uris: ['https://app.example.com/cb'], ...overrides });
@@ -72,6 +73,7 @@ describe('ClientResolver', () => {
     const resolver = new ClientResolver({
       store: { getClient: async (id) => (id === 'registered' ? { ...registered, clientId: id } : undefined) },
       clock,
+      logger: silentLogger(),
       fetchDocument: (url) => {
         fetches++;
         return answer(url);
@@ -110,7 +112,7 @@ describe('ClientResolver', () => {
     const { resolver } = setup(async () => {
       throw new MetadataFetchError('timeout', 'the document did not arrive within 5 s');
     });
-    expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document did not arrive within 5 s' });
+    expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document could not be fetched' });
     await expect(resolver.getClient(URL_ID)).rejects.toMatchObject({ error: 'invalid_client', status: 401 });
   });
 
@@ -148,11 +150,52 @@ describe('ClientResolver', () => {
     const kinds: string[] = [];
     for (let i = 0; i < MAX_FETCHES_PER_HOST_PER_MINUTE + 5; i++) kinds.push((await resolver.lookup(`https://app.example.com/c${i}.json`)).kind);
     expect(fetches()).toBe(MAX_FETCHES_PER_HOST_PER_MINUTE);
-    expect(kinds.filter((k) => k === 'refused')).toHaveLength(5);
+    expect(kinds.filter((k) => k === 'busy')).toHaveLength(5);
     // Another host has its own budget, and the budget comes back after a minute.
     expect((await resolver.lookup('https://other.example.net/c.json')).kind).toBe('found');
     clock.advance(60_000);
     expect((await resolver.lookup('https://app.example.com/late.json')).kind).toBe('found');
+  });
+
+  it('a stranger spending a host\'s budget never costs a known client its connection: its last good document serves, and busy is never invalid_client', async () => {
+    const { resolver, clock, fetches } = setup(async (url) => ({ body: doc({ client_id: url.href }), cacheControl: 'max-age=0' }));
+    expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    clock.advance(MIN_DOCUMENT_CACHE_MS + 1000);
+    // The attacker names junk URLs on the same host name, any port.
+    for (let i = 0; i < MAX_FETCHES_PER_HOST_PER_MINUTE; i++) await resolver.lookup(`https://app.example.com:${8000 + i}/junk${i}.json`);
+    const before = fetches();
+    expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    expect(await resolver.getClient(URL_ID)).toMatchObject({ clientId: URL_ID });
+    expect(fetches()).toBe(before);
+    // A client never seen before gets 503 temporarily_unavailable at /token, not invalid_client.
+    await expect(resolver.getClient('https://app.example.com/new.json')).rejects.toMatchObject({ error: 'temporarily_unavailable', status: 503 });
+  });
+
+  it('serves the last good document while its host is down or failing, but not one it withdrew', async () => {
+    let answer: () => Promise<FetchedDocument> = async () => ({ body: doc(), cacheControl: 'max-age=60' });
+    const { resolver, clock } = setup(() => answer());
+    expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    for (const failure of [new MetadataFetchError('timeout', 'slow'), new MetadataFetchError('network', 'refused'), new MetadataFetchError('status', 'HTTP 503', 503)]) {
+      answer = async () => {
+        throw failure;
+      };
+      clock.advance(61_000);
+      expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    }
+    answer = async () => {
+      throw new MetadataFetchError('status', 'the document URL answered with HTTP 404', 404);
+    };
+    clock.advance(61_000);
+    expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document URL answered with HTTP 404' });
+  });
+
+  it('tells a stranger nothing about hosts it cannot reach: every transport failure reads the same', async () => {
+    for (const failure of [new MetadataFetchError('dns', 'the host x could not be resolved'), new MetadataFetchError('network', 'the TLS certificate of x is not trusted (E)'), new MetadataFetchError('timeout', 'no answer')]) {
+      const { resolver } = setup(async () => {
+        throw failure;
+      });
+      expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document could not be fetched' });
+    }
   });
 
   it(`fetches at most ${MAX_FETCHES_IN_FLIGHT} different documents at once and refuses the rest`, async () => {
@@ -166,6 +209,6 @@ describe('ClientResolver', () => {
     for (const r of release) r();
     const kinds = (await Promise.all(lookups)).map((l) => l.kind);
     expect(kinds.filter((k) => k === 'found')).toHaveLength(MAX_FETCHES_IN_FLIGHT);
-    expect(kinds.filter((k) => k === 'refused')).toHaveLength(2);
+    expect(kinds.filter((k) => k === 'busy')).toHaveLength(2);
   });
 });

@@ -27,6 +27,9 @@ export async function startAuthorization(
   const { ctx } = deps;
   const clientId = params.client_id;
   const found = typeof clientId === 'string' && clientId ? await deps.clients.lookup(clientId) : undefined;
+  if (found?.kind === 'busy') {
+    return errorPage(503, 'Try again in a minute', `This app identifies itself by the document at ${String(clientId).slice(0, 200)}, which this server cannot fetch right now (${found.reason}). Nothing is wrong with the app. Start the connection again from your app in a minute.`, 60);
+  }
   if (found?.kind === 'refused') {
     return errorPage(
       400,
