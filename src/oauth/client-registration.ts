@@ -152,7 +152,7 @@ export function registerClient(body: unknown, now: number, random: RandomSource)
 }
 
 export interface RegistrationDeps {
-  store: Pick<Store, 'clientCount' | 'putClient'>;
+  store: Pick<Store, 'clientCount' | 'putClient' | 'listClients' | 'deleteUnusedClients'>;
   clock: Clock;
   random: RandomSource;
   logger: Logger;
@@ -161,22 +161,37 @@ export interface RegistrationDeps {
 }
 
 /**
- * A registration from start to finish: refuse it past the client cap, validate it, store the
+ * A registration from start to finish: make room under the client cap, validate it, store the
  * client durably, and return the RFC 7591 §3.2.1 response to send with 201.
+ *
+ * At the cap, the oldest client the owner never approved (and that was never used) makes room:
+ * registration is open, so refusing at the cap would let a flood of registrations block every
+ * new connection (Claude registers anew for each) for as long as the flood lasts. A client
+ * only needs to survive the minutes between registering and its approval; approved clients
+ * are never evicted. Only when every client is approved or in use is registration refused.
  */
 export async function registerAndStoreClient(deps: RegistrationDeps, body: unknown): Promise<Record<string, unknown>> {
-  if ((await deps.store.clientCount()) >= deps.maxClients) {
+  const { record, response } = registerClient(body, deps.clock.now(), deps.random);
+  if ((await deps.store.clientCount()) >= deps.maxClients && !(await evictOldestUnapproved(deps))) {
     throw new OAuthError(
       'access_denied',
-      `This server has reached its limit of ${deps.maxClients} registered clients; its owner can delete unused clients or raise OAUTH_MAX_CLIENTS`,
+      `This server has reached its limit of ${deps.maxClients} registered clients, all of them approved or in use; its owner can delete unused clients or raise OAUTH_MAX_CLIENTS`,
       403,
     );
   }
-  const { record, response } = registerClient(body, deps.clock.now(), deps.random);
   await deps.store.putClient(record);
   deps.logger.info(
     { clientId: record.clientId, clientName: record.metadata.client_name, authMethod: record.metadata.token_endpoint_auth_method },
     'client registered',
   );
   return response;
+}
+
+/** Deletes the oldest never-approved, never-used client to make room; false if there is none. */
+async function evictOldestUnapproved(deps: RegistrationDeps): Promise<boolean> {
+  const [oldest] = await deps.store.listClients({ unapprovedOnly: true, limit: 1 });
+  if (!oldest) return false;
+  const evicted = await deps.store.deleteUnusedClients(oldest.issuedAt + 1);
+  if (evicted > 0) deps.logger.warn({ evicted, registeredAt: new Date(oldest.issuedAt).toISOString() }, 'client cap reached: deleted the oldest never-approved client(s) to make room');
+  return evicted > 0;
 }

@@ -175,10 +175,29 @@ describe('POST /register', () => {
     expect(res.body).toMatchObject({ error: 'invalid_request' });
   });
 
-  it('stops registering at OAUTH_MAX_CLIENTS', async () => {
+  it('at OAUTH_MAX_CLIENTS, a flood of registrations evicts the oldest never-approved client instead of blocking new connections', async () => {
+    const h = await s.start({ OAUTH_MAX_CLIENTS: '3' });
+    const approved = await register(h, BODIES.chatgpt);
+    await approve(h, approved);
+    const flood: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(1000);
+      flood.push((await register(h, BODIES.inspector)).client_id);
+    }
+    expect((await http(h).get('/oauth/stats').then((r) => r.body as { clients: number })).clients).toBe(3);
+    // The approved client stays; the newest registrations are there, the oldest went.
+    expect(await h.services.store.getClient(approved.client_id)).toBeDefined();
+    expect(await h.services.store.getClient(flood[0] ?? '')).toBeUndefined();
+    expect(await h.services.store.getClient(flood[4] ?? '')).toBeDefined();
+    // A real host still connects.
+    const claude = await register(h, BODIES.claude);
+    expect((await approve(h, claude)).code).toBeTruthy();
+  });
+
+  it('refuses only when every client is approved or in use', async () => {
     const h = await s.start({ OAUTH_MAX_CLIENTS: '2' });
-    await register(h, BODIES.claude);
-    await register(h, BODIES.chatgpt);
+    await approve(h, await register(h, BODIES.claude));
+    await approve(h, await register(h, BODIES.chatgpt));
     const res = await http(h).post('/register').send(BODIES.inspector);
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
