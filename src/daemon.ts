@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { promises as fsp, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
@@ -11,6 +11,7 @@ import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { TokenSigner } from './crypto/signed-token.js';
 import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
+import { listenControl, type ControlSocket } from './control-socket.js';
 import { createControlApp } from './http/control-routes.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
@@ -191,7 +192,15 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
     logger.warn('OAUTH_ISSUER_URL is plain http on a public name: real clients require https');
   }
 
-  const control = await listenControl(services.control, config.store.controlSocket, logger);
+  let control: ControlSocket;
+  try {
+    control = await listenControl(services.control, config.store.controlSocket);
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await services.backend.close();
+    await unlock();
+    throw err;
+  }
 
   const timer = setInterval(() => {
     services.cleanup().catch((err: unknown) => logger.error({ err }, 'cleanup failed'));
@@ -211,43 +220,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
       await services.gateway?.close();
       server.closeIdleConnections();
       await closed;
-      await control?.close();
+      await control.close();
       await backend.close();
       await unlock();
       logger.info('Latchkey stopped; all changes are on disk');
     })());
   return { server, services, shutdown };
-}
-
-/**
- * Serves the control API on a Unix socket only the daemon's user can use (0600, inside the
- * 0700 data directory). A socket left by a killed daemon is replaced: the data-directory lock
- * proves no other daemon owns it. Without the socket the daemon still serves; the `latchkey`
- * commands that need it say so.
- */
-export async function listenControl(app: Express, socketPath: string, logger: Logger): Promise<{ close(): Promise<void> } | undefined> {
-  await fsp.unlink(socketPath).catch(() => undefined);
-  const server = createServer(app);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => resolve());
-    });
-    await fsp.chmod(socketPath, 0o600);
-  } catch (err) {
-    logger.warn({ socket: socketPath, reason: (err as Error).message }, 'no control socket: latchkey clients, revoke and unlock cannot reach this daemon (set OAUTH_CONTROL_SOCKET to a shorter path)');
-    server.close();
-    return undefined;
-  }
-  return {
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      await fsp.unlink(socketPath).catch(() => undefined);
-    },
-  };
 }
 
 /** The MCP gateway of OAUTH_GATEWAY_CONFIG, or undefined when none is configured. */

@@ -1,4 +1,6 @@
+import { promises as fsp } from 'node:fs';
 import { request } from 'node:http';
+import path from 'node:path';
 
 /** The daemon could not be reached over its control socket; the message says what to check. */
 export class ControlUnavailableError extends Error {
@@ -11,14 +13,15 @@ const TIMEOUT_MS = 10_000;
  * One call to the running daemon's control API over its Unix socket (src/http/control-routes.ts).
  * Resolves to the JSON answer; a 4xx/5xx answer rejects with its `error` text.
  */
-export function callControl(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+export async function callControl(socketPath: string, method: 'GET' | 'POST', urlPath: string, body?: unknown): Promise<unknown> {
+  await checkSocketOwner(socketPath);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
       {
         socketPath,
         method,
-        path,
+        path: urlPath,
         headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         timeout: TIMEOUT_MS,
       },
@@ -48,4 +51,25 @@ export function callControl(socketPath: string, method: 'GET' | 'POST', path: st
     });
     req.end(payload);
   });
+}
+
+/**
+ * Talks only to a socket the daemon could have made: one owned by this user, by root, or (when
+ * this is root) by the owner of its directory. Anything else may be another user's squatting
+ * socket, which would answer "revoked" to a revocation that never happened.
+ */
+async function checkSocketOwner(socketPath: string): Promise<void> {
+  let socket;
+  let dir;
+  try {
+    [socket, dir] = await Promise.all([fsp.lstat(socketPath), fsp.stat(path.dirname(path.resolve(socketPath)))]);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    if (code === 'EACCES') throw new ControlUnavailableError(`permission denied on ${socketPath}: run this as the user Latchkey runs as (e.g. sudo -u latchkey latchkey …)`);
+    throw new ControlUnavailableError(`no running Latchkey answers on ${socketPath} (${code}). Is it running, with this OAUTH_DATA_DIR (or OAUTH_CONTROL_SOCKET)?`);
+  }
+  if (!socket.isSocket()) throw new ControlUnavailableError(`${socketPath} is not a socket: check OAUTH_CONTROL_SOCKET`);
+  const me = process.getuid?.();
+  if (me === undefined || socket.uid === me || socket.uid === 0 || (me === 0 && socket.uid === dir.uid)) return;
+  throw new ControlUnavailableError(`${socketPath} belongs to uid ${socket.uid}, neither you nor root: another user may have put it there, so nothing was sent to it`);
 }

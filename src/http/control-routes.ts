@@ -6,9 +6,9 @@ import { statusOf } from './oauth-response.js';
 
 /**
  * The control API the `latchkey` command uses while the daemon runs, served only on a Unix
- * socket in the data directory (mode 0600 in a 0700 directory: only the daemon's user, and
- * root, can connect). Every change goes through the running daemon, so two processes never
- * write the store at once. JSON in, JSON out; versioned under /v1.
+ * socket (src/control-socket.ts: mode 0600 in a directory only the daemon's user can write;
+ * only that user, and root, can connect). Every change goes through the running daemon, so
+ * two processes never write the store at once. JSON in, JSON out; versioned under /v1.
  */
 export interface ControlDeps {
   owner: OwnerConsole;

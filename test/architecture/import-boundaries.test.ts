@@ -24,7 +24,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['clock', 'crypto', 'store', 'oauth', 'resource-server'],
   http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity', 'gateway'],
   'resource-server': ['oauth'],
-  cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'consent-key', 'logger'],
+  cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'logger'],
 };
 /** Packages an area must not import: the protocol rules know nothing of HTTP frameworks. */
 const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {
@@ -35,7 +35,7 @@ const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {
   identity: ['express', 'helmet', 'express-rate-limit', 'ejs'],
 };
 /** Files at the top that put the parts together may import anything. */
-const COMPOSITION = new Set(['daemon', 'index', 'cli', 'consent-key', 'data-dir-lock']);
+const COMPOSITION = new Set(['daemon', 'index', 'cli', 'control-socket']);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -54,8 +54,8 @@ function areaOf(file: string): string {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const found: string[] = [];
-  const pattern = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'([^']+)'|import\(\s*'([^']+)'\s*\)/g;
-  for (const match of text.matchAll(pattern)) found.push(match[1] ?? match[2] ?? '');
+  const pattern = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+(['"])([^'"]+)\1|import\(\s*(['"])([^'"]+)\3\s*\)/g;
+  for (const match of text.matchAll(pattern)) found.push(match[2] ?? match[4] ?? '');
   return found;
 }
 

@@ -164,3 +164,34 @@ describe('without a running daemon', () => {
     app = await startApp();
   });
 });
+
+describe('a control socket someone else could have made', () => {
+  it('a daemon will not share a socket path another process answers on, nor use a directory others can write', async () => {
+    const { createServer } = await import('node:net');
+    const { mkdtempSync, chmodSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-sock-'));
+    const squatted = path.join(dir, 'ctl.sock');
+    const squatter = createServer(() => undefined);
+    await new Promise<void>((resolve) => squatter.listen(squatted, resolve));
+    try {
+      await expect(startApp({ OAUTH_CONTROL_SOCKET: squatted })).rejects.toThrow(/another process answers on the control socket/);
+    } finally {
+      squatter.close();
+    }
+    const open = mkdtempSync(path.join(tmpdir(), 'latchkey-sock-open-'));
+    chmodSync(open, 0o777);
+    await expect(startApp({ OAUTH_CONTROL_SOCKET: path.join(open, 'ctl.sock') })).rejects.toThrow(/\(OAUTH_CONTROL_SOCKET\) is writable by group and others/);
+  });
+
+  const root = process.getuid?.() === 0;
+  (root ? it : it.skip)('the CLI refuses to talk to a socket owned by another user (run as root: the test chowns it)', async () => {
+    const { chownSync } = await import('node:fs');
+    const socket = path.join(app.dataDir, 'control.sock');
+    chownSync(socket, 101, 101);
+    const res = await cli('revoke', '--client', 'client-claude');
+    expect(res.code).toBe(1);
+    expect(res.err).toMatch(/belongs to uid 101, neither you nor root: another user may have put it there, so nothing was sent to it/);
+    expect(await active('access-1')).toBe(true);
+  });
+});

@@ -2,7 +2,8 @@
  * Configuration and files that could be turned against the owner stop the real daemon at
  * startup, with one line that names the problem and the fix, and nothing written.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { chmodSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,10 @@ import { DAEMON_ENTRY } from './daemon.js';
 
 function start(env: Record<string, string>): { status: number | null; stderr: string } {
   const cwd = mkdtempSync(path.join(tmpdir(), 'latchkey-refusal-cwd-'));
+  return runIn(cwd, env);
+}
+
+function runIn(cwd: string, env: Record<string, string>): { status: number | null; stderr: string } {
   const run = spawnSync(process.execPath, [DAEMON_ENTRY], {
     cwd,
     env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'silent', OAUTH_PIN: '24681357', ...env },
@@ -38,5 +43,28 @@ describe('the daemon refuses to start', () => {
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(line);
+  });
+
+  it('when another process answers on its control socket, rather than let `latchkey revoke` talk to it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-squat-'));
+    const socket = path.join(dir, 'ctl.sock');
+    const squatter = createServer(() => undefined);
+    await new Promise<void>((resolve) => squatter.listen(socket, resolve));
+    try {
+      // spawnSync would block the squatter's event loop: run the daemon asynchronously.
+      const run = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [DAEMON_ENTRY], {
+          cwd: dir,
+          env: { PATH: process.env.PATH ?? '', PORT: '0', LOG_LEVEL: 'silent', OAUTH_PIN: '24681357', OAUTH_DATA_DIR: path.join(dir, 'data'), OAUTH_CONTROL_SOCKET: socket },
+        });
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+        child.on('exit', (status) => resolve({ status, stderr }));
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr.trim().split('\n')).toEqual([`latchkey: another process answers on the control socket ${socket}: stop it, or give this daemon its own OAUTH_CONTROL_SOCKET`]);
+    } finally {
+      squatter.close();
+    }
   });
 });

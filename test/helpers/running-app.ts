@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
-import { createServices, listenControl, type Services } from '../../src/daemon.js';
+import { listenControl } from '../../src/control-socket.js';
+import { createServices, type Services } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
 
 export interface RunningApp {
@@ -40,7 +41,15 @@ export async function startApp(extraEnv: Record<string, string> = {}): Promise<R
     const s = services.app.listen(port, '127.0.0.1', () => resolve(s));
     s.once('error', reject);
   });
-  const control = await listenControl(services.control, config.store.controlSocket, logger);
+  let control: Awaited<ReturnType<typeof listenControl>>;
+  try {
+    control = await listenControl(services.control, config.store.controlSocket);
+  } catch (err) {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await services.backend.close();
+    throw err;
+  }
   return {
     services,
     port,
@@ -51,7 +60,7 @@ export async function startApp(extraEnv: Record<string, string> = {}): Promise<R
       await services.gateway?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await control?.close();
+      await control.close();
       await services.store.close();
     },
   };

@@ -20,7 +20,7 @@ import { StoreOpenError } from '../types.js';
  * write (they could replace the data, the consent key or the control socket), with a line
  * that says how to fix it.
  */
-export async function prepareDataDir(dir: string): Promise<void> {
+export async function prepareDataDir(dir: string, variable = 'OAUTH_DATA_DIR'): Promise<void> {
   let stat: Stats;
   try {
     stat = await fsp.stat(dir);
@@ -32,16 +32,16 @@ export async function prepareDataDir(dir: string): Promise<void> {
     return;
   }
   const where = path.resolve(dir);
-  if (!stat.isDirectory()) throw new StoreOpenError(`${where} (OAUTH_DATA_DIR) is not a directory: point OAUTH_DATA_DIR at a directory`);
+  if (!stat.isDirectory()) throw new StoreOpenError(`${where} (${variable}) is not a directory: point ${variable} at a directory`);
   const uid = process.getuid?.();
   if (uid !== undefined && stat.uid !== uid) {
-    throw new StoreOpenError(`${where} (OAUTH_DATA_DIR) belongs to uid ${stat.uid}, but Latchkey runs as uid ${uid}: run Latchkey as that user, or give it the directory: chown -R ${uid} ${where}`);
+    throw new StoreOpenError(`${where} (${variable}) belongs to uid ${stat.uid}, but Latchkey runs as uid ${uid}: run Latchkey as that user, or give it the directory: chown -R ${uid} ${where}`);
   }
   const writable = stat.mode & 0o022;
   if (writable) {
     const who = writable === 0o022 ? 'group and others' : writable & 0o020 ? 'its group' : 'others';
     throw new StoreOpenError(
-      `${where} (OAUTH_DATA_DIR) is writable by ${who} (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}), who could replace its data or consent key: chmod 700 ${where}`,
+      `${where} (${variable}) is writable by ${who} (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}), who could replace its data or consent key: chmod 700 ${where}`,
     );
   }
 }
