@@ -201,6 +201,8 @@ export interface AuditQuery {
   subject?: string;
   clientId?: string;
   type?: string;
+  /** Skip this many matching events first (paging, newest first). */
+  offset?: number;
   limit: number;
 }
 
