@@ -19,8 +19,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   identity: ['clock', 'crypto', 'config-error', 'net'],
   config: ['crypto', 'config-error', 'identity', 'net'],
   store: ['clock', 'crypto'],
-  oauth: ['clock', 'crypto', 'config', 'net', 'store', 'identity'],
-  owner: ['clock', 'crypto', 'store', 'oauth', 'identity'],
+  audit: ['clock', 'store'],
+  oauth: ['clock', 'crypto', 'config', 'net', 'store', 'identity', 'audit'],
+  owner: ['clock', 'crypto', 'store', 'oauth', 'identity', 'audit'],
   gateway: ['clock', 'crypto', 'store', 'oauth', 'resource-server'],
   http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity', 'gateway'],
   'resource-server': ['oauth'],
@@ -33,6 +34,7 @@ const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {
   store: ['express', 'helmet', 'express-rate-limit', 'ejs'],
   crypto: ['express'],
   identity: ['express', 'helmet', 'express-rate-limit', 'ejs'],
+  audit: ['express', 'helmet', 'express-rate-limit', 'ejs'],
 };
 /** Files at the top that put the parts together may import anything. */
 const COMPOSITION = new Set(['daemon', 'index', 'cli', 'consent-key', 'data-dir-lock']);

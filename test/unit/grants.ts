@@ -60,7 +60,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       exchangeAuthorizationCode(t.ctx, who, { code, redirect_uri: REDIRECT, code_verifier: VERIFIER, ...overrides });
 
     async function tokensFor(overrides: Partial<AuthorizationRequest> = {}, who: ClientRecord = client): Promise<TokenResponse> {
-      const code = await issueAuthorizationCode(t.ctx, request({ clientId: who.clientId, ...overrides }));
+      const { code } = await issueAuthorizationCode(t.ctx, request({ clientId: who.clientId, ...overrides }));
       return exchange(code, {}, who);
     }
 
@@ -71,7 +71,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
 
     describe('authorization code', () => {
       it('issues a code of at least 256 bits stored only as its hash, bound to the request', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request({ state: 'xyz' }));
+        const { code } = await issueAuthorizationCode(t.ctx, request({ state: 'xyz' }));
         expect(Buffer.from(code, 'base64url').length).toBeGreaterThanOrEqual(32);
         const record = await t.store.getCode(hashSecret(code), t.clock.now());
         expect(record).toMatchObject({
@@ -87,7 +87,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('exchanges a code for bound, opaque tokens', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const response = await exchange(code);
         expect(response).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'read write' });
         expect(Buffer.from(response.access_token, 'base64url').length).toBeGreaterThanOrEqual(32);
@@ -101,7 +101,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('accepts an absent redirect_uri and a matching resource', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         await expect(exchange(code, { redirect_uri: undefined, resource: 'https://mcp.example.com/mcp' })).resolves.toHaveProperty(
           'access_token',
         );
@@ -116,7 +116,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('is single use: a replay gets invalid_grant and revokes every token of the grant', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const first = await exchange(code);
         const refreshed = await refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token });
         expect(await accessLive(first.access_token)).toBe(true);
@@ -133,7 +133,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('a replay does not touch other grants', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         await exchange(code);
         const unrelated = await tokensFor();
         await rejection(exchange(code));
@@ -142,7 +142,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('concurrent exchanges of one code: exactly one wins', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const results = await Promise.allSettled(Array.from({ length: 10 }, () => exchange(code)));
         const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
         expect(won).toHaveLength(1);
@@ -161,7 +161,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
         ['a wrong redirect_uri', { redirect_uri: 'https://claude.com/api/mcp/auth_callback' }],
         ['a redirect_uri with another port', { redirect_uri: 'https://claude.ai:443/api/mcp/auth_callback' }],
       ])('%s gets invalid_grant and does not consume the code', async (_name, overrides) => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const err = await rejection(exchange(code, overrides));
         expect(err.error).toBe('invalid_grant');
         expect((await t.store.getCode(hashSecret(code), t.clock.now()))?.consumedAt).toBeUndefined();
@@ -169,27 +169,27 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('another client gets invalid_grant and does not consume the code', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const err = await rejection(exchange(code, {}, other));
         expect(err.error).toBe('invalid_grant');
         await expect(exchange(code)).resolves.toHaveProperty('access_token');
       });
 
       it('another resource gets invalid_target and does not consume the code', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const err = await rejection(exchange(code, { resource: 'https://other.example.com' }));
         expect(err.error).toBe('invalid_target');
         await expect(exchange(code)).resolves.toHaveProperty('access_token');
       });
 
       it('an expired code gets invalid_grant', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         t.clock.advance(600_000);
         expect((await rejection(exchange(code))).error).toBe('invalid_grant');
       });
 
       it('a code just before expiry still works', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         t.clock.advance(599_999);
         await expect(exchange(code)).resolves.toHaveProperty('access_token');
       });
