@@ -133,6 +133,7 @@ export function grantRevoked(e: {
   actor: AuditActor;
   reason: RevocationReason;
   clientId: string;
+  clientName?: string | undefined;
   grantId: string;
   person?: PersonRef | undefined;
   ip?: string | undefined;
@@ -142,7 +143,7 @@ export function grantRevoked(e: {
   return {
     type: 'grant.revoked',
     actor: e.actor,
-    ...present({ subject: e.person?.subject, clientId: e.clientId, ip: e.ip }),
+    ...present({ subject: e.person?.subject, clientId: e.clientId, clientName: e.clientName, ip: e.ip }),
     detail: detail({ reason: e.reason, grant: e.grantId, what: e.what ?? 'grant', email: e.person?.email }),
   };
 }

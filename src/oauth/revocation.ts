@@ -28,7 +28,7 @@ export async function revokeToken(
       if (refresh.clientId === client.clientId) {
         await ctx.store.revokeGrant(refresh.grantId);
         await ctx.audit.record(
-          grantRevoked({ actor: 'client', reason: 'revocation-endpoint', clientId: client.clientId, grantId: refresh.grantId, person: refresh.approvedBy, ip }),
+          grantRevoked({ actor: 'client', reason: 'revocation-endpoint', clientId: client.clientId, clientName: client.metadata.client_name, grantId: refresh.grantId, person: refresh.approvedBy, ip }),
         );
       }
       return true;
@@ -38,7 +38,16 @@ export async function revokeToken(
       if (!access) return false;
       if (access.clientId === client.clientId && (await ctx.store.deleteAccessToken(hash))) {
         await ctx.audit.record(
-          grantRevoked({ actor: 'client', reason: 'revocation-endpoint', clientId: client.clientId, grantId: access.grantId, person: access.approvedBy, ip, what: 'access-token' }),
+          grantRevoked({
+            actor: 'client',
+            reason: 'revocation-endpoint',
+            clientId: client.clientId,
+            clientName: client.metadata.client_name,
+            grantId: access.grantId,
+            person: access.approvedBy,
+            ip,
+            what: 'access-token',
+          }),
         );
       }
       return true;

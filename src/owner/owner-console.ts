@@ -205,13 +205,13 @@ export class OwnerConsole {
   async revokeGrant(grantId: string | undefined, actor: AuditActor): Promise<boolean> {
     const found = await this.grant(grantId);
     if (!found) return false;
-    await this.revoke(found.grant, actor, 'owner');
+    await this.revoke({ ...found.grant, clientName: found.clientName }, actor, 'owner');
     return true;
   }
 
-  private async revoke(grant: GrantSummary, actor: AuditActor, reason: 'owner' | 'person'): Promise<void> {
+  private async revoke(grant: GrantSummary & { clientName?: string | undefined }, actor: AuditActor, reason: 'owner' | 'person'): Promise<void> {
     const removed = await this.deps.store.revokeGrant(grant.grantId);
-    await this.deps.audit.record(grantRevoked({ actor, reason, clientId: grant.clientId, grantId: grant.grantId, person: grant.approvedBy }));
+    await this.deps.audit.record(grantRevoked({ actor, reason, clientId: grant.clientId, clientName: grant.clientName, grantId: grant.grantId, person: grant.approvedBy }));
     this.deps.logger.info({ clientId: grant.clientId, removed, by: reason }, `${reason} revoked a grant`);
   }
 
@@ -228,7 +228,8 @@ export class OwnerConsole {
   /** Revokes every live grant of a client (the client stays registered). Returns how many. */
   async revokeClientGrants(clientId: string, actor: AuditActor): Promise<number> {
     const grants = await this.deps.store.listGrants(this.deps.clock.now(), { clientId });
-    for (const g of grants) await this.revoke(g, actor, 'owner');
+    const clientName = (await this.deps.store.getClient(clientId))?.metadata.client_name;
+    for (const g of grants) await this.revoke({ ...g, clientName }, actor, 'owner');
     return grants.length;
   }
 
@@ -273,9 +274,9 @@ export class OwnerConsole {
 
   /** A person revokes one of their own grants; a grant someone else approved is never touched. */
   async revokeOwnGrant(subject: string, grantId: string | undefined): Promise<boolean> {
-    const grant = (await this.person(subject))?.grants.find((g) => g.grantId === grantId);
+    const grant = (await this.deps.store.listGrants(this.deps.clock.now(), { subject })).find((g) => g.grantId === grantId);
     if (grant === undefined) return false;
-    await this.revoke(grant, subject, 'person');
+    await this.revoke({ ...grant, clientName: (await this.deps.store.getClient(grant.clientId))?.metadata.client_name }, subject, 'person');
     return true;
   }
 

@@ -7,7 +7,9 @@ import { refreshAccessToken, ROTATED_TOKEN_RETENTION_MS } from '../../src/oauth/
 import { revokeToken } from '../../src/oauth/revocation.js';
 import { hashSecret } from '../../src/crypto/secrets.js';
 import type { TokenResponse } from '../../src/oauth/token-issuer.js';
-import type { ClientRecord } from '../../src/store/types.js';
+import type { AccessPolicy } from '../../src/identity/access-policy.js';
+import type { OAuthContext } from '../../src/oauth/context.js';
+import type { Approver, AuditEvent, ClientRecord } from '../../src/store/types.js';
 import { clientRecord, type TestContext } from '../helpers/unit-context.js';
 
 const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
@@ -393,6 +395,120 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
 
       it('requires the token parameter', async () => {
         expect((await rejection(introspectToken(t.ctx, {}))).error).toBe('invalid_request');
+      });
+    });
+
+    describe('who approved: identity in tokens (issue 12)', () => {
+      const alice: Approver = { subject: 'oidc:idp.example.com:alice', email: 'alice@example.com', name: 'Alice', provider: 'oidc', emailVerified: true };
+      const policy = (lists: Partial<AccessPolicy> = {}): AccessPolicy => ({ emails: [], domains: [], githubUsers: [], githubOrgs: [], ownerEmails: [], ...lists });
+      /** The rules' context with other allow-lists, as after a restart with changed OAUTH_ALLOWED_*. */
+      const withPolicy = (lists: Partial<AccessPolicy>): OAuthContext => ({ ...t.ctx, accessPolicy: policy(lists) });
+      const events = (type: string): Promise<AuditEvent[]> => t.audit.list({ limit: 100, type });
+
+      async function personTokens(approver: Approver, ctx: OAuthContext): Promise<TokenResponse> {
+        const { code } = await issueAuthorizationCode(ctx, request(), approver);
+        return exchangeAuthorizationCode(ctx, client, { code, redirect_uri: REDIRECT, code_verifier: VERIFIER });
+      }
+
+      it('goes from the code to the tokens and to every rotated token; introspection names them', async () => {
+        const ctx = withPolicy({ emails: ['alice@example.com'] });
+        const first = await personTokens(alice, ctx);
+        expect((await t.store.getAccessToken(hashSecret(first.access_token), t.clock.now()))?.approvedBy).toEqual(alice);
+        expect((await t.store.getRefreshToken(hashSecret(first.refresh_token ?? ''), t.clock.now()))?.approvedBy).toEqual(alice);
+        const second = await refreshAccessToken(ctx, client, { refresh_token: first.refresh_token });
+        expect((await t.store.getRefreshToken(hashSecret(second.refresh_token ?? ''), t.clock.now()))?.approvedBy).toEqual(alice);
+        expect(await introspectToken(ctx, { token: second.access_token })).toMatchObject({ active: true, sub: alice.subject, username: 'alice@example.com' });
+        expect((await t.store.listGrants(t.clock.now(), { subject: alice.subject }))[0]?.approvedBy).toEqual(alice);
+      });
+
+      it('a PIN approval names nobody: sub is the grant id and there is no username', async () => {
+        const tokens = await tokensFor();
+        const result = await introspectToken(t.ctx, { token: tokens.access_token });
+        const record = await t.store.getAccessToken(hashSecret(tokens.access_token), t.clock.now());
+        expect(result).toMatchObject({ active: true, sub: record?.grantId });
+        expect(result).not.toHaveProperty('username');
+      });
+
+      it('a person without an e-mail is shown by name', async () => {
+        const ctx = withPolicy({ githubUsers: ['octocat'] });
+        const octocat: Approver = { subject: 'github:583231', name: 'The Octocat', provider: 'github', emailVerified: false, githubLogin: 'octocat' };
+        const tokens = await personTokens(octocat, ctx);
+        expect(await introspectToken(ctx, { token: tokens.access_token })).toMatchObject({ sub: 'github:583231', username: 'The Octocat' });
+      });
+
+      it('at refresh, a person removed from the allow-lists gets invalid_grant and loses the grant', async () => {
+        const tokens = await personTokens(alice, withPolicy({ emails: ['alice@example.com'] }));
+        const removed = withPolicy({ emails: ['bob@example.com'], domains: ['elsewhere.example'] });
+        const err = await rejection(refreshAccessToken(removed, client, { refresh_token: tokens.refresh_token }));
+        expect(err.error).toBe('invalid_grant');
+        expect(err.message).toContain('no longer allowed');
+        expect(await accessLive(tokens.access_token)).toBe(false);
+        expect(await refreshLive(tokens.refresh_token)).toBe(false);
+        const [revoked] = await events('grant.revoked');
+        expect(revoked).toMatchObject({ actor: 'system', subject: alice.subject, clientId: client.clientId, detail: { reason: 'allow-list-removal', email: 'alice@example.com' } });
+      });
+
+      it('at refresh, every kind of listing is judged again: domain, owner, GitHub login, GitHub organisation', async () => {
+        const byDomain = await personTokens(alice, withPolicy({ domains: ['example.com'] }));
+        await expect(refreshAccessToken(withPolicy({ ownerEmails: ['alice@example.com'] }), client, { refresh_token: byDomain.refresh_token })).resolves.toHaveProperty('access_token');
+
+        const octocat: Approver = { subject: 'github:583231', provider: 'github', emailVerified: false, githubLogin: 'Octocat', githubOrgs: ['Acme'] };
+        const byOrg = await personTokens(octocat, withPolicy({ githubOrgs: ['acme'] }));
+        const kept = await refreshAccessToken(withPolicy({ githubOrgs: ['acme'] }), client, { refresh_token: byOrg.refresh_token });
+        // The organisation left the list: membership recorded at sign-in no longer counts.
+        expect((await rejection(refreshAccessToken(withPolicy({ githubOrgs: ['other-org'] }), client, { refresh_token: kept.refresh_token }))).error).toBe('invalid_grant');
+
+        const byLogin = await personTokens(octocat, withPolicy({ githubUsers: ['octocat'] }));
+        expect((await rejection(refreshAccessToken(withPolicy({ githubUsers: ['someone-else'] }), client, { refresh_token: byLogin.refresh_token }))).error).toBe('invalid_grant');
+      });
+
+      it('an unverified address never keeps a grant alive, even when it is listed', async () => {
+        const unverified: Approver = { ...alice, emailVerified: false };
+        const tokens = await personTokens(unverified, withPolicy({ emails: ['alice@example.com'] }));
+        expect((await rejection(refreshAccessToken(withPolicy({ emails: ['alice@example.com'] }), client, { refresh_token: tokens.refresh_token }))).error).toBe('invalid_grant');
+      });
+
+      it('PIN-approved grants are not judged by the allow-lists', async () => {
+        const tokens = await tokensFor();
+        await expect(refreshAccessToken(withPolicy({ emails: ['bob@example.com'] }), client, { refresh_token: tokens.refresh_token })).resolves.toHaveProperty('access_token');
+      });
+    });
+
+    describe('audit events of the grant rules', () => {
+      const events = (type: string): Promise<AuditEvent[]> => t.audit.list({ limit: 100, type });
+
+      it('a replayed code: one grant.revoked, reason code-replay', async () => {
+        const { code } = await issueAuthorizationCode(t.ctx, request());
+        await exchange(code);
+        await rejection(exchange(code));
+        const revoked = await events('grant.revoked');
+        expect(revoked).toHaveLength(1);
+        expect(revoked[0]).toMatchObject({ actor: 'system', clientId: client.clientId, detail: { reason: 'code-replay', what: 'grant' } });
+        expect(JSON.stringify(revoked)).not.toContain(code);
+      });
+
+      it('a reused refresh token: one grant.revoked, reason refresh-reuse', async () => {
+        const first = await tokensFor();
+        await refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token });
+        t.clock.advance(30_001);
+        await rejection(refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token }));
+        const revoked = await events('grant.revoked');
+        expect(revoked).toHaveLength(1);
+        expect(revoked[0]?.detail).toMatchObject({ reason: 'refresh-reuse' });
+      });
+
+      it('the revocation endpoint: the grant for a refresh token, the token alone for an access token; nothing for others\' tokens', async () => {
+        const first = await tokensFor();
+        const second = await tokensFor();
+        await revokeToken(t.ctx, client, { token: first.access_token }, '203.0.113.9');
+        await revokeToken(t.ctx, client, { token: second.refresh_token }, '203.0.113.9');
+        await revokeToken(t.ctx, other, { token: first.refresh_token });
+        await revokeToken(t.ctx, client, { token: 'never-issued' });
+        const revoked = await events('grant.revoked');
+        expect(revoked.map((e) => ({ actor: e.actor, ip: e.ip, what: e.detail?.what, reason: e.detail?.reason }))).toEqual([
+          { actor: 'client', ip: '203.0.113.9', what: 'grant', reason: 'revocation-endpoint' },
+          { actor: 'client', ip: '203.0.113.9', what: 'access-token', reason: 'revocation-endpoint' },
+        ]);
       });
     });
   });

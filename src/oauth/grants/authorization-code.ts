@@ -58,7 +58,7 @@ export async function exchangeAuthorizationCode(
 
   if (code.consumedAt !== undefined) {
     // RFC 6749 §4.1.2 / RFC 9700 §4.5: a replayed code means it leaked. Revoke what it yielded.
-    await revokeReplayedGrant(ctx, code);
+    await revokeReplayedGrant(ctx, code, client);
     throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
   }
   // These checks do not consume the code: a client that got one wrong may try again.
@@ -74,17 +74,19 @@ export async function exchangeAuthorizationCode(
   const previous = await ctx.store.consumeCode(hash, now, issued);
   if (!previous) throw invalidGrant('The authorization code is unknown or expired; authorize again');
   if (previous.consumedAt !== undefined) {
-    await revokeReplayedGrant(ctx, code);
+    await revokeReplayedGrant(ctx, code, client);
     throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
   }
   ctx.store.touchClient(client.clientId, now);
   return issued.response;
 }
 
-async function revokeReplayedGrant(ctx: OAuthContext, code: CodeRecord): Promise<void> {
+/** `presenter`: the client that presented the code, whose name is recorded when the code was its own. */
+async function revokeReplayedGrant(ctx: OAuthContext, code: CodeRecord, presenter: ClientRecord): Promise<void> {
   const { grantId, clientId } = code;
   const removed = await ctx.store.revokeGrant(grantId);
-  await ctx.audit.record(grantRevoked({ actor: 'system', reason: 'code-replay', clientId, grantId, person: code.approvedBy }));
+  const clientName = presenter.clientId === clientId ? presenter.metadata.client_name : undefined;
+  await ctx.audit.record(grantRevoked({ actor: 'system', reason: 'code-replay', clientId, clientName, grantId, person: code.approvedBy }));
   ctx.logger.warn({ clientId, grantId, removed }, 'authorization code replayed: grant revoked');
 }
 

@@ -51,7 +51,7 @@ export async function refreshAccessToken(
   if (token.approvedBy !== undefined && !approverStillAllowed(token.approvedBy, ctx.accessPolicy).allowed) {
     const removed = await ctx.store.revokeGrant(token.grantId);
     await ctx.audit.record(
-      grantRevoked({ actor: 'system', reason: 'allow-list-removal', clientId: client.clientId, grantId: token.grantId, person: token.approvedBy }),
+      grantRevoked({ actor: 'system', reason: 'allow-list-removal', clientId: client.clientId, clientName: client.metadata.client_name, grantId: token.grantId, person: token.approvedBy }),
     );
     ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, subject: token.approvedBy.subject, removed }, 'approver no longer on the allow-lists: grant revoked');
     throw invalidGrant('The person who approved this connection is no longer allowed to connect; this grant is revoked');
@@ -72,7 +72,9 @@ export async function refreshAccessToken(
     // as the rotation is reuse (comparing the elapsed time alone would let it through).
     if (graceMs === 0 || now - previous.rotatedAt > graceMs) {
       const removed = await ctx.store.revokeGrant(token.grantId);
-      await ctx.audit.record(grantRevoked({ actor: 'system', reason: 'refresh-reuse', clientId: client.clientId, grantId: token.grantId, person: token.approvedBy }));
+      await ctx.audit.record(
+        grantRevoked({ actor: 'system', reason: 'refresh-reuse', clientId: client.clientId, clientName: client.metadata.client_name, grantId: token.grantId, person: token.approvedBy }),
+      );
       ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, removed }, 'rotated refresh token reused: grant revoked');
       throw invalidGrant('The refresh token was already used; this grant is revoked, authorize again');
     }
