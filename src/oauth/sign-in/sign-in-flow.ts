@@ -67,7 +67,7 @@ const STATUS: Record<LoginFailureReason, number> = {
   denied: 403,
   'provider-unreachable': 503,
   'provider-error': 400,
-  'invalid-response': 502,
+  'invalid-response': 400,
   'invalid-id-token': 400,
 };
 
