@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import type { Response } from 'supertest';
+import { pino } from 'pino';
+import request, { type Response } from 'supertest';
+import { createServices } from '../../src/daemon.js';
 import {
   BODIES,
   CSRF_COOKIE,
@@ -14,6 +16,7 @@ import {
   postConsent,
   redirectParams,
   register,
+  testConfig,
   useHarness,
   type Harness,
   type TokenBody,
@@ -52,19 +55,21 @@ afterAll(async () => {
 
 const subjectOf = (account: string): string => `oidc:127.0.0.1:${idp.port}:${account}`;
 
+const peopleEnv = (): Record<string, string> => ({
+  OAUTH_OIDC_ISSUER: idp.issuer,
+  OAUTH_OIDC_CLIENT_ID: 'latchkey',
+  OAUTH_OIDC_CLIENT_SECRET: SECRET,
+  OAUTH_OIDC_NAME: 'Test IdP',
+  OAUTH_ALLOWED_EMAILS: 'alice@example.com,bob@example.com',
+  OAUTH_OWNER_EMAILS: 'owner@example.com',
+  OAUTH_LOGIN: 'oidc,pin',
+});
+
 function usePeopleHarness(): { readonly h: Harness } {
   const inner = useHarness();
   let current: Harness | undefined;
   beforeEach(async () => {
-    current = await inner.start({
-      OAUTH_OIDC_ISSUER: idp.issuer,
-      OAUTH_OIDC_CLIENT_ID: 'latchkey',
-      OAUTH_OIDC_CLIENT_SECRET: SECRET,
-      OAUTH_OIDC_NAME: 'Test IdP',
-      OAUTH_ALLOWED_EMAILS: 'alice@example.com,bob@example.com',
-      OAUTH_OWNER_EMAILS: 'owner@example.com',
-      OAUTH_LOGIN: 'oidc,pin',
-    });
+    current = await inner.start(peopleEnv());
   });
   return {
     get h(): Harness {
@@ -329,5 +334,28 @@ describe('without a provider', () => {
     const admin = await http(s.h).get('/admin');
     expect(admin.text).not.toContain('Sign in with');
     expect((await http(s.h).post('/admin/login/oidc').set('Cookie', cookieHeader({})).type('form').send({ csrf: 'x' })).status).toBe(403);
+  });
+});
+
+describe('an owner taken off OAUTH_OWNER_EMAILS', () => {
+  const s = usePeopleHarness();
+
+  it('loses the owner\'s page at once, even with a live session', async () => {
+    const { cookies } = await signInTo(s.h, '/admin', 'owner');
+    const cookie = `${ADMIN_COOKIE}=${cookies[ADMIN_COOKIE] ?? ''}`;
+    expect((await http(s.h).get('/admin').set('Cookie', cookie)).text).toContain('Connected apps');
+    // The same data directory, restarted with another owner.
+    await s.h.services.backend.close();
+    const config = testConfig(s.h.dir, { ...peopleEnv(), OAUTH_OWNER_EMAILS: 'someone-else@example.com' });
+    const again = await createServices(config, pino({ level: 'silent' }), { clock: s.h.clock });
+    try {
+      const page = await request(again.app).get('/admin').set('Cookie', cookie);
+      expect(page.status).toBe(200);
+      expect(page.text).toContain('Sign in');
+      expect(page.text).not.toContain('Connected apps');
+      expect(await again.backend.kv.list('admin-session', s.h.clock.now())).toEqual([]);
+    } finally {
+      await again.backend.close();
+    }
   });
 });

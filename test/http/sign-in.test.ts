@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Response } from 'supertest';
 import type { AuditEvent } from '../../src/store/types.js';
 import {
@@ -21,6 +21,7 @@ import {
   type RegisteredClient,
   type TokenBody,
 } from '../helpers/http-harness.js';
+import { startGithubStandin, type GithubStandin } from '../helpers/github-standin.js';
 import { startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
 import { freePort } from '../helpers/running-app.js';
 import { consentFieldOf, pressContinue, returnFromProvider, setCookies, SIGN_IN_COOKIE } from '../helpers/sign-in.js';
@@ -328,5 +329,70 @@ describe('with both the PIN and a provider (OAUTH_LOGIN=oidc,pin)', () => {
     expect(res.status).toBe(303);
     expect((await auditEvents(s.h, 'consent.approved'))[0]).toMatchObject({ actor: 'pin' });
     expect((await auditEvents(s.h, 'consent.approved'))[0]?.subject).toBeUndefined();
+  });
+});
+
+describe('GitHub in the consent flow, against the stand-in', () => {
+  let github: GithubStandin;
+  beforeAll(async () => {
+    github = await startGithubStandin({
+      users: [
+        { id: 583231, login: 'octocat', name: 'The Octocat', emails: [{ email: 'octocat@github.com', verified: true, primary: true }], orgs: { acme: 'active' } },
+        { id: 1001, login: 'invited', emails: [{ email: 'invited@users.example', verified: true, primary: true }], orgs: { acme: 'pending' } },
+      ],
+      apps: [{ clientId: 'Iv1.supertest', clientSecret: 'github-supertest-secret-0123', callbackUrl: `${ISSUER}/login/callback/github` }],
+    });
+  });
+  afterAll(async () => {
+    await github?.stop();
+  });
+
+  const inner = useHarness();
+  let h: Harness;
+  beforeEach(async () => {
+    h = await inner.start({
+      OAUTH_GITHUB_CLIENT_ID: 'Iv1.supertest',
+      OAUTH_GITHUB_CLIENT_SECRET: 'github-supertest-secret-0123',
+      OAUTH_GITHUB_URL: github.url,
+      OAUTH_GITHUB_API_URL: github.apiUrl,
+      OAUTH_ALLOWED_GITHUB_ORGS: 'acme',
+    });
+  });
+
+  async function throughGithub(login: string): Promise<{ res: Response; csrf: string; client: RegisteredClient; verifier: string }> {
+    const client = await register(h, BODIES.claude);
+    const p = pkce();
+    const page = await openConsent(h, client, { pkce: p });
+    expect(page.res.text).toContain('Continue with GitHub');
+    const started = await pressContinue(h, page, 'github');
+    expect(started.location.startsWith(`${github.url}/login/oauth/authorize?`)).toBe(true);
+    const back = await github.signIn(started.location, login);
+    const res = await returnFromProvider(h, back, { [CSRF_COOKIE]: page.csrf, [SIGN_IN_COOKIE]: started.signIn });
+    return { res, csrf: page.csrf, client, verifier: p.verifier };
+  }
+
+  it('an active member of an allowed organisation connects as github:<id>; the grant keeps the organisation for the refresh re-check', async () => {
+    const { res, csrf, client, verifier } = await throughGithub('octocat');
+    expectPage(res, 200, 'as <strong>octocat@github.com</strong>');
+    const approved = await postConsent(h, { consent: consentFieldOf(res.text), csrf, decision: 'approve' });
+    const code = redirectParams(approved).get('code') ?? '';
+    const tokens = (await exchange(h, client, { code, state: null, iss: null, location: '', verifier, redirectUri: client.redirect_uris[0] ?? '' })).body as TokenBody;
+    expect(await introspect(h, tokens.access_token)).toMatchObject({ active: true, sub: 'github:583231', username: 'octocat@github.com' });
+    const [grant] = await h.services.store.listGrants(h.clock.now(), { subject: 'github:583231' });
+    expect(grant?.approvedBy).toEqual({
+      subject: 'github:583231',
+      email: 'octocat@github.com',
+      name: 'The Octocat',
+      provider: 'github',
+      emailVerified: true,
+      githubLogin: 'octocat',
+      githubOrgs: ['acme'],
+    });
+    expect((await refresh(h, client, tokens.refresh_token ?? '')).status).toBe(200);
+  });
+
+  it('a pending invitation is not membership: a page, and nothing else', async () => {
+    const { res } = await throughGithub('invited');
+    expectPage(res, 403, 'invited@users.example is not on the list');
   });
 });
