@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import { LoginError } from '../identity/login-provider.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { createLogger } from '../logger.js';
-import { ENDPOINTS } from '../oauth/endpoints.js';
+import { callbackUrl } from '../oauth/sign-in/sign-in-flow.js';
 import type { Check } from './doctor.js';
 
 /** Doctor waits this long for the provider's discovery document. */
@@ -26,7 +26,7 @@ export async function checkSignIn(config: Config, add: (c: Check) => void): Prom
     name: 'sign-in',
     detail: `the consent page offers ${identity.login.join(', ')}; allowed: ${lists.emails.length} e-mail(s), ${lists.domains.length} domain(s), ${lists.githubUsers.length} GitHub user(s), ${lists.githubOrgs.length} organisation(s), ${lists.ownerEmails.length} owner(s)`,
   });
-  const callback = (provider: string): string => `${config.issuer}${ENDPOINTS.signInCallback.path}/${provider}`;
+  const callback = (provider: 'oidc' | 'github'): string => callbackUrl(config.issuer, provider);
 
   if (identity.oidc !== undefined) {
     const { issuer, name } = identity.oidc;

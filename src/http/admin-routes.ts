@@ -77,13 +77,14 @@ export function adminRouter(deps: AdminDeps): Router {
     next();
   });
 
+  // A provider's button is offered only when someone could sign in with it as an owner.
+  const providers = deps.accessPolicy.ownerEmails.length > 0 ? offeredProviders(deps.signInFlow) : [];
+
   /**
    * The sign-in form, bound to a token this server signed (a client cannot pick its own) and
    * sent both as a cookie and in the form. `sameForm` re-shows the form just posted: a new
-   * token would reset its attempt count.
+   * token would reset its attempt count. Its CSP allows the providers its buttons lead to.
    */
-  // A provider's button is offered only when someone could sign in with it as an owner.
-  const providers = deps.accessPolicy.ownerEmails.length > 0 ? offeredProviders(deps.signInFlow) : [];
   const renderLogin = (res: Response, status: number, message?: string, sameForm?: string): void => {
     const token = sameForm ?? deps.loginForms.sign(newSecret(deps.random));
     res.cookie(loginCookie, token, cookies.options('strict', LOGIN_FORM_MS));
