@@ -141,6 +141,7 @@ const configSchema = z
     OAUTH_AUTH_CODE_TTL: durationMs(600),
     OAUTH_REFRESH_REUSE_GRACE: durationMs(30, { zeroAllowed: true }),
     OAUTH_CLEANUP_INTERVAL: durationMs(3600),
+    OAUTH_AUDIT_RETENTION: durationMs(7_776_000),
     OAUTH_VALID_SCOPES: scopeList.default(['mcp']),
     OAUTH_DEFAULT_SCOPES: scopeList.optional(),
     OAUTH_RESOURCES: z
@@ -255,6 +256,8 @@ const configSchema = z
         unusedClientTtlMs: env.OAUTH_UNUSED_CLIENT_TTL,
       },
       admin: { idleTimeoutMs: env.OAUTH_ADMIN_IDLE_TIMEOUT },
+      /** How long audit events are kept; older ones are deleted by the cleanup job. */
+      audit: { retentionMs: env.OAUTH_AUDIT_RETENTION },
       gateway: {
         /** OAUTH_GATEWAY_CONFIG: the MCP servers file (docs/gateway.md); unset means no gateway. */
         configFile: env.OAUTH_GATEWAY_CONFIG,

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
+import { configurationLoaded, clientsDeleted } from './audit/audit-events.js';
+import { AuditLog } from './audit/audit-log.js';
 import { systemClock, type Clock } from './clock.js';
 import { isLoopbackIssuer, type Config } from './config.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
@@ -13,6 +15,7 @@ import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index
 import { createApp } from './http/app.js';
 import { listenControl, type ControlSocket } from './control-socket.js';
 import { createControlApp } from './http/control-routes.js';
+import { createLoginProviders } from './identity/providers.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
 import { ClientResolver } from './oauth/client-resolver.js';
@@ -20,7 +23,9 @@ import { ConsentSigner } from './oauth/consent/consent-form.js';
 import type { OAuthContext } from './oauth/context.js';
 import { KnownDevices } from './oauth/known-devices.js';
 import { hashedPinVerifier, kvFailureLog, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
-import { AdminSessions } from './owner/admin-sessions.js';
+import { offeredProviders, type SignInDeps } from './oauth/sign-in/sign-in-flow.js';
+import { SignInStates } from './oauth/sign-in/sign-in-state.js';
+import { ACCOUNT_SESSIONS, AdminSessions } from './owner/admin-sessions.js';
 import { OwnerConsole } from './owner/owner-console.js';
 import { serverStats } from './owner/server-status.js';
 import type { FsOps } from './store/file/atomic-file.js';
@@ -87,7 +92,9 @@ export async function createServices(config: Config, logger: Logger, options: Se
   }
   // A getter: a gateway reload (SIGHUP) may change the resources tokens can be issued for.
   const resources = gateway ? (): readonly string[] => [...config.resources, ...(gateway?.resources() ?? [])] : (): readonly string[] => config.resources;
-  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources, store, clock, random, logger };
+  const audit = new AuditLog(backend.audit, clock);
+  const { identity } = config;
+  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources, store, accessPolicy: identity.policy, audit, clock, random, logger };
   const source = config.pin.source;
   const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
   const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
@@ -96,7 +103,17 @@ export async function createServices(config: Config, logger: Logger, options: Se
   // every instance on one database shares it.
   const signingKey = await backend.consentKey();
   const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
-  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv, random));
+  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv, random), audit);
+  const signInFlow: SignInDeps = {
+    providers: await createLoginProviders(identity, { logger }),
+    policy: identity.policy,
+    issuer: config.issuer,
+    states: new SignInStates(signingKey),
+    kv: backend.kv,
+    audit,
+    clock,
+    logger,
+  };
   const { cimd } = config;
   const clients = new ClientResolver({
     store,
@@ -115,7 +132,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
-  const owner = new OwnerConsole({ store, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), health: () => backend.health() });
+  const owner = new OwnerConsole({ store, audit, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), health: () => backend.health() });
   const app = createApp({
     settings: config,
     ctx,
@@ -129,6 +146,9 @@ export async function createServices(config: Config, logger: Logger, options: Se
     loginForms: new TokenSigner(signingKey, 'admin-login-form'),
     owner,
     adminSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs),
+    accountSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs, ACCOUNT_SESSIONS),
+    signIn: { pin: identity.login.includes('pin'), providers: offeredProviders(signInFlow) },
+    signInFlow,
     version: VERSION,
     startedAt,
     rootDir: ROOT_DIR,
@@ -141,8 +161,21 @@ export async function createServices(config: Config, logger: Logger, options: Se
     // OAUTH_UNUSED_CLIENT_TTL, so a registration flood cannot fill the table for good. Approved
     // clients never expire (hosts cache their client_id for months).
     const unusedClients = await store.deleteUnusedClients(now - config.store.unusedClientTtlMs);
-    logger.info({ removed, unusedClients }, 'expired codes and tokens deleted');
+    if (unusedClients > 0) await audit.record(clientsDeleted({ count: unusedClients, actor: 'system', reason: 'unused' }));
+    const auditEvents = await audit.prune(config.audit.retentionMs);
+    logger.info({ removed, unusedClients, auditEvents }, 'expired codes and tokens deleted');
   };
+  await audit.record(
+    configurationLoaded({
+      version: VERSION,
+      issuer: config.issuer,
+      signIn: identity.login,
+      providers: signInFlow.providers.map((p) => `${p.id}: ${p.id === 'oidc' ? (identity.oidc?.issuer ?? '') : (identity.github?.url ?? '')}`),
+      backend: backend.kind,
+      allowListEntries: Object.values(identity.policy).reduce((n, list: string[]) => n + list.length, 0),
+      owners: identity.policy.ownerEmails.length,
+    }),
+  );
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
   return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };
 }

@@ -6,11 +6,12 @@ import { FILES, OPTIONAL_COLLECTIONS, type CollectionName } from '../store/file/
 import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
 import { readDataDir, setAsideFiles, type DataDirState } from '../store/file/data-dir.js';
 import { parseDataFile } from '../store/file/snapshot.js';
+import { checkSignIn } from './doctor-sign-in.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
 type Level = 'ok' | 'warn' | 'fail';
 
-interface Check {
+export interface Check {
   level: Level;
   name: string;
   detail: string;
@@ -46,6 +47,7 @@ export async function doctor(io: CliIo, env: Record<string, string | undefined>)
   add({ level: 'ok', name: 'config', detail: 'every variable is valid' });
 
   checkSettings(config, add);
+  await checkSignIn(config, add);
   await checkDataDir(path.resolve(io.cwd, config.store.dataDir), add);
   await checkServer(config, add);
   return summarize(io, checks);

@@ -25,6 +25,7 @@ interface GrantRow {
   issued_at: number;
   expires_at: number;
   refreshable: boolean;
+  approved_by?: { subject: string; email?: string; name?: string };
 }
 
 const when = (ms: number | undefined): string => (ms === undefined ? '-' : `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')}Z`);
@@ -67,14 +68,22 @@ export async function listGrants(io: CliIo, socket: string, clientId: string | u
   }
   table(
     io,
-    ['GRANT ID', 'APP', 'SCOPE', 'EXPIRES', 'RESOURCE'],
-    grants.map((g) => [g.grant_id, g.client_name, g.scope, `${when(g.expires_at)}${g.refreshable ? ' (renews)' : ''}`, g.resource]),
+    ['GRANT ID', 'APP', 'SCOPE', 'EXPIRES', 'APPROVED BY', 'RESOURCE'],
+    grants.map((g) => [
+      g.grant_id,
+      g.client_name,
+      g.scope,
+      `${when(g.expires_at)}${g.refreshable ? ' (renews)' : ''}`,
+      g.approved_by === undefined ? 'PIN' : (g.approved_by.email ?? g.approved_by.name ?? g.approved_by.subject),
+      g.resource,
+    ]),
   );
   return 0;
 }
 
-export async function revoke(io: CliIo, socket: string, grantIds: string[], clientId: string | undefined): Promise<number> {
-  const body = clientId !== undefined ? { client_id: clientId } : { grant_ids: grantIds };
+/** Revokes grants by id, every grant of one client, or everything one person approved (their subject). */
+export async function revoke(io: CliIo, socket: string, target: { grantIds: string[] } | { clientId: string } | { subject: string }): Promise<number> {
+  const body = 'clientId' in target ? { client_id: target.clientId } : 'subject' in target ? { subject: target.subject } : { grant_ids: target.grantIds };
   const { revoked } = (await callControl(socket, 'POST', '/v1/grants/revoke', body)) as { revoked: number };
   io.out(revoked === 0 ? 'Nothing to revoke: no such live grant.\n' : `Revoked ${revoked} grant${revoked === 1 ? '' : 's'}: their tokens no longer work.\n`);
   return revoked === 0 ? 1 : 0;

@@ -5,6 +5,7 @@ import { doctor } from './doctor.js';
 import { hashPinCommand } from './hash-pin.js';
 import { loadEnv, localBaseUrl, parseArgs, UsageError, type CliIo } from './io.js';
 import { ControlUnavailableError } from './control-client.js';
+import { auditCommand } from './audit-command.js';
 import { deleteClients, listClients, listGrants, revoke, unlock } from './owner-commands.js';
 import { migrateCommand } from './migrate.js';
 import { stats } from './stats.js';
@@ -25,12 +26,18 @@ Commands:
   latchkey clients [--json]                    registered clients and their live grants
   latchkey clients delete <client-id>...       delete clients and everything issued to them
   latchkey grants [--client ID] [--json]       live grants (one per approval), with their ids
-  latchkey revoke <grant-id>... | --client ID  revoke grants; their tokens stop working at once
+  latchkey revoke <grant-id>... | --client ID | --subject SUBJECT
+                                               revoke grants (or every grant of one client, or
+                                               everything one person approved); their tokens
+                                               stop working at once
   latchkey unlock                              lift every PIN lockout (wrong-PIN pauses)
+  latchkey audit [--since 24h|7d|2026-01-31] [--json]
+                                               the audit log, oldest first: sign-ins, approvals,
+                                               wrong PINs, revocations, clients, restarts
 
 Settings come from the environment and .env in the current directory; with --env-file
 (e.g. /etc/latchkey/latchkey.env) that file is read instead and wins over the shell.
-clients, grants, revoke and unlock talk to the running daemon through its control socket
+clients, grants, revoke, unlock and audit talk to the running daemon through its control socket
 (OAUTH_DATA_DIR/control.sock): run them as the user Latchkey runs as.
 `;
 
@@ -87,12 +94,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await listGrants(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), args.values.client, args.flags.has('json'));
       }
       case 'revoke': {
-        const args = parseArgs(rest, { values: ['env-file', 'client'] });
-        const clientId = args.values.client;
-        if ((clientId === undefined) === (args.positional.length === 0)) {
-          throw new UsageError('revoke takes grant ids (see latchkey grants), or --client ID for every grant of one client');
+        const args = parseArgs(rest, { values: ['env-file', 'client', 'subject'] });
+        const { client: clientId, subject } = args.values;
+        if ([clientId, subject, args.positional.length > 0 ? args.positional : undefined].filter((v) => v !== undefined).length !== 1) {
+          throw new UsageError('revoke takes grant ids (see latchkey grants), or --client ID for every grant of one client, or --subject SUBJECT for everything one person approved');
         }
-        return await revoke(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), args.positional, clientId);
+        const target = clientId !== undefined ? { clientId } : subject !== undefined ? { subject } : { grantIds: args.positional };
+        return await revoke(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), target);
+      }
+      case 'audit': {
+        const args = parseArgs(rest, { values: ['env-file', 'since'], flags: ['json'] });
+        if (args.positional.length > 0) throw new UsageError('audit takes no arguments; use --since 24h (or 7d, or an ISO date)');
+        return await auditCommand(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), args.values.since, args.flags.has('json'));
       }
       case 'unlock': {
         const args = parseArgs(rest, { values: ['env-file'] });

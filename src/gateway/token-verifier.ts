@@ -4,7 +4,8 @@ import type { AccessTokenVerifier } from './verified-token.js';
 
 /**
  * Checks bearer tokens in process, against the same store /introspect reads: no round trip,
- * and a revoked token fails on its very next use.
+ * and a revoked token fails on its very next use. The person who approved the grant (when
+ * they signed in with a provider) becomes the identity the upstream is told about.
  */
 export function storeTokenVerifier(store: Pick<Store, 'getAccessToken' | 'getClient'>, clock: { now(): number }): AccessTokenVerifier {
   return async (token) => {
@@ -16,6 +17,13 @@ export function storeTokenVerifier(store: Pick<Store, 'getAccessToken' | 'getCli
       ...(name !== undefined ? { clientName: name } : {}),
       scopes: record.scopes,
       resource: record.resource,
+      ...(record.approvedBy !== undefined
+        ? {
+            subject: record.approvedBy.subject,
+            ...(record.approvedBy.email !== undefined ? { email: record.approvedBy.email } : {}),
+            ...(record.approvedBy.name !== undefined ? { name: record.approvedBy.name } : {}),
+          }
+        : {}),
     };
   };
 }

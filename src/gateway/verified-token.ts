@@ -6,7 +6,7 @@ export interface VerifiedToken {
   scopes: string[];
   /** The audience the token was issued for (RFC 8707). */
   resource: string;
-  /** Present once sign-in by an identity provider lands. */
+  /** The person who approved the grant, when they signed in with an identity provider. */
   subject?: string;
   email?: string;
   name?: string;

@@ -3,15 +3,20 @@ import type { Logger } from 'pino';
 import { formatDuration, type Clock } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
+import type { AccessPolicy } from '../identity/access-policy.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
+import { offeredProviders, startSignIn, type SignInDeps } from '../oauth/sign-in/sign-in-flow.js';
 import type { AdminSession, AdminSessions } from '../owner/admin-sessions.js';
 import { redirectHosts, type OwnerConsole } from '../owner/owner-console.js';
-import { cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
+import { renderErrorPage } from './consent-page.js';
+import { ADMIN_COOKIE, cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
+import { cspHeader } from './csp.js';
 import { noStore, statusOf } from './oauth-response.js';
 import { singleParams } from './params.js';
+import { sendToProvider } from './sign-in-routes.js';
 
 /** How long a sign-in form stays usable. */
 const LOGIN_FORM_MS = 30 * 60_000;
@@ -22,6 +27,7 @@ const DONE_MESSAGES: Record<string, string> = {
   'client-deleted': 'The client and everything issued to it were deleted. The app must register again to reconnect.',
   'already-gone': 'That was already gone: nothing changed.',
   'unapproved-deleted': 'Every client you never approved was deleted. Apps you approved were not touched.',
+  'person-revoked': 'Every grant of that person was revoked. Their apps must be approved again, by someone allowed to, to reconnect.',
 };
 
 export interface AdminDeps {
@@ -38,24 +44,29 @@ export interface AdminDeps {
   /** Cookies are Secure and __Host- prefixed when the issuer is https. */
   https: boolean;
   idleTimeoutMs: number;
+  /** Owners (OAUTH_OWNER_EMAILS) may sign in with a provider; the PIN always works. */
+  signInFlow: SignInDeps;
+  accessPolicy: AccessPolicy;
 }
 
 const when = (ms: number | undefined): string => (ms === undefined ? 'never' : `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`);
 
 /**
- * The owner's page: sign in with the PIN, see registered clients and their live grants,
- * revoke a grant, delete a client. What is shown and done comes from the owner console
- * (src/owner/); this file reads forms, keeps the session cookies and renders. Cookies are
- * HttpOnly, SameSite=Strict, Secure and __Host- prefixed when the issuer is https. Every form
- * carries the session's CSRF token, every change asks for confirmation on a page of its own
- * (the CSP allows no script, so no confirm() dialogs), and no page can be framed.
+ * The owner's page: sign in with the PIN, or with a provider as one of OAUTH_OWNER_EMAILS;
+ * see registered clients and their live grants, the people who approved them, and the audit
+ * log; revoke a grant or everything of one person, delete a client. What is shown and done
+ * comes from the owner console (src/owner/); this file reads forms, keeps the session cookies
+ * and renders. Cookies are HttpOnly, SameSite=Strict, Secure and __Host- prefixed when the
+ * issuer is https. Every form carries the session's CSRF token, every change asks for
+ * confirmation on a page of its own (the CSP allows no script, so no confirm() dialogs), and
+ * no page can be framed.
  */
 export function adminRouter(deps: AdminDeps): Router {
   const { owner, sessions, pins, logger } = deps;
   const base = ENDPOINTS.admin.path;
   const router = Router();
   const cookies = cookieJar(deps.https);
-  const sessionCookie = cookies.name('latchkey_admin');
+  const sessionCookie = cookies.name(ADMIN_COOKIE);
   const loginCookie = cookies.name('latchkey_admin_login');
   const deviceCookie = cookies.name(DEVICE_COOKIE);
   const cookieOptions = cookies.options('strict');
@@ -66,16 +77,27 @@ export function adminRouter(deps: AdminDeps): Router {
     next();
   });
 
+  // A provider's button is offered only when someone could sign in with it as an owner.
+  const providers = deps.accessPolicy.ownerEmails.length > 0 ? offeredProviders(deps.signInFlow) : [];
+
   /**
    * The sign-in form, bound to a token this server signed (a client cannot pick its own) and
    * sent both as a cookie and in the form. `sameForm` re-shows the form just posted: a new
-   * token would reset its attempt count.
+   * token would reset its attempt count. Its CSP allows the providers its buttons lead to.
    */
   const renderLogin = (res: Response, status: number, message?: string, sameForm?: string): void => {
     const token = sameForm ?? deps.loginForms.sign(newSecret(deps.random));
     res.cookie(loginCookie, token, cookies.options('strict', LOGIN_FORM_MS));
-    res.status(status).render('admin-login', { csrf: token, message });
+    if (providers.length > 0) res.setHeader('Content-Security-Policy', cspHeader(...deps.signInFlow.providers.map((p) => p.authorizationOrigin())));
+    res.status(status).render('admin-login', {
+      csrf: token,
+      message,
+      providers: providers.map((p) => ({ label: p.label, action: `${base}/login/${p.id}` })),
+    });
   };
+
+  /** Who acts in a session, for the audit log: the person who signed in, or whoever had the PIN. */
+  const actorOf = (session: AdminSession): string => session.person?.subject ?? 'pin';
 
   const renderError = (res: Response, status: number, title: string, message: string): void => {
     res.status(status).render('admin-message', { title, message });
@@ -87,9 +109,17 @@ export function adminRouter(deps: AdminDeps): Router {
     const view = await owner.overview({ page: requestedPage, unapprovedOnly });
     const done = typeof req.query.done === 'string' ? DONE_MESSAGES[req.query.done] : undefined;
     const pageLink = (page: number): string => `${base}?${new URLSearchParams({ ...(unapprovedOnly ? { show: 'unapproved' } : {}), page: String(page + 1) }).toString()}`;
+    const people = await owner.people();
     res.render('admin', {
       csrf: session.csrf,
       done,
+      signedInAs: session.person === undefined ? 'with the PIN' : `as ${session.person.email ?? session.person.name ?? session.person.subject}`,
+      people: people.map((p) => ({
+        subject: p.subject,
+        label: p.email ?? p.name ?? p.subject,
+        name: p.email !== undefined ? p.name : undefined,
+        grants: p.grants.map((g) => ({ app: g.clientName, resource: g.resource, scopes: g.scopes, issuedAt: when(g.issuedAt) })),
+      })),
       idleMinutes: Math.round(deps.idleTimeoutMs / 60_000),
       stats: [
         ['Clients', String(view.counts.clients)],
@@ -126,14 +156,30 @@ export function adminRouter(deps: AdminDeps): Router {
           issuedAt: when(g.issuedAt),
           expiresAt: when(g.expiresAt),
           refreshable: g.refreshable,
+          approvedBy: g.approvedBy === undefined ? 'the PIN' : (g.approvedBy.email ?? g.approvedBy.name ?? g.approvedBy.subject),
         })),
       })),
     });
   };
 
+  /**
+   * A live session whose person is still an owner: someone removed from OAUTH_OWNER_EMAILS
+   * loses the owner's page at once, not when their session would have ended.
+   */
+  const liveSession = async (req: Request): Promise<AdminSession | undefined> => {
+    const cookie = readCookie(req, sessionCookie);
+    const session = await sessions.touch(cookie);
+    const email = session?.person?.email?.toLowerCase();
+    if (session?.person !== undefined && (email === undefined || !deps.accessPolicy.ownerEmails.includes(email))) {
+      await sessions.end(cookie);
+      return undefined;
+    }
+    return session;
+  };
+
   /** The session of a request, or undefined (and the sign-in page already sent). */
   const requireSession = async (req: Request, res: Response): Promise<AdminSession | undefined> => {
-    const session = await sessions.touch(readCookie(req, sessionCookie));
+    const session = await liveSession(req);
     if (!session) renderLogin(res, 401, 'Your session has ended. Sign in again.');
     return session;
   };
@@ -161,9 +207,32 @@ export function adminRouter(deps: AdminDeps): Router {
   };
 
   router.get(base, async (req: Request, res: Response) => {
-    const session = await sessions.touch(readCookie(req, sessionCookie));
+    const session = await liveSession(req);
     if (!session) return renderLogin(res, 200);
     await renderDashboard(req, res, session);
+  });
+
+  /** Reads the sign-in form's token: a cookie and a field that match, and that this server signed. */
+  const loginFormToken = (req: Request, posted: string | undefined): string | undefined => {
+    const formToken = readCookie(req, loginCookie);
+    if (!formToken || !posted || !safeEqual(formToken, posted) || deps.loginForms.verify(formToken) === undefined) return undefined;
+    return formToken;
+  };
+
+  router.post(`${base}/login/:provider`, form, async (req: Request, res: Response) => {
+    let fields: Partial<Record<'csrf', string>>;
+    try {
+      fields = singleParams(req.body, ['csrf']);
+    } catch {
+      return renderLogin(res, 400, 'The form was not sent correctly. Try again.');
+    }
+    if (loginFormToken(req, fields.csrf) === undefined) {
+      return renderLogin(res, 403, 'This sign-in form has expired or your browser blocked its cookie. Try again.');
+    }
+    if (providers.length === 0) return renderLogin(res, 404, 'Signing in with a provider is not set up here: use the PIN.');
+    const outcome = await startSignIn(deps.signInFlow, { provider: String(req.params.provider ?? ''), purpose: 'admin', ip: req.ip });
+    if (outcome.kind === 'page') return renderErrorPage(res, outcome);
+    sendToProvider(res, deps.https, outcome);
   });
 
   router.post(`${base}/login`, form, async (req: Request, res: Response) => {
@@ -173,14 +242,15 @@ export function adminRouter(deps: AdminDeps): Router {
     } catch {
       return renderLogin(res, 400, 'The form was not sent correctly. Try again.');
     }
-    const formToken = readCookie(req, loginCookie);
-    if (!formToken || !fields.csrf || !safeEqual(formToken, fields.csrf) || deps.loginForms.verify(formToken) === undefined) {
+    const formToken = loginFormToken(req, fields.csrf);
+    if (formToken === undefined) {
       return renderLogin(res, 403, 'This sign-in form has expired or your browser blocked its cookie. Try again.');
     }
     const device = deps.devices.recognise(readCookie(req, deviceCookie));
     // The form's token names the attempt, so the per-form limit works as on the consent page.
     const outcome = await pins.check(`admin:${hashSecret(formToken)}`, deps.clock.now() + LOGIN_FORM_MS, fields.pin ?? '', {
       purpose: 'admin',
+      ip: req.ip,
       ...(device ? { device } : {}),
     });
     const who = { ip: req.ip, knownDevice: device !== undefined };
@@ -245,7 +315,7 @@ export function adminRouter(deps: AdminDeps): Router {
         csrf: session.csrf,
       });
     }
-    const revoked = await owner.revokeGrant(grant.grantId);
+    const revoked = await owner.revokeGrant(grant.grantId, actorOf(session));
     res.redirect(303, `${base}?done=${revoked ? 'grant-revoked' : 'already-gone'}`);
   });
 
@@ -273,7 +343,7 @@ export function adminRouter(deps: AdminDeps): Router {
         csrf: session.csrf,
       });
     }
-    const deleted = await owner.deleteClient(client.clientId);
+    const deleted = await owner.deleteClient(client.clientId, actorOf(session));
     res.redirect(303, `${base}?done=${deleted ? 'client-deleted' : 'already-gone'}`);
   });
 
@@ -294,8 +364,63 @@ export function adminRouter(deps: AdminDeps): Router {
         csrf: session.csrf,
       });
     }
-    await owner.deleteUnapprovedClients();
+    await owner.deleteUnapprovedClients(actorOf(session));
     res.redirect(303, `${base}?done=unapproved-deleted`);
+  });
+
+  router.post(`${base}/people/revoke`, form, async (req: Request, res: Response) => {
+    const posted = await sessionForm(req, res, ['subject']);
+    if (!posted) return;
+    const { fields, session } = posted;
+    const person = await owner.person(fields.subject);
+    if (!person) return res.redirect(303, `${base}?done=already-gone`);
+    if (fields.confirm !== 'yes') {
+      const apps = [...new Set(person.grants.map((g) => g.clientName))];
+      return res.render('admin-confirm', {
+        title: 'Revoke everything of this person?',
+        lead: `All ${person.grants.length} live grant${person.grants.length === 1 ? '' : 's'} this person approved end at once: their apps' access and refresh tokens stop working. They can connect again only while they are on the allow-lists.`,
+        facts: [
+          ['Person', person.email ?? person.name ?? person.subject],
+          ['Subject', person.subject],
+          ['Apps', apps.join(', ')],
+        ],
+        action: `${base}/people/revoke`,
+        field: 'subject',
+        value: person.subject,
+        button: 'Revoke everything',
+        csrf: session.csrf,
+      });
+    }
+    const records = await owner.revokePerson(person.subject, actorOf(session), 'owner');
+    res.redirect(303, `${base}?done=${records > 0 ? 'person-revoked' : 'already-gone'}`);
+  });
+
+  router.get(`${base}/audit`, async (req: Request, res: Response) => {
+    const session = await requireSession(req, res);
+    if (!session) return;
+    const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' && v.length <= 512 ? v : undefined);
+    const page = typeof req.query.page === 'string' && /^\d{1,6}$/.test(req.query.page) ? Number(req.query.page) - 1 : 0;
+    const subject = text(req.query.subject);
+    const clientId = text(req.query.client);
+    const view = await owner.auditPage({ page, ...(subject !== undefined ? { subject } : {}), ...(clientId !== undefined ? { clientId } : {}) });
+    const link = (p: number): string =>
+      `${base}/audit?${new URLSearchParams({ ...(subject !== undefined ? { subject } : {}), ...(clientId !== undefined ? { client: clientId } : {}), page: String(p + 1) }).toString()}`;
+    res.render('admin-audit', {
+      subject,
+      clientId,
+      page: view.page + 1,
+      newer: view.page > 0 ? link(view.page - 1) : undefined,
+      older: view.hasOlder ? link(view.page + 1) : undefined,
+      events: view.lines.map((l) => ({
+        at: when(l.event.at),
+        type: l.event.type,
+        who: l.who,
+        text: l.text,
+        ip: l.event.ip,
+        subject: l.event.subject,
+        clientId: l.event.clientId,
+      })),
+    });
   });
 
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {

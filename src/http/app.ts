@@ -5,6 +5,7 @@ import type { Gateway } from '../gateway/index.js';
 import type { ClientResolver } from '../oauth/client-resolver.js';
 import type { ConsentDecisionDeps } from '../oauth/consent/consent-decision.js';
 import type { ConsentSigner } from '../oauth/consent/consent-form.js';
+import type { SignInChoice } from '../oauth/consent/outcomes.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { resourceServerAuthenticator } from '../oauth/introspection.js';
@@ -12,9 +13,11 @@ import { authorizationServerMetadata } from '../oauth/metadata.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
 import type { KnownDevices } from '../oauth/known-devices.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
+import type { SignInDeps } from '../oauth/sign-in/sign-in-flow.js';
 import type { AdminSessions } from '../owner/admin-sessions.js';
 import type { OwnerConsole } from '../owner/owner-console.js';
 import { healthReport, serverStats } from '../owner/server-status.js';
+import { accountRouter } from './account-routes.js';
 import { adminRouter } from './admin-routes.js';
 import { consentRouter } from './consent-routes.js';
 import { CSP_DIRECTIVES } from './csp.js';
@@ -26,6 +29,7 @@ import type { RateLimitCounters } from './rate-limit-store.js';
 import { requestLog } from './request-log.js';
 import { revokeRouter } from './revoke-routes.js';
 import { securityHeaders } from './security-headers.js';
+import { signInRouter } from './sign-in-routes.js';
 import { tokenRouter } from './token-routes.js';
 
 /** The settings the HTTP layer reads; each router gets its part of them. */
@@ -48,6 +52,12 @@ export interface AppDeps {
   loginForms: TokenSigner;
   owner: OwnerConsole;
   adminSessions: AdminSessions;
+  /** Sessions of a person's own page (/account). */
+  accountSessions: AdminSessions;
+  /** What the consent page offers (OAUTH_LOGIN). */
+  signIn: SignInChoice;
+  /** Sign-in with the identity providers (src/oauth/sign-in/). */
+  signInFlow: SignInDeps;
   version: string;
   startedAt: number;
   /** Where views/ and public/ live (the package root). */
@@ -94,7 +104,7 @@ export function createApp(deps: AppDeps): Express {
     [
       ENDPOINTS.registration.path,
       registerRouter(
-        { store: ctx.store, clock: ctx.clock, random: ctx.random, logger: ctx.logger, maxClients: limits.maxClients },
+        { store: ctx.store, audit: ctx.audit, clock: ctx.clock, random: ctx.random, logger: ctx.logger, maxClients: limits.maxClients },
         { maxBodyBytes: limits.maxBodyBytes, registrationsPerHour: limits.registrationsPerHour, counters },
       ),
     ],
@@ -113,11 +123,25 @@ export function createApp(deps: AppDeps): Express {
       health: () => healthReport(deps.health),
     }),
   );
+  const consentDeps = {
+    ctx,
+    clients: deps.clients,
+    signer: deps.signer,
+    pins: deps.pins,
+    kv: deps.kv,
+    trustedRedirectHosts: settings.redirects.trustedHosts,
+    signIn: deps.signIn,
+    signInFlow: deps.signInFlow,
+  };
+  app.use(consentRouter(consentDeps, { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute, devices: deps.devices, counters }));
   app.use(
-    consentRouter(
-      { ctx, clients: deps.clients, signer: deps.signer, pins: deps.pins, kv: deps.kv, trustedRedirectHosts: settings.redirects.trustedHosts },
-      { https: settings.https, authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute, devices: deps.devices, counters },
-    ),
+    signInRouter(consentDeps, {
+      https: settings.https,
+      authorizeRequestsPerMinute: limits.authorizeRequestsPerMinute,
+      counters,
+      adminSessions: deps.adminSessions,
+      accountSessions: deps.accountSessions,
+    }),
   );
   app.use(
     adminRouter({
@@ -132,6 +156,20 @@ export function createApp(deps: AppDeps): Express {
       issuer: settings.issuer,
       https: settings.https,
       idleTimeoutMs: settings.admin.idleTimeoutMs,
+      signInFlow: deps.signInFlow,
+      accessPolicy: ctx.accessPolicy,
+    }),
+  );
+  app.use(
+    accountRouter({
+      owner: deps.owner,
+      sessions: deps.accountSessions,
+      signInFlow: deps.signInFlow,
+      loginForms: deps.loginForms,
+      clock: ctx.clock,
+      random: ctx.random,
+      logger: ctx.logger,
+      https: settings.https,
     }),
   );
   app.use(ENDPOINTS.assets.path, express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));

@@ -1,15 +1,13 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
-import type { AuthorizationRequest } from '../oauth/authorization-request.js';
-import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
-import { safeDisplayText } from '../oauth/display-text.js';
-import { decideConsent, type ConsentDecisionDeps } from '../oauth/consent/consent-decision.js';
+import { decideConsent } from '../oauth/consent/consent-decision.js';
+import type { ConsentSignInDeps } from '../oauth/consent/consent-sign-in.js';
 import type { ErrorPage, RedirectBack, ShowConsent } from '../oauth/consent/outcomes.js';
 import { startAuthorization } from '../oauth/consent/start-authorization.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { toOAuthError } from '../oauth/errors.js';
 import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
-import { cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
-import { cspHeader } from './csp.js';
+import { renderConsentPage, renderErrorPage } from './consent-page.js';
+import { cookieJar, CSRF_COOKIE, DEVICE_COOKIE, readCookie } from './cookies.js';
 import { noStore, requestFaultStatus, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
@@ -30,46 +28,18 @@ export interface ConsentRouteSettings {
  * The rules (src/oauth/consent/) decide; this file reads the request, keeps the CSRF cookie
  * and renders what they decided: a page, the consent form, or a redirect back to the client.
  */
-export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteSettings): Router {
+export function consentRouter(deps: ConsentSignInDeps, settings: ConsentRouteSettings): Router {
   const router = Router();
   const { logger } = deps.ctx;
   const authorizePath = ENDPOINTS.authorization.path;
   const consentPath = ENDPOINTS.consent.path;
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
   const cookies = cookieJar(settings.https);
-  const csrfCookie = cookies.name('latchkey_csrf');
+  const csrfCookie = cookies.name(CSRF_COOKIE);
   const deviceCookie = cookies.name(DEVICE_COOKIE);
 
-  const renderError = (res: Response, page: Omit<ErrorPage, 'kind'>): void => {
-    noStore(res);
-    if (page.retryAfter !== undefined) res.setHeader('Retry-After', String(page.retryAfter));
-    res.status(page.status).render('error', { title: page.title, message: page.message, link: page.link });
-  };
-
-  const renderConsent = (req: Request, res: Response, client: ShowConsent['client'], request: AuthorizationRequest, signed: string, message?: string): void => {
-    noStore(res);
-    const target = new URL(request.redirectUri);
-    const web = target.protocol === 'https:' || target.protocol === 'http:';
-    res.setHeader('Content-Security-Policy', cspHeader(web ? target.origin : target.protocol));
-    // A metadata-document client is identified by the host serving its document (the
-    // client_id URL): that, unlike its self-chosen name, is something the owner can judge.
-    const documentHost = isClientIdMetadataUrl(client.clientId) ? new URL(client.clientId).host : undefined;
-    res.status(message ? 401 : 200).render('consent', {
-      documentHost,
-      documentUrl: documentHost ? client.clientId : undefined,
-      clientName: client.metadata.client_name ? safeDisplayText(client.metadata.client_name) : 'An unnamed app',
-      clientUri: client.metadata.client_uri && safeDisplayText(client.metadata.client_uri),
-      // A native app's private-use scheme says little by itself: show the whole URI.
-      redirectHost: web ? target.host : request.redirectUri,
-      redirectUri: request.redirectUri,
-      scopes: request.scopes,
-      resource: request.resource,
-      registeredAt: new Date(client.issuedAt).toISOString().slice(0, 10),
-      consent: signed,
-      message,
-      action: `${req.baseUrl}${consentPath}`,
-    });
-  };
+  const renderError = renderErrorPage;
+  const signInOrigins = (): string[] => deps.signInFlow.providers.map((p) => p.authorizationOrigin());
 
   /** `redirectStatus`: 302 after GET /authorize; 303 after the consent POST (RFC 9700 §4.12: never 307). */
   const render = (req: Request, res: Response, outcome: ErrorPage | RedirectBack | ShowConsent, redirectStatus: 302 | 303): void => {
@@ -84,7 +54,7 @@ export function consentRouter(deps: ConsentDecisionDeps, settings: ConsentRouteS
         }
         return res.redirect(redirectStatus, outcome.location);
       case 'consent':
-        return renderConsent(req, res, outcome.client, outcome.request, outcome.form, outcome.message);
+        return renderConsentPage(res, outcome, signInOrigins());
     }
   };
 

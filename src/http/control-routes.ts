@@ -57,6 +57,7 @@ export function controlRouter(deps: ControlDeps): Router {
           issued_at: g.issuedAt,
           expires_at: g.expiresAt,
           refreshable: g.refreshable,
+          ...(g.approvedBy !== undefined ? { approved_by: { subject: g.approvedBy.subject, email: g.approvedBy.email, name: g.approvedBy.name } } : {}),
         })),
       );
     res.json({ grants });
@@ -66,14 +67,27 @@ export function controlRouter(deps: ControlDeps): Router {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const ids = stringList(body.grant_ids);
     const clientId = typeof body.client_id === 'string' ? body.client_id : undefined;
-    if ((ids === undefined) === (clientId === undefined)) {
-      res.status(400).json({ error: 'send either grant_ids (a list) or client_id' });
+    const subject = typeof body.subject === 'string' && body.subject !== '' ? body.subject : undefined;
+    if ([ids, clientId, subject].filter((v) => v !== undefined).length !== 1) {
+      res.status(400).json({ error: 'send one of grant_ids (a list), client_id or subject' });
       return;
     }
     let revoked = 0;
-    if (ids) for (const id of ids) if (await owner.revokeGrant(id)) revoked++;
-    if (clientId) revoked = await owner.revokeClientGrants(clientId);
+    if (ids) for (const id of ids) if (await owner.revokeGrant(id, 'cli')) revoked++;
+    if (clientId) revoked = await owner.revokeClientGrants(clientId, 'cli');
+    if (subject) {
+      const grants = (await owner.person(subject))?.grants.length ?? 0;
+      await owner.revokePerson(subject, 'cli', 'owner');
+      revoked = grants;
+    }
     res.json({ revoked });
+  });
+
+  router.get('/v1/audit', async (req: Request, res: Response) => {
+    const since = typeof req.query.since === 'string' && /^\d{1,16}$/.test(req.query.since) ? Number(req.query.since) : undefined;
+    const limit = typeof req.query.limit === 'string' && /^\d{1,6}$/.test(req.query.limit) ? Math.min(Number(req.query.limit), 100_000) : 1000;
+    const lines = await owner.auditSince(since, limit);
+    res.json({ events: lines.map((l) => ({ ...l.event, who: l.who, text: l.text })) });
   });
 
   router.post('/v1/clients/delete', async (req: Request, res: Response) => {
@@ -83,7 +97,7 @@ export function controlRouter(deps: ControlDeps): Router {
       return;
     }
     let deleted = 0;
-    for (const id of ids) if (await owner.deleteClient(id)) deleted++;
+    for (const id of ids) if (await owner.deleteClient(id, 'cli')) deleted++;
     res.json({ deleted });
   });
 

@@ -17,12 +17,12 @@ const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLo
 /**
  * The policy as a header value. `formActionExtra` is added to form-action: Chrome applies
  * form-action to the redirect that follows a form post, so the consent form must also allow
- * the client's redirect target.
+ * the client's redirect target, and a sign-in button the provider it leads to.
  */
-export function cspHeader(formActionExtra?: string): string {
+export function cspHeader(...formActionExtra: string[]): string {
   return Object.entries(CSP_DIRECTIVES)
     .map(([name, values]) => {
-      const all = name === 'formAction' && formActionExtra ? [...values, formActionExtra] : values;
+      const all = name === 'formAction' ? [...new Set([...values, ...formActionExtra])] : values;
       return `${kebab(name)} ${all.join(' ')}`;
     })
     .join(';'); // helmet's serialization, so every response carries the same bytes

@@ -26,7 +26,7 @@ export function registerRouter(deps: RegistrationDeps, settings: RegisterRouteSe
     next();
   };
   return jsonPostEndpoint(ENDPOINTS.registration.path, deps.logger, jsonRateLimit(settings.registrationsPerHour, 3_600_000, { counters: settings.counters, prefix: 'register:' }), jsonOnly, json, async (req: Request, res: Response) => {
-    const response = await registerAndStoreClient(deps, req.body);
+    const response = await registerAndStoreClient(deps, req.body, req.ip);
     noStore(res);
     res.status(201).json(response);
   });

@@ -20,7 +20,7 @@ export function revokeRouter(ctx: OAuthContext, clients: ClientResolver, setting
     async (req: Request, res: Response) => {
       const body = formBody(req);
       const client = await authenticateClient(clients, clientCredentials(req, body));
-      await revokeToken(ctx, client, singleParams(body, ['token', 'token_type_hint']));
+      await revokeToken(ctx, client, singleParams(body, ['token', 'token_type_hint']), req.ip);
       noStore(res);
       res.status(200).json({});
     },

@@ -55,6 +55,10 @@ export class GithubLogin implements LoginProvider {
     if (isLoopbackHttp(new URL(settings.url)) || isLoopbackHttp(new URL(settings.apiUrl))) allowInsecureRequests(this.configuration);
   }
 
+  authorizationOrigin(): string {
+    return new URL(this.settings.url).origin;
+  }
+
   async start(callbackUrl: string): Promise<{ url: string; transaction: LoginTransaction }> {
     const codeVerifier = randomPKCECodeVerifier();
     const state = randomState();

@@ -21,6 +21,12 @@ export interface LoginProvider {
   /** The button's label: OAUTH_OIDC_NAME, or "GitHub". */
   label: string;
   /**
+   * The origin of the provider's authorization endpoint, where `start` sends the browser: a
+   * page whose form leads there must allow it (CSP form-action applies to the redirect that
+   * follows a form post).
+   */
+  authorizationOrigin(): string;
+  /**
    * Where to send the browser, and what to keep until it returns to `callbackUrl`
    * (`<OAUTH_ISSUER_URL>/login/callback/<id>`, registered at the provider).
    * Throws LoginError('provider-unreachable') while the provider cannot be discovered.

@@ -46,6 +46,12 @@ export class OidcLogin implements LoginProvider {
     this.label = settings.name;
   }
 
+  /** The discovered authorization endpoint's origin; the issuer's until discovery succeeds. */
+  authorizationOrigin(): string {
+    const endpoint = this.configuration?.serverMetadata().authorization_endpoint;
+    return new URL(endpoint ?? this.settings.issuer).origin;
+  }
+
   /** The provider's configuration, discovered once; concurrent sign-ins share one attempt. */
   discover(): Promise<Configuration> {
     if (this.configuration !== undefined) return Promise.resolve(this.configuration);

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { clientRegistered } from '../audit/audit-events.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
 import { CLIENT_AUTH_METHODS, type ClientMetadata, type ClientRecord, type Store } from '../store/types.js';
@@ -153,6 +155,7 @@ export function registerClient(body: unknown, now: number, random: RandomSource)
 
 export interface RegistrationDeps {
   store: Pick<Store, 'clientCount' | 'putClient' | 'listClients' | 'deleteUnusedClients'>;
+  audit: Pick<AuditLog, 'record'>;
   clock: Clock;
   random: RandomSource;
   logger: Logger;
@@ -162,7 +165,8 @@ export interface RegistrationDeps {
 
 /**
  * A registration from start to finish: make room under the client cap, validate it, store the
- * client durably, and return the RFC 7591 §3.2.1 response to send with 201.
+ * client durably, record it in the audit log, and return the RFC 7591 §3.2.1 response to send
+ * with 201.
  *
  * At the cap, the oldest client the owner never approved (and that was never used) makes room:
  * registration is open, so refusing at the cap would let a flood of registrations block every
@@ -170,7 +174,7 @@ export interface RegistrationDeps {
  * only needs to survive the minutes between registering and its approval; approved clients
  * are never evicted. Only when every client is approved or in use is registration refused.
  */
-export async function registerAndStoreClient(deps: RegistrationDeps, body: unknown): Promise<Record<string, unknown>> {
+export async function registerAndStoreClient(deps: RegistrationDeps, body: unknown, ip?: string): Promise<Record<string, unknown>> {
   const { record, response } = registerClient(body, deps.clock.now(), deps.random);
   if ((await deps.store.clientCount()) >= deps.maxClients && !(await evictOldestUnapproved(deps))) {
     throw new OAuthError(
@@ -180,6 +184,9 @@ export async function registerAndStoreClient(deps: RegistrationDeps, body: unkno
     );
   }
   await deps.store.putClient(record);
+  await deps.audit.record(
+    clientRegistered({ clientId: record.clientId, clientName: record.metadata.client_name, ip, authMethod: record.metadata.token_endpoint_auth_method }),
+  );
   deps.logger.info(
     { clientId: record.clientId, clientName: record.metadata.client_name, authMethod: record.metadata.token_endpoint_auth_method },
     'client registered',

@@ -7,6 +7,12 @@ export const ENDPOINTS = {
   metadata: { path: '/.well-known/oauth-authorization-server' },
   authorization: { path: '/authorize', metadataField: 'authorization_endpoint' },
   consent: { path: '/authorize/consent' },
+  /** POST /login/start/<provider>: a consent page's "Continue with …" button (issue 12). */
+  signInStart: { path: '/login/start' },
+  /** GET /login/callback/<provider>: where a provider sends the browser back; registered at the provider. */
+  signInCallback: { path: '/login/callback' },
+  /** A person's own connections, after signing in with a provider. */
+  account: { path: '/account' },
   token: { path: '/token', metadataField: 'token_endpoint' },
   registration: { path: '/register', metadataField: 'registration_endpoint' },
   revocation: { path: '/revoke', metadataField: 'revocation_endpoint' },

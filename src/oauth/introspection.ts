@@ -1,5 +1,6 @@
 import { toEpochSeconds } from '../clock.js';
 import { hashSecret, secretMatcher } from '../crypto/secrets.js';
+import { approverLabel } from './approver.js';
 import { parseBasicAuth } from './client-auth.js';
 import type { OAuthContext } from './context.js';
 import { invalidRequest } from './errors.js';
@@ -17,12 +18,17 @@ export type IntrospectionResponse =
       iat: number;
       token_type: 'Bearer';
       sub: string;
+      /** Who approved the grant, for people: their e-mail, else their name (sign-in by a provider only). */
+      username?: string;
     };
 
 /**
  * RFC 7662 §2.2 for access tokens. Refresh tokens are never presented to resource servers,
  * so they introspect as inactive. `aud` is the resource the token was bound to (RFC 8707);
- * resource servers must compare it with their own URL.
+ * resource servers must compare it with their own URL. `sub` is the person who approved the
+ * grant when they signed in with a provider (`oidc:…`, `github:…`), with `username`; with the
+ * PIN there is one owner, and `sub` is the grant id, which tells grants apart without
+ * revealing anything.
  */
 export async function introspectToken(ctx: OAuthContext, params: { token?: string }): Promise<IntrospectionResponse> {
   if (params.token === undefined) throw invalidRequest('The token parameter is required');
@@ -37,8 +43,8 @@ export async function introspectToken(ctx: OAuthContext, params: { token?: strin
     exp: toEpochSeconds(token.expiresAt),
     iat: toEpochSeconds(token.issuedAt),
     token_type: 'Bearer',
-    // There is one owner; the grant id tells grants apart without revealing anything.
-    sub: token.grantId,
+    sub: token.approvedBy?.subject ?? token.grantId,
+    ...(token.approvedBy !== undefined ? { username: approverLabel(token.approvedBy) } : {}),
   };
 }
 

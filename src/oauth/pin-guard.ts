@@ -1,3 +1,5 @@
+import { pinFailed, pinLockedOut } from '../audit/audit-events.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { verifyPinHash, type PinHash } from '../crypto/pin-hash.js';
 import { newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
@@ -34,6 +36,8 @@ export interface PinAttemptOptions {
    * its own and is never paused by failures from anywhere else.
    */
   device?: string;
+  /** Where the attempt came from (as TRUST_PROXY sees it), for the audit log. */
+  ip?: string | undefined;
 }
 
 /** One budget's failures: only when they happened matters, and only for an hour. */
@@ -64,6 +68,10 @@ export const pinBudget = (options: PinAttemptOptions): string =>
  * Checks run one at a time: a hashed PIN takes a few milliseconds of scrypt, and limits read
  * before that wait must still hold when the failure is counted. It also bounds scrypt's
  * memory to one check, however many guesses arrive at once.
+ *
+ * Every wrong PIN is in the audit log with where it came from, and so is the wrong PIN that
+ * starts a lockout; attempts refused while locked are not (the PIN is not even checked), so a
+ * flood against a paused budget cannot flood the log.
  */
 export class PinGuard {
   private readonly perRequest = new Map<string, { failures: number; expiresAt: number }>();
@@ -75,6 +83,7 @@ export class PinGuard {
     private readonly maxFailuresPerHour: number,
     private readonly maxAttemptsPerRequest: number,
     private readonly failures: PinFailureLog,
+    private readonly audit?: Pick<AuditLog, 'record'>,
   ) {}
 
   /** When the lockout of a budget ends, or undefined if it is not locked. */
@@ -110,8 +119,12 @@ export class PinGuard {
     await this.failures.record(pinBudget(options), now);
     entry.failures++;
     this.perRequest.set(requestId, entry);
-    if (entry.failures >= this.maxAttemptsPerRequest) return { kind: 'request-exhausted' };
+    const where = { purpose: options.purpose ?? 'consent', ip: options.ip, knownDevice: options.device !== undefined };
+    const formClosed = entry.failures >= this.maxAttemptsPerRequest;
+    await this.audit?.record(pinFailed({ ...where, formClosed }));
     const lockedNow = await this.lockedUntil(options);
+    if (lockedNow !== undefined) await this.audit?.record(pinLockedOut({ ...where, until: lockedNow }));
+    if (formClosed) return { kind: 'request-exhausted' };
     if (lockedNow !== undefined) return { kind: 'locked', retryAt: lockedNow };
     return { kind: 'wrong', attemptsLeft: this.maxAttemptsPerRequest - entry.failures };
   }

@@ -64,6 +64,11 @@ export function checkRedirectUri(raw: string): RedirectUriCheck {
     return { ok: false, reason: 'is not an absolute URI' };
   }
   if (url.username || url.password) return { ok: false, reason: 'must not contain user credentials' };
+  // The URL parser "repairs" web URLs written without "//" ("https:https://x" becomes a host
+  // named https): what is registered must already be the plain form, never a repaired one.
+  if ((url.protocol === 'https:' || url.protocol === 'http:') && !/^https?:\/\/[^/]/i.test(raw)) {
+    return { ok: false, reason: `must start with ${url.protocol}// and a host` };
+  }
   if (url.protocol === 'https:') {
     if (!url.hostname) return { ok: false, reason: 'has no host' };
     // WHATWG URL parsing keeps "*", ";", "," and quotes in hosts; such a host is never a real

@@ -1,3 +1,4 @@
+import { grantRevoked } from '../audit/audit-events.js';
 import type { ClientRecord } from '../store/types.js';
 import type { OAuthContext } from './context.js';
 import { invalidRequest } from './errors.js';
@@ -12,6 +13,8 @@ export async function revokeToken(
   ctx: OAuthContext,
   client: ClientRecord,
   params: { token?: string; token_type_hint?: string },
+  /** The caller's address, for the audit log. */
+  ip?: string,
 ): Promise<void> {
   if (!params.token) throw invalidRequest('The token parameter is required');
   const hash = hashSecret(params.token);
@@ -22,13 +25,31 @@ export async function revokeToken(
     async (): Promise<boolean> => {
       const refresh = await ctx.store.getRefreshToken(hash, now);
       if (!refresh) return false;
-      if (refresh.clientId === client.clientId) await ctx.store.revokeGrant(refresh.grantId);
+      if (refresh.clientId === client.clientId) {
+        await ctx.store.revokeGrant(refresh.grantId);
+        await ctx.audit.record(
+          grantRevoked({ actor: 'client', reason: 'revocation-endpoint', clientId: client.clientId, clientName: client.metadata.client_name, grantId: refresh.grantId, person: refresh.approvedBy, ip }),
+        );
+      }
       return true;
     },
     async (): Promise<boolean> => {
       const access = await ctx.store.getAccessToken(hash, now);
       if (!access) return false;
-      if (access.clientId === client.clientId) await ctx.store.deleteAccessToken(hash);
+      if (access.clientId === client.clientId && (await ctx.store.deleteAccessToken(hash))) {
+        await ctx.audit.record(
+          grantRevoked({
+            actor: 'client',
+            reason: 'revocation-endpoint',
+            clientId: client.clientId,
+            clientName: client.metadata.client_name,
+            grantId: access.grantId,
+            person: access.approvedBy,
+            ip,
+            what: 'access-token',
+          }),
+        );
+      }
       return true;
     },
   ];

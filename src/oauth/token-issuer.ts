@@ -1,4 +1,4 @@
-import type { AccessTokenRecord, ClientRecord, RefreshTokenRecord } from '../store/types.js';
+import type { AccessTokenRecord, Approver, ClientRecord, RefreshTokenRecord } from '../store/types.js';
 import type { OAuthContext } from './context.js';
 import { formatScope } from './scopes.js';
 import { hashSecret, newSecret } from '../crypto/secrets.js';
@@ -21,11 +21,12 @@ export interface IssuedTokens {
 /**
  * Mints an access token (and a refresh token when the client registered that grant) for a
  * grant. Tokens are opaque 256-bit random strings; only their hashes are returned for storage.
+ * Every token carries who approved the grant, so introspection can say who it acts for.
  */
 export function mintTokens(
   ctx: OAuthContext,
   client: ClientRecord,
-  grant: { grantId: string; scopes: string[]; resource: string },
+  grant: { grantId: string; scopes: string[]; resource: string; approvedBy?: Approver | undefined },
 ): IssuedTokens {
   const now = ctx.clock.now();
   const accessToken = newSecret(ctx.random);
@@ -38,6 +39,7 @@ export function mintTokens(
     resource: grant.resource,
     issuedAt: now,
     expiresAt: now + ttlMs,
+    ...(grant.approvedBy !== undefined ? { approvedBy: grant.approvedBy } : {}),
   };
   const response: TokenResponse = {
     access_token: accessToken,

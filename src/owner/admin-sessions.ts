@@ -3,11 +3,19 @@ import type { Clock } from '../clock.js';
 import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
 import type { KeyValueStore } from '../store/types.js';
 
+/** Who signed in with a provider; a PIN session has none. */
+export interface SessionPerson {
+  subject: string;
+  email?: string | undefined;
+  name?: string | undefined;
+}
+
 export interface AdminSession {
   /** The value every form of this session carries (synchronizer token). */
   csrf: string;
   createdAt: number;
   lastSeenAt: number;
+  person?: SessionPerson;
 }
 
 /** A session ends after this long even when in use, so a forgotten tab cannot live forever. */
@@ -16,14 +24,23 @@ export const ADMIN_SESSION_MAX_MS = 12 * 3_600_000;
 /** A session's last use is written at most this often: every page view need not be a write. */
 const TOUCH_WRITE_MS = 30_000;
 
-const NAMESPACE = 'admin-session';
-const sessionSchema = z.object({ csrf: z.string(), createdAt: z.number(), lastSeenAt: z.number() });
+/** The owner's page's sessions; a person's own page (/account) keeps its sessions apart. */
+export const ADMIN_SESSIONS = 'admin-session';
+export const ACCOUNT_SESSIONS = 'account-session';
+
+const sessionSchema = z.object({
+  csrf: z.string(),
+  createdAt: z.number(),
+  lastSeenAt: z.number(),
+  person: z.object({ subject: z.string(), email: z.string().optional(), name: z.string().optional() }).optional(),
+});
 
 /**
- * Owner's page sessions, in the backend's key-value entries: a restart keeps the owner signed
- * in, and every instance on one database knows every session. The cookie holds a 256-bit
- * random value; only its hash is stored, as for every other credential. An entry expires with
- * its idle timeout, and after twelve hours whatever its use.
+ * Page sessions (the owner's page, and a person's own page), in the backend's key-value
+ * entries: a restart keeps people signed in, and every instance on one database knows every
+ * session. The cookie holds a 256-bit random value; only its hash is stored, as for every
+ * other credential. An entry expires with its idle timeout, and after twelve hours whatever
+ * its use. A session started by signing in with a provider names the person.
  */
 export class AdminSessions {
   constructor(
@@ -31,13 +48,19 @@ export class AdminSessions {
     private readonly clock: Clock,
     private readonly random: RandomSource,
     private readonly idleMs: number,
+    private readonly namespace: string = ADMIN_SESSIONS,
   ) {}
 
-  /** Starts a session; returns the cookie value. */
-  async create(): Promise<{ cookie: string; session: AdminSession }> {
+  /** Starts a session (for `person` when they signed in with a provider); returns the cookie value. */
+  async create(person?: SessionPerson): Promise<{ cookie: string; session: AdminSession }> {
     const cookie = newSecret(this.random);
     const now = this.clock.now();
-    const session: AdminSession = { csrf: newSecret(this.random), createdAt: now, lastSeenAt: now };
+    const session: AdminSession = {
+      csrf: newSecret(this.random),
+      createdAt: now,
+      lastSeenAt: now,
+      ...(person !== undefined ? { person: { subject: person.subject, email: person.email, name: person.name } } : {}),
+    };
     await this.save(hashSecret(cookie), session);
     return { cookie, session };
   }
@@ -47,12 +70,12 @@ export class AdminSessions {
     if (!cookie) return undefined;
     const key = hashSecret(cookie);
     const now = this.clock.now();
-    const stored = await this.kv.get(NAMESPACE, key, now);
+    const stored = await this.kv.get(this.namespace, key, now);
     const parsed = stored === undefined ? undefined : sessionSchema.safeParse(JSON.parse(stored));
     if (!parsed?.success) return undefined;
     const session = parsed.data;
     if (now - session.lastSeenAt > this.idleMs || now - session.createdAt > ADMIN_SESSION_MAX_MS) {
-      await this.kv.delete(NAMESPACE, key);
+      await this.kv.delete(this.namespace, key);
       return undefined;
     }
     if (now - session.lastSeenAt >= TOUCH_WRITE_MS) {
@@ -63,11 +86,11 @@ export class AdminSessions {
   }
 
   async end(cookie: string | undefined): Promise<void> {
-    if (cookie) await this.kv.delete(NAMESPACE, hashSecret(cookie));
+    if (cookie) await this.kv.delete(this.namespace, hashSecret(cookie));
   }
 
   private async save(key: string, session: AdminSession): Promise<void> {
     const expiresAt = Math.min(session.lastSeenAt + this.idleMs, session.createdAt + ADMIN_SESSION_MAX_MS);
-    await this.kv.put(NAMESPACE, key, JSON.stringify(session), expiresAt);
+    await this.kv.put(this.namespace, key, JSON.stringify(session), expiresAt);
   }
 }

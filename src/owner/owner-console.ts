@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
+import { clientDeleted, clientsDeleted, grantRevoked, personRevoked, type AuditActor } from '../audit/audit-events.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { auditWho, describeAuditEvent } from '../audit/audit-text.js';
 import type { Clock } from '../clock.js';
 import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
 import { safeDisplayText } from '../oauth/display-text.js';
-import type { ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
+import type { Approver, AuditEvent, ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
 
 /**
  * What the owner sees and does, whatever the way in (the owner's page today, the `latchkey`
@@ -49,8 +52,41 @@ export interface Overview {
   unapprovedClients: number;
 }
 
+/** A live grant with the name of its app, for lists of grants across apps. */
+export interface NamedGrant extends GrantSummary {
+  clientName: string;
+}
+
+/** A person who approved grants after signing in with a provider, with their live grants. */
+export interface PersonView {
+  subject: string;
+  email?: string | undefined;
+  name?: string | undefined;
+  grants: NamedGrant[];
+}
+
+/** One audit event as people read it. */
+export interface AuditLine {
+  event: AuditEvent;
+  who: string;
+  text: string;
+}
+
+/** Audit events on one page of the owner's page. */
+export const AUDIT_EVENTS_PER_PAGE = 50;
+
+export interface AuditPageQuery {
+  /** From 0. */
+  page?: number;
+  pageSize?: number;
+  subject?: string;
+  clientId?: string;
+}
+
 export interface OwnerConsoleDeps {
   store: Store;
+  /** Every change the owner makes is recorded; the owner's page and `latchkey audit` read it. */
+  audit: Pick<AuditLog, 'record' | 'list'>;
   clock: Clock;
   logger: Logger;
   version: string;
@@ -140,9 +176,12 @@ export class OwnerConsole {
   }
 
   /** Deletes every client never approved (and never used), however recent: the owner's sweep after a registration flood. */
-  async deleteUnapprovedClients(): Promise<number> {
+  async deleteUnapprovedClients(actor: AuditActor): Promise<number> {
     const deleted = await this.deps.store.deleteUnusedClients(this.deps.clock.now() + 1);
-    if (deleted > 0) this.deps.logger.info({ deleted }, 'owner deleted every never-approved client');
+    if (deleted > 0) {
+      await this.deps.audit.record(clientsDeleted({ count: deleted, actor, reason: 'never-approved' }));
+      this.deps.logger.info({ deleted }, 'owner deleted every never-approved client');
+    }
     return deleted;
   }
 
@@ -165,27 +204,112 @@ export class OwnerConsole {
   }
 
   /** Revokes a grant: every code and token of it. False if it was already gone. */
-  async revokeGrant(grantId: string | undefined): Promise<boolean> {
+  async revokeGrant(grantId: string | undefined, actor: AuditActor): Promise<boolean> {
     const found = await this.grant(grantId);
     if (!found) return false;
-    const removed = await this.deps.store.revokeGrant(found.grant.grantId);
-    this.deps.logger.info({ clientId: found.grant.clientId, removed }, 'owner revoked a grant');
+    await this.revoke({ ...found.grant, clientName: found.clientName }, actor, 'owner');
     return true;
   }
 
+  private async revoke(grant: GrantSummary & { clientName?: string | undefined }, actor: AuditActor, reason: 'owner' | 'person'): Promise<void> {
+    const removed = await this.deps.store.revokeGrant(grant.grantId);
+    await this.deps.audit.record(grantRevoked({ actor, reason, clientId: grant.clientId, clientName: grant.clientName, grantId: grant.grantId, person: grant.approvedBy }));
+    this.deps.logger.info({ clientId: grant.clientId, removed, by: reason }, `${reason} revoked a grant`);
+  }
+
   /** Deletes a client and everything issued to it. False if it was already gone. */
-  async deleteClient(clientId: string | undefined): Promise<boolean> {
-    if (!clientId || !(await this.deps.store.deleteClient(clientId))) return false;
+  async deleteClient(clientId: string | undefined, actor: AuditActor): Promise<boolean> {
+    if (!clientId) return false;
+    const found = await this.client(clientId);
+    if (!(await this.deps.store.deleteClient(clientId))) return false;
+    await this.deps.audit.record(clientDeleted({ clientId, clientName: found?.client.metadata.client_name, actor, grants: found?.liveGrants ?? 0 }));
     this.deps.logger.info({ clientId }, 'owner deleted a client');
     return true;
   }
 
   /** Revokes every live grant of a client (the client stays registered). Returns how many. */
-  async revokeClientGrants(clientId: string): Promise<number> {
-    const grants = (await this.deps.store.listGrants(this.deps.clock.now())).filter((g) => g.clientId === clientId);
-    for (const g of grants) await this.deps.store.revokeGrant(g.grantId);
-    if (grants.length > 0) this.deps.logger.info({ clientId, grants: grants.length }, 'owner revoked every grant of a client');
+  async revokeClientGrants(clientId: string, actor: AuditActor): Promise<number> {
+    const grants = await this.deps.store.listGrants(this.deps.clock.now(), { clientId });
+    const clientName = (await this.deps.store.getClient(clientId))?.metadata.client_name;
+    for (const g of grants) await this.revoke({ ...g, clientName }, actor, 'owner');
     return grants.length;
+  }
+
+  /**
+   * The people who approved live grants after signing in with a provider, each with those
+   * grants, ordered by e-mail (or name): "who connected what" at a glance.
+   */
+  async people(): Promise<PersonView[]> {
+    const grants = await this.named((await this.deps.store.listGrants(this.deps.clock.now())).filter((g) => g.approvedBy !== undefined));
+    const bySubject = new Map<string, PersonView>();
+    for (const g of grants) {
+      const who = g.approvedBy as Approver;
+      const person = bySubject.get(who.subject) ?? { subject: who.subject, email: who.email, name: who.name, grants: [] };
+      person.grants.push(g);
+      bySubject.set(who.subject, person);
+    }
+    const label = (p: PersonView): string => (p.email ?? p.name ?? p.subject).toLowerCase();
+    return [...bySubject.values()].sort((a, b) => label(a).localeCompare(label(b)));
+  }
+
+  /** One person's live grants (for a confirmation page, or their own page). Undefined if they have none. */
+  async person(subject: string | undefined): Promise<PersonView | undefined> {
+    if (!subject) return undefined;
+    const grants = await this.named(await this.deps.store.listGrants(this.deps.clock.now(), { subject }));
+    const who = grants[0]?.approvedBy;
+    return who === undefined ? undefined : { subject, email: who.email, name: who.name, grants };
+  }
+
+  /**
+   * Revokes everything one person approved, at once: every code and token of every grant.
+   * `reason` says whether the owner or the person did it. Returns how many records went.
+   */
+  async revokePerson(subject: string, actor: AuditActor, reason: 'owner' | 'person'): Promise<number> {
+    const found = await this.person(subject);
+    const records = await this.deps.store.revokeGrantsBySubject(subject);
+    if (records > 0) {
+      await this.deps.audit.record(personRevoked({ actor, reason, person: { subject, email: found?.email }, records }));
+      this.deps.logger.info({ subject, records, by: reason }, 'every grant of a person revoked');
+    }
+    return records;
+  }
+
+  /** A person revokes one of their own grants; a grant someone else approved is never touched. */
+  async revokeOwnGrant(subject: string, grantId: string | undefined): Promise<boolean> {
+    const grant = (await this.deps.store.listGrants(this.deps.clock.now(), { subject })).find((g) => g.grantId === grantId);
+    if (grant === undefined) return false;
+    await this.revoke({ ...grant, clientName: (await this.deps.store.getClient(grant.clientId))?.metadata.client_name }, subject, 'person');
+    return true;
+  }
+
+  /**
+   * One page of the audit log, newest first, optionally for one person or one app. One event
+   * more than the page is read, to know whether an older page exists.
+   */
+  async auditPage(query: AuditPageQuery = {}): Promise<{ lines: AuditLine[]; page: number; hasOlder: boolean }> {
+    const pageSize = query.pageSize ?? AUDIT_EVENTS_PER_PAGE;
+    const page = Math.max(0, Math.floor(query.page ?? 0));
+    const events = await this.deps.audit.list({
+      offset: page * pageSize,
+      limit: pageSize + 1,
+      ...(query.subject !== undefined ? { subject: query.subject } : {}),
+      ...(query.clientId !== undefined ? { clientId: query.clientId } : {}),
+    });
+    return { lines: events.slice(0, pageSize).map(auditLine), page, hasOlder: events.length > pageSize };
+  }
+
+  /** Audit events since a time, newest first, for `latchkey audit`. */
+  async auditSince(since: number | undefined, limit: number): Promise<AuditLine[]> {
+    return (await this.deps.audit.list({ limit, ...(since !== undefined ? { since } : {}) })).map(auditLine);
+  }
+
+  private async named(grants: GrantSummary[]): Promise<NamedGrant[]> {
+    const names = new Map<string, string>();
+    for (const id of new Set(grants.map((g) => g.clientId))) {
+      const client = await this.deps.store.getClient(id);
+      names.set(id, client?.metadata.client_name ? safeDisplayText(client.metadata.client_name) : isClientIdMetadataUrl(id) ? `App at ${hostOf(id)}` : 'Unnamed app');
+    }
+    return grants.map((g) => ({ ...g, clientName: names.get(g.clientId) ?? 'Unnamed app' }));
   }
 
   /** Lifts every PIN lockout and page attempt count. Returns how many failures were forgotten. */
@@ -195,3 +319,5 @@ export class OwnerConsole {
     return cleared;
   }
 }
+
+const auditLine = (event: AuditEvent): AuditLine => ({ event, who: auditWho(event), text: describeAuditEvent(event) });

@@ -34,7 +34,18 @@ export interface IntrospectionVerifierOptions {
 /** The part of an RFC 7662 §2.2 answer a resource server relies on. */
 export type Introspection =
   | { active: false }
-  | { active: true; clientId: string; scopes: string[]; exp: number; aud: string[]; iss?: string; sub?: string };
+  | {
+      active: true;
+      clientId: string;
+      scopes: string[];
+      exp: number;
+      aud: string[];
+      iss?: string;
+      /** Who the token acts for: a person's subject (`oidc:…`, `github:…`) when they signed in with a provider. */
+      sub?: string;
+      /** That person's e-mail (else name), for display and logs. */
+      username?: string;
+    };
 
 export const MAX_CACHE_AGE_SECONDS = 60;
 
@@ -56,6 +67,7 @@ export function parseIntrospection(body: unknown): Introspection {
     aud,
     ...(typeof b.iss === 'string' ? { iss: b.iss } : {}),
     ...(typeof b.sub === 'string' ? { sub: b.sub } : {}),
+    ...(typeof b.username === 'string' ? { username: b.username } : {}),
   };
 }
 
@@ -100,7 +112,12 @@ export class IntrospectionTokenVerifier implements OAuthTokenVerifier {
       scopes: result.scopes,
       expiresAt: result.exp,
       resource: new URL(audience),
-      extra: { ...(result.sub !== undefined ? { sub: result.sub } : {}), iss: result.iss ?? this.options.issuer },
+      // Who the call acts for (issue 12): `sub` and `username` as introspection gave them.
+      extra: {
+        ...(result.sub !== undefined ? { sub: result.sub } : {}),
+        ...(result.username !== undefined ? { username: result.username } : {}),
+        iss: result.iss ?? this.options.issuer,
+      },
     };
   }
 

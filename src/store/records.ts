@@ -14,12 +14,23 @@ import { z } from 'zod';
 const str = z.string();
 const num = z.number();
 
-/** Who approved a grant, when sign-in by an identity provider is used. */
+/**
+ * Who approved a grant, when sign-in by an identity provider is used: who they are, and what
+ * the allow-lists judged them by, so that a refresh can judge them again without the person.
+ */
 export const approverSchema = z.object({
   /** The identity provider's stable subject identifier (OIDC `sub`, or the provider's user id). */
   subject: str,
   email: str.optional(),
   name: str.optional(),
+  /** The provider they signed in with: 'oidc' or 'github'. */
+  provider: str.optional(),
+  /** Whether the provider vouched for `email`. */
+  emailVerified: z.boolean().optional(),
+  /** Their GitHub login at sign-in (GitHub only). */
+  githubLogin: str.optional(),
+  /** The allow-listed GitHub organisations they were an active member of at sign-in. */
+  githubOrgs: z.array(str).optional(),
 });
 export type Approver = z.infer<typeof approverSchema>;
 

@@ -206,6 +206,8 @@ export interface AuditQuery {
   subject?: string;
   clientId?: string;
   type?: string;
+  /** Skip this many matching events first (paging, newest first). */
+  offset?: number;
   limit: number;
 }
 

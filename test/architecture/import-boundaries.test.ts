@@ -19,12 +19,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   identity: ['clock', 'crypto', 'config-error', 'net'],
   config: ['crypto', 'config-error', 'identity', 'net'],
   store: ['clock', 'crypto'],
-  oauth: ['clock', 'crypto', 'config', 'net', 'store', 'identity'],
-  owner: ['clock', 'crypto', 'store', 'oauth', 'identity'],
+  audit: ['clock', 'store'],
+  oauth: ['clock', 'crypto', 'config', 'net', 'store', 'identity', 'audit'],
+  owner: ['clock', 'crypto', 'store', 'oauth', 'identity', 'audit'],
   gateway: ['clock', 'crypto', 'store', 'oauth', 'resource-server'],
   http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity', 'gateway'],
   'resource-server': ['oauth'],
-  cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'logger'],
+  cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'logger', 'identity'],
 };
 /** Packages an area must not import: the protocol rules know nothing of HTTP frameworks. */
 const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {
@@ -33,6 +34,7 @@ const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {
   store: ['express', 'helmet', 'express-rate-limit', 'ejs'],
   crypto: ['express'],
   identity: ['express', 'helmet', 'express-rate-limit', 'ejs'],
+  audit: ['express', 'helmet', 'express-rate-limit', 'ejs'],
 };
 /** Files at the top that put the parts together may import anything. */
 const COMPOSITION = new Set(['daemon', 'index', 'cli', 'control-socket']);

@@ -70,7 +70,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const { services, server } of running) {
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    await services.store.close();
+    await services.backend.close();
   }
   await fixture.close();
   rmSync(dir, { recursive: true, force: true });

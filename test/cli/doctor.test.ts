@@ -1,11 +1,14 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli/run.js';
 import { hashPin } from '../../src/crypto/pin-hash.js';
 import { captureIo } from '../helpers/cli-io.js';
 import { clientRecord } from '../helpers/records.js';
-import { startApp, type RunningApp } from '../helpers/running-app.js';
+import { startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
+import { freePort, startApp, type RunningApp } from '../helpers/running-app.js';
 
 const line = (text: string, name: string): string => text.split('\n').find((l) => l.includes(` ${name}: `)) ?? '';
 
@@ -112,5 +115,90 @@ describe('latchkey doctor', () => {
     expect(line(io.text(), 'daemon')).toMatch(/warn .*ECONNREFUSED/);
     expect(io.text()).toContain('fix: start it (systemctl start latchkey)');
     app = await startApp({ OAUTH_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'latchkey-app-')) });
+  });
+});
+
+describe('latchkey doctor: sign-in with a provider', () => {
+  const SECRET = 'doctor-oidc-client-secret-0123456789';
+  let idp: OidcIdp;
+  let app: RunningApp;
+  beforeAll(async () => {
+    idp = await startOidcIdp({ accounts: [], clients: [{ clientId: 'latchkey', clientSecret: SECRET, redirectUris: ['http://127.0.0.1:1/login/callback/oidc'] }] });
+    app = await startApp({ OAUTH_INTROSPECTION_SECRET: 'x'.repeat(32) });
+  });
+  afterAll(async () => {
+    await app.stop();
+    await idp.stop();
+  });
+
+  const doctorWith = async (env: Record<string, string>): Promise<{ code: number; out: string }> => {
+    const io = captureIo({ env: { ...app.env, ...env } });
+    const code = await runCli(['doctor'], io);
+    return { code, out: io.text() };
+  };
+  const oidc = (issuer: string): Record<string, string> => ({
+    OAUTH_OIDC_ISSUER: issuer,
+    OAUTH_OIDC_CLIENT_ID: 'latchkey',
+    OAUTH_OIDC_CLIENT_SECRET: SECRET,
+    OAUTH_OIDC_NAME: 'Test IdP',
+    OAUTH_ALLOWED_DOMAINS: 'example.com',
+  });
+
+  it('checks discovery (exact issuer, PKCE S256) and names the callback URL to register', async () => {
+    const { out } = await doctorWith(oidc(idp.issuer));
+    expect(line(out, 'sign-in')).toMatch(/ok .*offers oidc; allowed: 0 e-mail\(s\), 1 domain\(s\)/);
+    expect(line(out, 'oidc discovery')).toMatch(new RegExp(`ok .*Test IdP answers at ${idp.issuer} with exactly that issuer, the authorization code flow and PKCE S256`));
+    expect(line(out, 'oidc callback')).toContain(`register exactly ${app.baseUrl}/login/callback/oidc as a redirect URI at Test IdP`);
+  });
+
+  /** A discovery document as a misconfigured provider (or a wrong OAUTH_OIDC_ISSUER) serves it. */
+  async function withDocument(document: (base: string) => object, run: (issuer: string) => Promise<void>): Promise<void> {
+    const server: Server = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      res.writeHead(req.url === '/.well-known/openid-configuration' ? 200 : 404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(document(base)));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      await run(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  it('fails, saying what the provider announced, when the issuer is not exactly the announced one', async () => {
+    await withDocument(
+      (base) => ({ issuer: `${base}/application/o/latchkey/`, authorization_endpoint: `${base}/auth`, code_challenge_methods_supported: ['S256'] }),
+      async (issuer) => {
+        const { code, out } = await doctorWith(oidc(issuer));
+        expect(code).toBe(1);
+        expect(line(out, 'oidc discovery')).toContain(`FAIL  oidc discovery: Test IdP at ${issuer}: discovery: the provider's issuer is "${issuer}/application/o/latchkey/", not the configured OAUTH_OIDC_ISSUER "${issuer}/"`);
+        expect(out).toMatch(/oidc discovery: .*\n +fix: check OAUTH_OIDC_ISSUER: it must be exactly the issuer the provider announces/);
+      },
+    );
+  });
+
+  it('fails when the provider does not announce PKCE S256', async () => {
+    await withDocument(
+      (base) => ({ issuer: base, authorization_endpoint: `${base}/auth`, response_types_supported: ['code'] }),
+      async (issuer) => {
+        const { code, out } = await doctorWith(oidc(issuer));
+        expect(code).toBe(1);
+        expect(line(out, 'oidc discovery')).toContain('does not announce PKCE S256 (code_challenge_methods_supported: absent)');
+      },
+    );
+  });
+
+  it('fails when the provider cannot be reached', async () => {
+    const { code, out } = await doctorWith(oidc(`http://127.0.0.1:${await freePort()}`));
+    expect(code).toBe(1);
+    expect(line(out, 'oidc discovery')).toMatch(/FAIL .*fetch failed: ECONNREFUSED/);
+  });
+
+  it('names the GitHub callback URL, and says when only the PIN is configured', async () => {
+    const github = await doctorWith({ OAUTH_GITHUB_CLIENT_ID: 'Iv1.doctor', OAUTH_GITHUB_CLIENT_SECRET: 'github-doctor-secret', OAUTH_ALLOWED_GITHUB_USERS: 'octocat' });
+    expect(line(github.out, 'github callback')).toContain(`must be exactly ${app.baseUrl}/login/callback/github (at https://github.com)`);
+    expect(line((await doctorWith({})).out, 'sign-in')).toMatch(/ok .*with the PIN only/);
   });
 });

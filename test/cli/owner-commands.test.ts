@@ -96,6 +96,58 @@ describe('latchkey revoke', () => {
   it('refuses an ambiguous call with usage', async () => {
     expect((await cli('revoke')).code).toBe(2);
     expect((await cli('revoke', 'grant-1', '--client', 'client-claude')).code).toBe(2);
+    expect((await cli('revoke', '--subject', 'github:1', '--client', 'client-claude')).code).toBe(2);
+  });
+
+  it('--subject revokes everything one person approved, across clients, and says so in the audit log', async () => {
+    const alice = { subject: 'oidc:accounts.google.com:1098', email: 'alice@example.com', provider: 'oidc', emailVerified: true };
+    for (const [client, grant, n] of [['client-claude', 'grant-a1', 'a1'], ['client-chatgpt', 'grant-a2', 'a2']] as const) {
+      const { access, refresh } = tokenPair(client, grant, hashSecret(`access-${n}`), hashSecret(`refresh-${n}`));
+      await app.services.store.putTokens({ ...access, approvedBy: alice }, { ...refresh, approvedBy: alice });
+    }
+    const grants = await cli('grants');
+    expect(grants.out).toMatch(/grant-a1 +claudeai +mcp +.+ alice@example\.com +https:/);
+    expect(grants.out).toMatch(/grant-1 +claudeai +mcp +.+ PIN +https:/);
+    expect(JSON.parse((await cli('grants', '--json')).out)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ grant_id: 'grant-a2', approved_by: { subject: alice.subject, email: 'alice@example.com' } })]),
+    );
+
+    expect(await cli('revoke', '--subject', alice.subject)).toMatchObject({ code: 0, out: 'Revoked 2 grants: their tokens no longer work.\n' });
+    expect(await active('access-a1')).toBe(false);
+    expect(await active('access-a2')).toBe(false);
+    expect(await active('access-1')).toBe(true);
+    expect((await cli('revoke', '--subject', alice.subject)).code).toBe(1);
+
+    const events = (await cli('audit', '--json')).out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const revoked = events.filter((e) => e.type === 'grant.revoked');
+    expect(revoked).toEqual([expect.objectContaining({ actor: 'cli', subject: alice.subject, detail: expect.objectContaining({ reason: 'owner', records: 4 }) })]);
+  });
+});
+
+describe('latchkey audit', () => {
+  it('prints the log oldest first, one line each, as text or JSON lines; --since narrows it', async () => {
+    await cli('revoke', 'grant-1');
+    await cli('clients', 'delete', 'client-chatgpt');
+    const text = await cli('audit');
+    expect(text.code).toBe(0);
+    const lines = text.out.trim().split('\n');
+    expect(lines.map((l) => l.split(/\s+/)[1])).toEqual(['config.loaded', 'grant.revoked', 'client.deleted']);
+    expect(lines[1]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  grant\.revoked +a grant of "claudeai" revoked by the owner$/);
+    expect(lines[2]).toContain('the owner (command line) deleted "ChatGPT" and its 1 live grant(s)');
+
+    const json = (await cli('audit', '--json', '--since', '1h')).out.trim().split('\n').map((l) => JSON.parse(l) as { type: string; actor?: string; at: number });
+    expect(json.map((e) => e.type)).toEqual(['config.loaded', 'grant.revoked', 'client.deleted']);
+    expect(json[1]).toMatchObject({ actor: 'cli', clientId: 'client-claude', detail: { reason: 'owner', grant: 'grant-1' } });
+    expect(json[0]).not.toHaveProperty('text');
+
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    expect((await cli('audit', '--since', tomorrow)).out).toBe(`No event since ${tomorrow}T00:00:00Z.\n`);
+  });
+
+  it('refuses a --since it cannot read', async () => {
+    const res = await cli('audit', '--since', 'yesterday');
+    expect(res.code).toBe(2);
+    expect(res.err).toContain('--since "yesterday" is neither a duration (30m, 24h, 7d, 2w) nor an ISO date');
   });
 });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BACKUP_MANIFEST } from '../../src/cli/backup.js';
 import { runCli } from '../../src/cli/run.js';
+import { AUDIT_DIR } from '../../src/store/file/audit-log.js';
 import { FILES, type CollectionName } from '../../src/store/file/collections.js';
 import { FileStore } from '../../src/store/file/file-store.js';
 import { parseDataFile } from '../../src/store/file/snapshot.js';
@@ -68,8 +69,10 @@ describe('latchkey backup', () => {
     expect(path.basename(dir)).toMatch(/^latchkey-backup-\d{4}-\d\d-\d\dT/);
     expect(mode(dir)).toBe(0o700);
     const files = readdirSync(dir).sort();
-    expect(files).toEqual([...Object.values(FILES), 'consent.key', BACKUP_MANIFEST].sort());
-    for (const f of files) expect(mode(path.join(dir, f))).toBe(0o600);
+    // The audit log has the daemon's start (config.loaded) in it from the first moment.
+    expect(files).toEqual([...Object.values(FILES), 'consent.key', BACKUP_MANIFEST, AUDIT_DIR].sort());
+    for (const f of files) expect(mode(path.join(dir, f))).toBe(f === AUDIT_DIR ? 0o700 : 0o600);
+    expect(readdirSync(path.join(dir, AUDIT_DIR))).toEqual([expect.stringMatching(/^\d{4}-\d\d-\d\d\.jsonl$/)]);
     const manifest = JSON.parse(readFileSync(path.join(dir, BACKUP_MANIFEST), 'utf8')) as {
       files: Record<string, { sha256: string }>;
       counts: Record<string, number>;
@@ -80,7 +83,7 @@ describe('latchkey backup', () => {
     }
     // Restore = copy the files into an empty data directory: the daemon's store reads them.
     const restored = mkdtempSync(path.join(tmpdir(), 'latchkey-restored-'));
-    for (const f of files.filter((x) => x !== BACKUP_MANIFEST)) writeFileSync(path.join(restored, f), readFileSync(path.join(dir, f)));
+    for (const f of files.filter((x) => x !== BACKUP_MANIFEST && x !== AUDIT_DIR)) writeFileSync(path.join(restored, f), readFileSync(path.join(dir, f)));
     const { store, report } = await FileStore.open({ dataDir: restored, logger: createLogger('silent') });
     expect(report.setAside).toEqual([]);
     expect(await store.getClient('c1')).toMatchObject({ metadata: { client_name: 'claudeai' } });

@@ -109,7 +109,7 @@ describe('the HEALTHCHECK command', () => {
       expect(await runCheck(port)).toBe(0);
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await services.store.close();
+      await services.backend.close();
     }
     expect(await runCheck(port)).toBe(1);
   });

@@ -44,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  await services.store.close();
+  await services.backend.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

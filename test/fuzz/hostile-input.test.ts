@@ -14,6 +14,8 @@ import {
   type RegisteredClient,
   type TokenBody,
 } from '../helpers/http-harness.js';
+import { startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
+import { pressContinue, SIGN_IN_COOKIE } from '../helpers/sign-in.js';
 import { rawClient, type RawClient, type RawRequest, type RawResponse } from './raw-client.js';
 import { checkRedirectUri } from '../../src/oauth/redirect-uri.js';
 
@@ -35,6 +37,9 @@ const RUNS = {
   introspect: 1000,
   authorize: 1500,
   consent: 1000,
+  signInStart: 600,
+  signInCallback: 800,
+  pages: 600,
   anyMethod: 1000,
 };
 
@@ -45,14 +50,29 @@ let confidential: RegisteredClient;
 let tokens: TokenBody;
 let consentField = '';
 let csrfCookie = '';
+let signInCookie = '';
+let signInState = '';
+let idp: OidcIdp;
 let cases = 0;
 
 beforeAll(async () => {
+  // A real provider behind the sign-in routes (panva's oidc-provider), so that a well-formed
+  // start reaches it; the PIN stays offered for the final check.
+  idp = await startOidcIdp({
+    accounts: [{ id: 'alice', email: 'alice@example.com', email_verified: true }],
+    clients: [{ clientId: 'latchkey', clientSecret: 'fuzz-oidc-client-secret-0123456789', redirectUris: ['https://auth.example.com/login/callback/oidc'] }],
+  });
   h = await startHarness({
     OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
     OAUTH_TOKEN_RATE_LIMIT: '1000000',
     OAUTH_INTROSPECTION_RATE_LIMIT: '1000000',
     OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
+    OAUTH_OIDC_ISSUER: idp.issuer,
+    OAUTH_OIDC_CLIENT_ID: 'latchkey',
+    OAUTH_OIDC_CLIENT_SECRET: 'fuzz-oidc-client-secret-0123456789',
+    OAUTH_ALLOWED_EMAILS: 'alice@example.com',
+    OAUTH_OWNER_EMAILS: 'owner@example.com',
+    OAUTH_LOGIN: 'oidc,pin',
   });
   publicClient = await register(h, BODIES.claude);
   confidential = await register(h, BODIES.chatgpt);
@@ -60,12 +80,16 @@ beforeAll(async () => {
   const page = await openConsent(h, publicClient);
   consentField = page.consent;
   csrfCookie = page.csrf;
+  const started = await pressContinue(h, await openConsent(h, publicClient));
+  signInCookie = started.signIn;
+  signInState = new URL(started.location).searchParams.get('state') ?? '';
   client = await rawClient(h.handler);
 });
 
 afterAll(async () => {
   await client.close();
   await h.close();
+  await idp?.stop();
 });
 
 // ---- generators ---------------------------------------------------------------------------
@@ -107,7 +131,7 @@ const value = (): fc.Arbitrary<string> =>
         '%E0%A4',
       ),
     },
-    { weight: 3, arbitrary: fc.constantFrom('known-client', 'known-confidential', 'known-access', 'known-refresh', 'known-secret', 'known-consent') },
+    { weight: 3, arbitrary: fc.constantFrom('known-client', 'known-confidential', 'known-access', 'known-refresh', 'known-secret', 'known-consent', 'known-state', 'known-issuer') },
   );
 
 /** Replaces the placeholders for real values once the fixtures exist (arbitraries are built first). */
@@ -125,6 +149,10 @@ function resolve(v: string): string {
       return confidential.client_secret ?? '';
     case 'known-consent':
       return consentField;
+    case 'known-state':
+      return signInState;
+    case 'known-issuer':
+      return idp.issuer;
     default:
       return v;
   }
@@ -370,6 +398,69 @@ describe('hostile input never yields a 5xx and errors keep the RFC shape', () =>
     );
   });
 
+  it('POST /login/start/<provider>: forged consent forms, odd cookies, unknown providers', async () => {
+    const path = fc.constantFrom('/login/start/oidc', '/login/start/github', '/login/start/', '/login/start/%00', '/login/start/oidc/x', '/LOGIN/START/OIDC');
+    const cookie = fc.oneof(
+      fc.constant(() => `${CSRF_COOKIE}=${csrfCookie}`),
+      fc.string({ unit: 'binary-ascii', maxLength: 80 }).map((s) => () => headerSafe(s)),
+      fc.constant(() => ''),
+    );
+    await assertProperty(
+      fc.asyncProperty(path, bodySpec(['consent']), cookie, (p, s, c) => {
+        const value = c();
+        return sendAndCheck(toRequest('POST', p, s, value ? { cookie: value } : {}));
+      }),
+      RUNS.signInStart,
+    );
+  });
+
+  it('GET /login/callback/<provider>: forged callbacks (code, state, iss, error), replayed and foreign sign-in cookies', async () => {
+    const names = ['code', 'state', 'iss', 'error', 'error_description', 'session_state'];
+    const query = fc.oneof(
+      { weight: 6, arbitrary: fc.array(field(names), { maxLength: 8 }).map((fs) => fs.map(([k, v]) => `${pct(k)}=${pct(resolve(v))}`).join('&')) },
+      { weight: 1, arbitrary: fc.array(fc.constantFrom('a', '=', '&', '%', '%zz', 'state[x]=1', '+', 'code=', 'iss=%00'), { maxLength: 30 }).map((p) => p.join('')) },
+    );
+    const cookie = fc.oneof(
+      fc.constant(() => `${SIGN_IN_COOKIE}=${signInCookie}; ${CSRF_COOKIE}=${csrfCookie}`),
+      fc.constant(() => `${SIGN_IN_COOKIE}=${signInCookie}`),
+      fc.string({ unit: 'binary-ascii', maxLength: 80 }).map((s) => () => `${SIGN_IN_COOKIE}=${headerSafe(s).replace(/;/g, '')}`),
+      fc.constant(() => ''),
+    );
+    const provider = fc.constantFrom('oidc', 'github', 'x', '%E0%A4');
+    await assertProperty(
+      fc.asyncProperty(provider, query, cookie, (p, q, c) => {
+        const value = c();
+        return sendAndCheck({ method: 'GET', path: `/login/callback/${p}?${q}`, headers: value ? { cookie: value } : {} });
+      }),
+      RUNS.signInCallback,
+    );
+  });
+
+  it('the owner\'s and a person\'s pages: sign-in buttons, revocations, the audit log\'s filters', async () => {
+    const target = fc.constantFrom(
+      ['POST', '/admin/login/oidc'],
+      ['POST', '/admin/login/github'],
+      ['POST', '/account/login/oidc'],
+      ['POST', '/account/grants/revoke'],
+      ['POST', '/account/revoke-all'],
+      ['POST', '/account/logout'],
+      ['POST', '/admin/people/revoke'],
+      ['GET', '/admin/audit'],
+      ['GET', '/account'],
+    );
+    const query = fc.array(field(['subject', 'client', 'page', 'done']), { maxLength: 5 }).map((fs) => fs.map(([k, v]) => `${pct(k)}=${pct(resolve(v))}`).join('&'));
+    const cookie = fc.oneof(
+      fc.constantFrom('__Host-latchkey_admin=x', '__Host-latchkey_account=x', '__Host-latchkey_admin_login=x', '__Host-latchkey_account_login=x', ''),
+      fc.string({ unit: 'binary-ascii', maxLength: 80 }).map(headerSafe),
+    );
+    await assertProperty(
+      fc.asyncProperty(target, query, bodySpec(['csrf', 'subject', 'grant_id', 'confirm']), cookie, ([m, p], q, s, c) =>
+        sendAndCheck(toRequest(m, `${p}?${q}`, m === 'GET' ? { ...s, body: undefined } : s, c ? { cookie: c } : {})),
+      ),
+      RUNS.pages,
+    );
+  });
+
   it('any method on any path', async () => {
     const method = fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'PROPFIND', 'M-SEARCH', 'PURGE');
     const path = fc.oneof(
@@ -377,6 +468,7 @@ describe('hostile input never yields a 5xx and errors keep the RFC shape', () =>
         '/register', '/token', '/revoke', '/introspect', '/authorize', '/authorize/consent', '/healthz', '/health', '/oauth/stats',
         '/.well-known/oauth-authorization-server', '/admin', '/admin/login', '/admin/logout', '/admin/grants/x/revoke', '/admin/clients/x/delete',
         '/admin/grants/revoke', '/admin/clients/delete', '/admin/clients/delete-unapproved', '/admin?page=999999&show=unapproved', '/admin?page=-1', '/oauth/stats?x=1',
+        '/admin/audit', '/admin/people/revoke', '/admin/login/oidc', '/account', '/account/login/oidc', '/account/revoke-all', '/login/start/oidc', '/login/callback/oidc', '/login/callback/github',
         '/assets/style.css', '/assets/../package.json', '/TOKEN', '/token/', '//token', '/%', '/%zz', '/token%00', '/a%2F..%2F', '/\u00e9',
       ),
       fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 }).map((s) => `/${s}`),

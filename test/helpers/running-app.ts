@@ -61,7 +61,7 @@ export async function startApp(extraEnv: Record<string, string> = {}): Promise<R
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await control.close();
-      await services.store.close();
+      await services.backend.close();
     },
   };
 }

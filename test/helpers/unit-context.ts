@@ -4,10 +4,11 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { FakeClock } from './fake-clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import { AuditLog } from '../../src/audit/audit-log.js';
 import type { OAuthContext } from '../../src/oauth/context.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
-import { FileStore } from '../../src/store/file/file-store.js';
-import type { ClientRecord, Store } from '../../src/store/types.js';
+import { FileBackend } from '../../src/store/file/file-backend.js';
+import type { AuditStore, ClientRecord, Store } from '../../src/store/types.js';
 
 export { FakeClock };
 
@@ -39,14 +40,27 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
 export interface TestContext {
   ctx: OAuthContext;
   store: Store;
+  /** The backend's audit log, to check what the rules recorded. */
+  audit: AuditStore;
   clock: FakeClock;
   dir: string;
   close(): Promise<void>;
 }
 
 /** The context the protocol rules get, built from a test config as the daemon builds it. */
-export function oauthContext(config: Config, store: Store, clock: FakeClock, logger: Logger): OAuthContext {
-  return { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources: () => config.resources, store, clock, random: cryptoRandom, logger };
+export function oauthContext(config: Config, store: Store, audit: AuditStore, clock: FakeClock, logger: Logger): OAuthContext {
+  return {
+    issuer: config.issuer,
+    tokens: config.tokens,
+    scopes: config.scopes,
+    resources: () => config.resources,
+    store,
+    accessPolicy: config.identity.policy,
+    audit: new AuditLog(audit, clock),
+    clock,
+    random: cryptoRandom,
+    logger,
+  };
 }
 
 export async function makeContext(env: Record<string, string> = {}): Promise<TestContext> {
@@ -54,15 +68,16 @@ export async function makeContext(env: Record<string, string> = {}): Promise<Tes
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const logger = silentLogger();
   const config = testConfig(dir, env);
-  const { store } = await FileStore.open({ dataDir: dir, logger });
-  const ctx = oauthContext(config, store, clock, logger);
+  const { backend } = await FileBackend.open({ dataDir: dir, logger, random: cryptoRandom });
+  const ctx = oauthContext(config, backend.store, backend.audit, clock, logger);
   return {
     ctx,
-    store,
+    store: backend.store,
+    audit: backend.audit,
     clock,
     dir,
     close: async () => {
-      await store.close();
+      await backend.close();
       await removeDir(dir);
     },
   };

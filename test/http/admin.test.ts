@@ -12,6 +12,12 @@ import { FakeClock } from '../helpers/fake-clock.js';
 const PIN = '582046';
 const SECRET = 'introspection-secret-0123456789';
 
+/** Every test's services, closed after it (the audit log holds its day file open). */
+const opened: Services[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.backend.close()));
+});
+
 async function setup(env: Record<string, string> = {}): Promise<{ services: Services; clock: FakeClock; dataDir: string }> {
   const clock = new FakeClock(Date.UTC(2026, 10, 22, 12));
   const config = loadConfig({
@@ -24,6 +30,7 @@ async function setup(env: Record<string, string> = {}): Promise<{ services: Serv
     ...env,
   });
   const services = await createServices(config, createLogger('silent'), { clock });
+  opened.push(services);
   const { store } = services;
   await store.putClient(clientRecord('client-claude', 'claudeai', clock.ms - 86_400_000));
   await store.putClient(clientRecord('client-chatgpt', 'ChatGPT', clock.ms - 3_600_000));

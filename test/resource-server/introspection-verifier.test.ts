@@ -70,6 +70,17 @@ describe('IntrospectionTokenVerifier', () => {
     expect(calls[0]?.body.get('token')).toBe('tok');
   });
 
+  it('puts the person a token acts for in extra: sub and username (issue 12)', async () => {
+    const { verifier } = setup({ tok: live({ sub: 'oidc:accounts.google.com:1098', username: 'alice@example.com' }) });
+    const info = await verifier.verifyAccessToken('tok');
+    expect(info.extra).toEqual({ sub: 'oidc:accounts.google.com:1098', username: 'alice@example.com', iss: ISSUER });
+  });
+
+  it('ignores a username that is not a string', async () => {
+    const { verifier } = setup({ tok: live({ username: 42 }) });
+    expect((await verifier.verifyAccessToken('tok')).extra).toEqual({ sub: 'grant-1', iss: ISSUER });
+  });
+
   it('refuses an inactive token with invalid_token', async () => {
     const { verifier } = setup({});
     await expect(verifier.verifyAccessToken('unknown')).rejects.toBeInstanceOf(InvalidTokenError);

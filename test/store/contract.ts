@@ -536,6 +536,15 @@ export function storeContract(name: string, makeHarness: () => Promise<ContractH
         expect(await b.audit.list({ limit: 10, type: 'grant.revoked', clientId: 'client-b' })).toEqual([events[3]]);
       });
 
+      it('pages with offset and limit, newest first, across days', async () => {
+        for (const e of events) await b.audit.append(e);
+        expect(await b.audit.list({ limit: 2, offset: 0 })).toEqual([events[3], events[2]]);
+        expect(await b.audit.list({ limit: 2, offset: 2 })).toEqual([events[1], events[0]]);
+        expect(await b.audit.list({ limit: 2, offset: 3 })).toEqual([events[0]]);
+        expect(await b.audit.list({ limit: 2, offset: 4 })).toEqual([]);
+        expect(await b.audit.list({ limit: 1, offset: 1, clientId: 'client-a' })).toEqual([events[0]]);
+      });
+
       it('keeps concurrent appends, each once', async () => {
         await Promise.all(Array.from({ length: 40 }, (_, i) => b.audit.append({ at: NOW + i, type: 'token.issued', clientId: `c${i}` })));
         const listed = await b.audit.list({ limit: 100 });

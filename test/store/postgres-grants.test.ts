@@ -29,8 +29,9 @@ async function postgresContext(): Promise<TestContext> {
   const { backend } = await PostgresBackend.open({ url: db.url, logger, random: cryptoRandom });
   const config = testConfig('/nonexistent-data-dir-postgres-is-used');
   return {
-    ctx: oauthContext(config, backend.store, clock, logger),
+    ctx: oauthContext(config, backend.store, backend.audit, clock, logger),
     store: backend.store,
+    audit: backend.audit,
     clock,
     dir: '',
     close: () => backend.close(),
@@ -47,7 +48,7 @@ describe('credentials in PostgreSQL', () => {
       const verifier = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
       const client = clientRecord({}, { redirect_uris: [redirect] });
       await t.store.putClient(client);
-      const code = await issueAuthorizationCode(t.ctx, { clientId: client.clientId, redirectUri: redirect, codeChallenge: s256(verifier), scopes: ['read'], resource: 'https://mcp.example.com/mcp' });
+      const { code } = await issueAuthorizationCode(t.ctx, { clientId: client.clientId, redirectUri: redirect, codeChallenge: s256(verifier), scopes: ['read'], resource: 'https://mcp.example.com/mcp' });
       const first = await exchangeAuthorizationCode(t.ctx, client, { code, redirect_uri: redirect, code_verifier: verifier });
       const second = await refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token });
       const raw = [code, first.access_token, first.refresh_token, second.access_token, second.refresh_token];

@@ -29,6 +29,21 @@ describe('ConsentSigner', () => {
     expect(check.pending.id.length).toBeGreaterThan(10);
   });
 
+  it('signs the same pending consent for a person who signed in: same id, browser and expiry, and only Latchkey can name the person', () => {
+    const cookie = signer.newCsrfCookie();
+    const first = signer.verify(signer.sign(REQUEST, cookie, NOW), cookie, NOW);
+    if (!first.ok) throw new Error('expected a pending consent');
+    const person = { subject: 'oidc:accounts.google.com:1098', email: 'alice@example.com', provider: 'oidc', emailVerified: true };
+    const named = signer.verify(signer.signFor(first.pending, person), cookie, NOW + 1000);
+    expect(named).toEqual({ ok: true, pending: { ...first.pending, approver: person } });
+    // Another browser cannot use it, and it still expires with the original page.
+    expect(signer.verify(signer.signFor(first.pending, person), signer.newCsrfCookie(), NOW)).toEqual({ ok: false, reason: 'csrf' });
+    expect(signer.verify(signer.signFor(first.pending, person), cookie, NOW + TTL)).toEqual({ ok: false, reason: 'expired' });
+    // A person written into a payload by anyone else does not verify.
+    const forged = Buffer.from(JSON.stringify({ ...first.pending, approver: person })).toString('base64url');
+    expect(signer.verify(`${forged}.${'A'.repeat(43)}`, cookie, NOW)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
   it('gives every signed consent its own id', () => {
     const cookie = signer.newCsrfCookie();
     const a = signer.verify(signer.sign(REQUEST, cookie, NOW), cookie, NOW);

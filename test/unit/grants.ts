@@ -7,7 +7,9 @@ import { refreshAccessToken, ROTATED_TOKEN_RETENTION_MS } from '../../src/oauth/
 import { revokeToken } from '../../src/oauth/revocation.js';
 import { hashSecret } from '../../src/crypto/secrets.js';
 import type { TokenResponse } from '../../src/oauth/token-issuer.js';
-import type { ClientRecord } from '../../src/store/types.js';
+import type { AccessPolicy } from '../../src/identity/access-policy.js';
+import type { OAuthContext } from '../../src/oauth/context.js';
+import type { Approver, AuditEvent, ClientRecord } from '../../src/store/types.js';
 import { clientRecord, type TestContext } from '../helpers/unit-context.js';
 
 const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';
@@ -60,7 +62,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       exchangeAuthorizationCode(t.ctx, who, { code, redirect_uri: REDIRECT, code_verifier: VERIFIER, ...overrides });
 
     async function tokensFor(overrides: Partial<AuthorizationRequest> = {}, who: ClientRecord = client): Promise<TokenResponse> {
-      const code = await issueAuthorizationCode(t.ctx, request({ clientId: who.clientId, ...overrides }));
+      const { code } = await issueAuthorizationCode(t.ctx, request({ clientId: who.clientId, ...overrides }));
       return exchange(code, {}, who);
     }
 
@@ -71,7 +73,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
 
     describe('authorization code', () => {
       it('issues a code of at least 256 bits stored only as its hash, bound to the request', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request({ state: 'xyz' }));
+        const { code } = await issueAuthorizationCode(t.ctx, request({ state: 'xyz' }));
         expect(Buffer.from(code, 'base64url').length).toBeGreaterThanOrEqual(32);
         const record = await t.store.getCode(hashSecret(code), t.clock.now());
         expect(record).toMatchObject({
@@ -87,7 +89,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('exchanges a code for bound, opaque tokens', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const response = await exchange(code);
         expect(response).toMatchObject({ token_type: 'Bearer', expires_in: 3600, scope: 'read write' });
         expect(Buffer.from(response.access_token, 'base64url').length).toBeGreaterThanOrEqual(32);
@@ -101,7 +103,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('accepts an absent redirect_uri and a matching resource', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         await expect(exchange(code, { redirect_uri: undefined, resource: 'https://mcp.example.com/mcp' })).resolves.toHaveProperty(
           'access_token',
         );
@@ -116,7 +118,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('is single use: a replay gets invalid_grant and revokes every token of the grant', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const first = await exchange(code);
         const refreshed = await refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token });
         expect(await accessLive(first.access_token)).toBe(true);
@@ -133,7 +135,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('a replay does not touch other grants', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         await exchange(code);
         const unrelated = await tokensFor();
         await rejection(exchange(code));
@@ -142,7 +144,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('concurrent exchanges of one code: exactly one wins', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const results = await Promise.allSettled(Array.from({ length: 10 }, () => exchange(code)));
         const won = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
         expect(won).toHaveLength(1);
@@ -161,7 +163,7 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
         ['a wrong redirect_uri', { redirect_uri: 'https://claude.com/api/mcp/auth_callback' }],
         ['a redirect_uri with another port', { redirect_uri: 'https://claude.ai:443/api/mcp/auth_callback' }],
       ])('%s gets invalid_grant and does not consume the code', async (_name, overrides) => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const err = await rejection(exchange(code, overrides));
         expect(err.error).toBe('invalid_grant');
         expect((await t.store.getCode(hashSecret(code), t.clock.now()))?.consumedAt).toBeUndefined();
@@ -169,27 +171,27 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
       });
 
       it('another client gets invalid_grant and does not consume the code', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const err = await rejection(exchange(code, {}, other));
         expect(err.error).toBe('invalid_grant');
         await expect(exchange(code)).resolves.toHaveProperty('access_token');
       });
 
       it('another resource gets invalid_target and does not consume the code', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         const err = await rejection(exchange(code, { resource: 'https://other.example.com' }));
         expect(err.error).toBe('invalid_target');
         await expect(exchange(code)).resolves.toHaveProperty('access_token');
       });
 
       it('an expired code gets invalid_grant', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         t.clock.advance(600_000);
         expect((await rejection(exchange(code))).error).toBe('invalid_grant');
       });
 
       it('a code just before expiry still works', async () => {
-        const code = await issueAuthorizationCode(t.ctx, request());
+        const { code } = await issueAuthorizationCode(t.ctx, request());
         t.clock.advance(599_999);
         await expect(exchange(code)).resolves.toHaveProperty('access_token');
       });
@@ -393,6 +395,120 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
 
       it('requires the token parameter', async () => {
         expect((await rejection(introspectToken(t.ctx, {}))).error).toBe('invalid_request');
+      });
+    });
+
+    describe('who approved: identity in tokens (issue 12)', () => {
+      const alice: Approver = { subject: 'oidc:idp.example.com:alice', email: 'alice@example.com', name: 'Alice', provider: 'oidc', emailVerified: true };
+      const policy = (lists: Partial<AccessPolicy> = {}): AccessPolicy => ({ emails: [], domains: [], githubUsers: [], githubOrgs: [], ownerEmails: [], ...lists });
+      /** The rules' context with other allow-lists, as after a restart with changed OAUTH_ALLOWED_*. */
+      const withPolicy = (lists: Partial<AccessPolicy>): OAuthContext => ({ ...t.ctx, accessPolicy: policy(lists) });
+      const events = (type: string): Promise<AuditEvent[]> => t.audit.list({ limit: 100, type });
+
+      async function personTokens(approver: Approver, ctx: OAuthContext): Promise<TokenResponse> {
+        const { code } = await issueAuthorizationCode(ctx, request(), approver);
+        return exchangeAuthorizationCode(ctx, client, { code, redirect_uri: REDIRECT, code_verifier: VERIFIER });
+      }
+
+      it('goes from the code to the tokens and to every rotated token; introspection names them', async () => {
+        const ctx = withPolicy({ emails: ['alice@example.com'] });
+        const first = await personTokens(alice, ctx);
+        expect((await t.store.getAccessToken(hashSecret(first.access_token), t.clock.now()))?.approvedBy).toEqual(alice);
+        expect((await t.store.getRefreshToken(hashSecret(first.refresh_token ?? ''), t.clock.now()))?.approvedBy).toEqual(alice);
+        const second = await refreshAccessToken(ctx, client, { refresh_token: first.refresh_token });
+        expect((await t.store.getRefreshToken(hashSecret(second.refresh_token ?? ''), t.clock.now()))?.approvedBy).toEqual(alice);
+        expect(await introspectToken(ctx, { token: second.access_token })).toMatchObject({ active: true, sub: alice.subject, username: 'alice@example.com' });
+        expect((await t.store.listGrants(t.clock.now(), { subject: alice.subject }))[0]?.approvedBy).toEqual(alice);
+      });
+
+      it('a PIN approval names nobody: sub is the grant id and there is no username', async () => {
+        const tokens = await tokensFor();
+        const result = await introspectToken(t.ctx, { token: tokens.access_token });
+        const record = await t.store.getAccessToken(hashSecret(tokens.access_token), t.clock.now());
+        expect(result).toMatchObject({ active: true, sub: record?.grantId });
+        expect(result).not.toHaveProperty('username');
+      });
+
+      it('a person without an e-mail is shown by name', async () => {
+        const ctx = withPolicy({ githubUsers: ['octocat'] });
+        const octocat: Approver = { subject: 'github:583231', name: 'The Octocat', provider: 'github', emailVerified: false, githubLogin: 'octocat' };
+        const tokens = await personTokens(octocat, ctx);
+        expect(await introspectToken(ctx, { token: tokens.access_token })).toMatchObject({ sub: 'github:583231', username: 'The Octocat' });
+      });
+
+      it('at refresh, a person removed from the allow-lists gets invalid_grant and loses the grant', async () => {
+        const tokens = await personTokens(alice, withPolicy({ emails: ['alice@example.com'] }));
+        const removed = withPolicy({ emails: ['bob@example.com'], domains: ['elsewhere.example'] });
+        const err = await rejection(refreshAccessToken(removed, client, { refresh_token: tokens.refresh_token }));
+        expect(err.error).toBe('invalid_grant');
+        expect(err.message).toContain('no longer allowed');
+        expect(await accessLive(tokens.access_token)).toBe(false);
+        expect(await refreshLive(tokens.refresh_token)).toBe(false);
+        const [revoked] = await events('grant.revoked');
+        expect(revoked).toMatchObject({ actor: 'system', subject: alice.subject, clientId: client.clientId, detail: { reason: 'allow-list-removal', email: 'alice@example.com' } });
+      });
+
+      it('at refresh, every kind of listing is judged again: domain, owner, GitHub login, GitHub organisation', async () => {
+        const byDomain = await personTokens(alice, withPolicy({ domains: ['example.com'] }));
+        await expect(refreshAccessToken(withPolicy({ ownerEmails: ['alice@example.com'] }), client, { refresh_token: byDomain.refresh_token })).resolves.toHaveProperty('access_token');
+
+        const octocat: Approver = { subject: 'github:583231', provider: 'github', emailVerified: false, githubLogin: 'Octocat', githubOrgs: ['Acme'] };
+        const byOrg = await personTokens(octocat, withPolicy({ githubOrgs: ['acme'] }));
+        const kept = await refreshAccessToken(withPolicy({ githubOrgs: ['acme'] }), client, { refresh_token: byOrg.refresh_token });
+        // The organisation left the list: membership recorded at sign-in no longer counts.
+        expect((await rejection(refreshAccessToken(withPolicy({ githubOrgs: ['other-org'] }), client, { refresh_token: kept.refresh_token }))).error).toBe('invalid_grant');
+
+        const byLogin = await personTokens(octocat, withPolicy({ githubUsers: ['octocat'] }));
+        expect((await rejection(refreshAccessToken(withPolicy({ githubUsers: ['someone-else'] }), client, { refresh_token: byLogin.refresh_token }))).error).toBe('invalid_grant');
+      });
+
+      it('an unverified address never keeps a grant alive, even when it is listed', async () => {
+        const unverified: Approver = { ...alice, emailVerified: false };
+        const tokens = await personTokens(unverified, withPolicy({ emails: ['alice@example.com'] }));
+        expect((await rejection(refreshAccessToken(withPolicy({ emails: ['alice@example.com'] }), client, { refresh_token: tokens.refresh_token }))).error).toBe('invalid_grant');
+      });
+
+      it('PIN-approved grants are not judged by the allow-lists', async () => {
+        const tokens = await tokensFor();
+        await expect(refreshAccessToken(withPolicy({ emails: ['bob@example.com'] }), client, { refresh_token: tokens.refresh_token })).resolves.toHaveProperty('access_token');
+      });
+    });
+
+    describe('audit events of the grant rules', () => {
+      const events = (type: string): Promise<AuditEvent[]> => t.audit.list({ limit: 100, type });
+
+      it('a replayed code: one grant.revoked, reason code-replay', async () => {
+        const { code } = await issueAuthorizationCode(t.ctx, request());
+        await exchange(code);
+        await rejection(exchange(code));
+        const revoked = await events('grant.revoked');
+        expect(revoked).toHaveLength(1);
+        expect(revoked[0]).toMatchObject({ actor: 'system', clientId: client.clientId, detail: { reason: 'code-replay', what: 'grant' } });
+        expect(JSON.stringify(revoked)).not.toContain(code);
+      });
+
+      it('a reused refresh token: one grant.revoked, reason refresh-reuse', async () => {
+        const first = await tokensFor();
+        await refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token });
+        t.clock.advance(30_001);
+        await rejection(refreshAccessToken(t.ctx, client, { refresh_token: first.refresh_token }));
+        const revoked = await events('grant.revoked');
+        expect(revoked).toHaveLength(1);
+        expect(revoked[0]?.detail).toMatchObject({ reason: 'refresh-reuse' });
+      });
+
+      it('the revocation endpoint: the grant for a refresh token, the token alone for an access token; nothing for others\' tokens', async () => {
+        const first = await tokensFor();
+        const second = await tokensFor();
+        await revokeToken(t.ctx, client, { token: first.access_token }, '203.0.113.9');
+        await revokeToken(t.ctx, client, { token: second.refresh_token }, '203.0.113.9');
+        await revokeToken(t.ctx, other, { token: first.refresh_token });
+        await revokeToken(t.ctx, client, { token: 'never-issued' });
+        const revoked = await events('grant.revoked');
+        expect(revoked.map((e) => ({ actor: e.actor, ip: e.ip, what: e.detail?.what, reason: e.detail?.reason }))).toEqual([
+          { actor: 'client', ip: '203.0.113.9', what: 'grant', reason: 'revocation-endpoint' },
+          { actor: 'client', ip: '203.0.113.9', what: 'access-token', reason: 'revocation-endpoint' },
+        ]);
       });
     });
   });

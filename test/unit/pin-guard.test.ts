@@ -1,3 +1,4 @@
+import { AuditLog } from '../../src/audit/audit-log.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { kvFailureLog, PinGuard, plainPinVerifier, type PinFailureLog } from '../../src/oauth/pin-guard.js';
 import { openBackend, type OpenedBackend } from '../../src/store/open-backend.js';
@@ -173,5 +174,30 @@ describe('PIN failures in the backend', () => {
     ({ backend } = await openBackend({ dataDir: dir, logger: silentLogger(), random: cryptoRandom }));
     const second = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
     expect((await second.check('c', clock.now() + 60_000, PIN)).kind).toBe('locked');
+  });
+});
+
+describe('PinGuard in the audit log', () => {
+  it('records every wrong PIN with its source address, and the failure that starts a lockout once; attempts while locked are not recorded', async () => {
+    const clock = new FakeClock();
+    const audit = new AuditLog(backend.audit, clock);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 2, failures(), audit);
+    const expires = clock.now() + 30 * 60_000;
+    expect(await guard.check('req-1', expires, PIN, { ip: '203.0.113.1' })).toEqual({ kind: 'ok' });
+    expect((await guard.check('req-1', expires, 'wrong-1', { ip: '203.0.113.1' })).kind).toBe('wrong');
+    expect((await guard.check('req-1', expires, 'wrong-2', { ip: '203.0.113.1', purpose: 'consent' })).kind).toBe('request-exhausted');
+    expect((await guard.check('req-2', expires, 'wrong-3', { ip: '198.51.100.2' })).kind).toBe('locked');
+    for (let i = 0; i < 5; i++) expect((await guard.check(`req-${i + 3}`, expires, 'wrong-x', { ip: '198.51.100.3' })).kind).toBe('locked');
+
+    const events = (await backend.audit.list({ limit: 100 })).reverse();
+    expect(events.map((e) => [e.type, e.ip, e.detail?.formClosed])).toEqual([
+      ['pin.failed', '203.0.113.1', false],
+      ['pin.failed', '203.0.113.1', true],
+      ['pin.failed', '198.51.100.2', false],
+      ['pin.locked', '198.51.100.2', undefined],
+    ]);
+    expect(events[3]?.detail).toMatchObject({ purpose: 'consent', knownDevice: false, until: new Date(clock.now() + HOUR).toISOString() });
+    // Never the PIN, right or wrong.
+    expect(JSON.stringify(events)).not.toMatch(new RegExp(`${PIN}|wrong-`));
   });
 });

@@ -93,6 +93,10 @@ describe('checkRedirectUri: registration rules', () => {
     'firefox:https://evil.example',
     'myapp:https://evil.example/phish',
     'myapp://https://evil.example/phish',
+    'https:https://evil.example',
+    'https:/evil.example/cb',
+    'https:evil.example/cb',
+    'https:///evil.example/cb',
     'com.example.app:javascript:alert(1)',
     'launcher:data:text/html,x',
   ])('refuses the browser launcher or URL-wrapping scheme in %s', (uri) => {

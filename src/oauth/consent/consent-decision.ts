@@ -1,10 +1,12 @@
+import { consentApproved, consentDenied } from '../../audit/audit-events.js';
 import { buildRedirect } from '../authorization-request.js';
 import { issueAuthorizationCode } from '../grants/authorization-code.js';
 import type { KeyValueStore } from '../../store/types.js';
 import type { PinGuard } from '../pin-guard.js';
 import { matchRedirectUri } from '../redirect-uri.js';
 import { redirectsAutomatically } from '../redirect-trust.js';
-import type { ConsentCheck } from './consent-form.js';
+import type { ClientRecord } from '../../store/types.js';
+import type { ConsentCheck, PendingConsent } from './consent-form.js';
 import { errorPage, returnLinkPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
 import type { StartAuthorizationDeps } from './start-authorization.js';
 
@@ -44,16 +46,23 @@ const minutesUntil = (retryAt: number, now: number): { seconds: number; text: st
   return { seconds, text: `after ${new Date(retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(seconds / 60)} minutes)` };
 };
 
+/** The consent form's verdict on a posted form: its pending consent, or the page that refuses it. */
+export function verifyConsentForm(deps: Pick<ConsentDecisionDeps, 'signer' | 'ctx'>, consent: string | undefined, csrfCookie: string | undefined): PendingConsent | ErrorPage {
+  const checked = deps.signer.verify(consent, csrfCookie, deps.ctx.clock.now());
+  return checked.ok ? checked.pending : FORM_REFUSALS[checked.reason];
+}
+
 /**
- * POST /authorize/consent: the owner's decision. The signed form must verify for this
- * browser; the client must still be registered with that redirect URI; Deny goes back with
- * access_denied; Approve needs the PIN, within its limits, and then issues the code.
+ * POST /authorize/consent: the decision. The signed form must verify for this browser; the
+ * client must still be registered with that redirect URI; Deny goes back with access_denied;
+ * Approve needs either a form signed after the person signed in with a provider (it names
+ * them), or the PIN, within its limits, when OAUTH_LOGIN offers it; then it issues the code.
  */
 export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedConsent): Promise<ErrorPage | RedirectBack | ShowConsent> {
   const { ctx } = deps;
-  const checked = deps.signer.verify(posted.consent, posted.csrfCookie, ctx.clock.now());
-  if (!checked.ok) return FORM_REFUSALS[checked.reason];
-  const { request, id, expiresAt } = checked.pending;
+  const pending = verifyConsentForm(deps, posted.consent, posted.csrfCookie);
+  if ('kind' in pending) return pending;
+  const { request, id, expiresAt, approver } = pending;
   const found = await deps.clients.lookup(request.clientId);
   const client = found.kind === 'found' ? found.client : undefined;
   if (!client || !matchRedirectUri(request.redirectUri, client.metadata.redirect_uris)) {
@@ -64,7 +73,9 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
     location: buildRedirect(request.redirectUri, { ...params, state: request.state, iss: ctx.issuer }),
   });
 
+  const facts = { person: approver, clientId: client.clientId, clientName: client.metadata.client_name, scopes: request.scopes, resource: request.resource, ip: posted.ip };
   if (posted.decision === 'deny') {
+    await ctx.audit.record(consentDenied(facts));
     ctx.logger.info({ clientId: client.clientId }, 'owner denied access');
     const denied = back({ error: 'access_denied', error_description: 'The owner denied access' });
     if (redirectsAutomatically(request.redirectUri, client, deps.trustedRedirectHosts)) return denied;
@@ -74,7 +85,16 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
     return errorPage(400, 'Invalid form', 'Choose Approve or Deny. Start again from your app if the page looks broken.');
   }
 
-  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '', { purpose: 'consent', ...(posted.device ? { device: posted.device } : {}) });
+  if (approver !== undefined) return issue(deps, pending, client, posted.ip, back);
+  if (!deps.signIn.pin) {
+    return errorPage(
+      403,
+      'Sign in to approve',
+      'This server approves connections after you sign in with your account. Start the connection again from your app and use the sign-in button.',
+    );
+  }
+
+  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '', { purpose: 'consent', ip: posted.ip, ...(posted.device ? { device: posted.device } : {}) });
   // Every failure and lockout is logged with where it came from, so an owner can block it.
   const who = { clientId: client.clientId, ip: posted.ip, knownDevice: posted.device !== undefined };
   switch (outcome.kind) {
@@ -98,20 +118,38 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
         client,
         request,
         form: posted.consent ?? '',
+        signIn: deps.signIn,
         message: `That PIN is not right. ${outcome.attemptsLeft} attempt${outcome.attemptsLeft === 1 ? '' : 's'} left for this request.`,
       };
     case 'ok': {
-      // A form is used once: the same form and cookie posted again (a double click, a replayed
-      // request) never yields a second code.
-      if (!(await deps.kv.putIfAbsent(USED_FORMS, id, String(ctx.clock.now()), expiresAt, ctx.clock.now()))) {
-        return errorPage(409, 'This approval was already given', 'This approval form has already been used, and its code sent to the app. If the app did not connect, start the connection again from your app.');
-      }
-      const code = await issueAuthorizationCode(ctx, request);
-      // From now on the owner trusts this client: errors may go back to it automatically, and
-      // it never expires as unused.
-      await ctx.store.markClientApproved(client.clientId, ctx.clock.now());
-      ctx.logger.info({ clientId: client.clientId, scopes: request.scopes, resource: request.resource, ip: posted.ip }, 'owner approved access');
-      return { ...back({ code }), rememberDevice: true };
+      const approved = await issue(deps, pending, client, posted.ip, back);
+      return approved.kind === 'redirect' ? { ...approved, rememberDevice: true } : approved;
     }
   }
+}
+
+/** Approve: issue the code once per form, trust the client from now on, and say so in the audit log. */
+async function issue(
+  deps: ConsentDecisionDeps,
+  pending: PendingConsent,
+  client: ClientRecord,
+  ip: string | undefined,
+  back: (params: Record<string, string | undefined>) => RedirectBack,
+): Promise<RedirectBack | ErrorPage> {
+  const { ctx } = deps;
+  const { request, id, expiresAt, approver } = pending;
+  // A form is used once: the same form and cookie posted again (a double click, a replayed
+  // request) never yields a second code.
+  if (!(await deps.kv.putIfAbsent(USED_FORMS, id, String(ctx.clock.now()), expiresAt, ctx.clock.now()))) {
+    return errorPage(409, 'This approval was already given', 'This approval form has already been used, and its code sent to the app. If the app did not connect, start the connection again from your app.');
+  }
+  const { code, grantId } = await issueAuthorizationCode(ctx, request, approver);
+  // From now on the owner trusts this client: errors may go back to it automatically, and
+  // it never expires as unused.
+  await ctx.store.markClientApproved(client.clientId, ctx.clock.now());
+  await ctx.audit.record(
+    consentApproved({ person: approver, clientId: client.clientId, clientName: client.metadata.client_name, scopes: request.scopes, resource: request.resource, ip, grantId }),
+  );
+  ctx.logger.info({ clientId: client.clientId, scopes: request.scopes, resource: request.resource, ip, subject: approver?.subject }, 'access approved');
+  return back({ code });
 }

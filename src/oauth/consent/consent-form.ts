@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { TokenSigner } from '../../crypto/signed-token.js';
+import { approverSchema } from '../../store/records.js';
+import type { Approver } from '../../store/types.js';
 import type { AuthorizationRequest } from '../authorization-request.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../../crypto/secrets.js';
 
@@ -16,6 +18,11 @@ export interface PendingConsent {
   /** Hash of the browser's CSRF cookie. */
   csrf: string;
   expiresAt: number;
+  /**
+   * Who signed in with a provider to decide on this request (issue 12). Only a form Latchkey
+   * signed after a successful sign-in carries it; Approve then needs no PIN.
+   */
+  approver?: Approver;
 }
 
 const pendingSchema = z.object({
@@ -30,6 +37,7 @@ const pendingSchema = z.object({
   id: z.string(),
   csrf: z.string(),
   expiresAt: z.number(),
+  approver: approverSchema.optional(),
 });
 
 export type ConsentCheck =
@@ -54,12 +62,23 @@ export class ConsentSigner {
   }
 
   sign(request: AuthorizationRequest, csrfCookie: string, now: number): string {
-    const pending: PendingConsent = {
+    return this.seal({
       request,
       id: newSecret(this.random, 16),
       csrf: hashSecret(csrfCookie),
       expiresAt: now + this.ttlMs,
-    };
+    });
+  }
+
+  /**
+   * The same pending consent (same id, browser and expiry, so it is still used once and its
+   * PIN limits still hold) decided by a person who just signed in.
+   */
+  signFor(pending: PendingConsent, approver: Approver): string {
+    return this.seal({ ...pending, approver });
+  }
+
+  private seal(pending: PendingConsent): string {
     return this.tokens.sign(Buffer.from(JSON.stringify(pending), 'utf8').toString('base64url'));
   }
 

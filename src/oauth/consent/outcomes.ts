@@ -1,4 +1,4 @@
-import type { ClientRecord } from '../../store/types.js';
+import type { Approver, ClientRecord } from '../../store/types.js';
 import type { AuthorizationRequest } from '../authorization-request.js';
 
 /**
@@ -27,6 +27,12 @@ export interface RedirectBack {
   rememberDevice?: boolean;
 }
 
+/** How the consent page lets a person approve, in OAUTH_LOGIN's order: the PIN, and a button per provider. */
+export interface SignInChoice {
+  pin: boolean;
+  providers: readonly { id: string; label: string }[];
+}
+
 /** The consent page, with its signed form; `message` after a wrong PIN. */
 export interface ShowConsent {
   kind: 'consent';
@@ -34,6 +40,10 @@ export interface ShowConsent {
   request: AuthorizationRequest;
   /** The signed pending consent the form carries. */
   form: string;
+  /** What the page offers to approve with (ignored once `person` is set). */
+  signIn: SignInChoice;
+  /** Who signed in with a provider: the page names them, and Approve needs no PIN. */
+  person?: Approver;
   message?: string;
 }
 

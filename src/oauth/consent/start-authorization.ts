@@ -3,12 +3,14 @@ import type { OAuthContext } from '../context.js';
 import { buildRedirect, validateAuthorizationRequest, type Params } from '../authorization-request.js';
 import type { ConsentSigner } from './consent-form.js';
 import { redirectsAutomatically } from '../redirect-trust.js';
-import { errorPage, returnLinkPage, type ErrorPage, type RedirectBack, type ShowConsent } from './outcomes.js';
+import { errorPage, returnLinkPage, type ErrorPage, type RedirectBack, type ShowConsent, type SignInChoice } from './outcomes.js';
 
 export interface StartAuthorizationDeps {
   ctx: OAuthContext;
   clients: Pick<ClientResolver, 'lookup'>;
   signer: ConsentSigner;
+  /** OAUTH_LOGIN: the PIN, the providers' buttons, or both. */
+  signIn: SignInChoice;
   /** OAUTH_TRUSTED_REDIRECT_HOSTS: see redirectsAutomatically. */
   trustedRedirectHosts: readonly string[];
 }
@@ -51,5 +53,5 @@ export async function startAuthorization(
     if (redirectsAutomatically(outcome.redirectUri, client, deps.trustedRedirectHosts)) return { kind: 'redirect', location };
     return returnLinkPage(400, 'This request cannot be approved', `The app sent a request this server cannot accept (${error.error}: ${error.description}).`, location);
   }
-  return { kind: 'consent', client, request: outcome.request, form: deps.signer.sign(outcome.request, csrfCookie, ctx.clock.now()) };
+  return { kind: 'consent', client, request: outcome.request, form: deps.signer.sign(outcome.request, csrfCookie, ctx.clock.now()), signIn: deps.signIn };
 }

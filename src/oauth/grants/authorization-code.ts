@@ -1,5 +1,6 @@
+import { grantRevoked } from '../../audit/audit-events.js';
 import { hashSecret, newSecret } from '../../crypto/secrets.js';
-import type { ClientRecord } from '../../store/types.js';
+import type { Approver, ClientRecord, CodeRecord } from '../../store/types.js';
 import type { AuthorizationRequest } from '../authorization-request.js';
 import type { OAuthContext } from '../context.js';
 import { invalidGrant, invalidRequest } from '../errors.js';
@@ -9,25 +10,31 @@ import { mintTokens, type TokenResponse } from '../token-issuer.js';
 import type { Grant } from './grant.js';
 
 /**
- * The owner approved: mint a single-use code bound to everything the request said.
- * 256 bits of randomness; stored only as its hash; a new grant id ties together
- * everything this approval will ever yield.
+ * The owner approved: mint a single-use code bound to everything the request said, and to
+ * who approved it when they signed in with a provider. 256 bits of randomness; stored only
+ * as its hash; a new grant id ties together everything this approval will ever yield.
  */
-export async function issueAuthorizationCode(ctx: OAuthContext, request: AuthorizationRequest): Promise<string> {
+export async function issueAuthorizationCode(
+  ctx: OAuthContext,
+  request: AuthorizationRequest,
+  approvedBy?: Approver,
+): Promise<{ code: string; grantId: string }> {
   const code = newSecret(ctx.random);
+  const grantId = newSecret(ctx.random, 16);
   const now = ctx.clock.now();
   await ctx.store.putCode({
     hash: hashSecret(code),
     clientId: request.clientId,
-    grantId: newSecret(ctx.random, 16),
+    grantId,
     redirectUri: request.redirectUri,
     codeChallenge: request.codeChallenge,
     scopes: request.scopes,
     resource: request.resource,
     issuedAt: now,
     expiresAt: now + ctx.tokens.codeTtlMs,
+    ...(approvedBy !== undefined ? { approvedBy } : {}),
   });
-  return code;
+  return { code, grantId };
 }
 
 export interface CodeExchangeParams {
@@ -51,7 +58,7 @@ export async function exchangeAuthorizationCode(
 
   if (code.consumedAt !== undefined) {
     // RFC 6749 §4.1.2 / RFC 9700 §4.5: a replayed code means it leaked. Revoke what it yielded.
-    await revokeReplayedGrant(ctx, code.grantId, code.clientId);
+    await revokeReplayedGrant(ctx, code, client);
     throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
   }
   // These checks do not consume the code: a client that got one wrong may try again.
@@ -67,15 +74,19 @@ export async function exchangeAuthorizationCode(
   const previous = await ctx.store.consumeCode(hash, now, issued);
   if (!previous) throw invalidGrant('The authorization code is unknown or expired; authorize again');
   if (previous.consumedAt !== undefined) {
-    await revokeReplayedGrant(ctx, code.grantId, code.clientId);
+    await revokeReplayedGrant(ctx, code, client);
     throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
   }
   ctx.store.touchClient(client.clientId, now);
   return issued.response;
 }
 
-async function revokeReplayedGrant(ctx: OAuthContext, grantId: string, clientId: string): Promise<void> {
+/** `presenter`: the client that presented the code, whose name is recorded when the code was its own. */
+async function revokeReplayedGrant(ctx: OAuthContext, code: CodeRecord, presenter: ClientRecord): Promise<void> {
+  const { grantId, clientId } = code;
   const removed = await ctx.store.revokeGrant(grantId);
+  const clientName = presenter.clientId === clientId ? presenter.metadata.client_name : undefined;
+  await ctx.audit.record(grantRevoked({ actor: 'system', reason: 'code-replay', clientId, clientName, grantId, person: code.approvedBy }));
   ctx.logger.warn({ clientId, grantId, removed }, 'authorization code replayed: grant revoked');
 }
 

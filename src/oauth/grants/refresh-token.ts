@@ -1,5 +1,7 @@
+import { grantRevoked } from '../../audit/audit-events.js';
 import { hashSecret } from '../../crypto/secrets.js';
 import type { ClientRecord } from '../../store/types.js';
+import { approverStillAllowed } from '../approver.js';
 import type { OAuthContext } from '../context.js';
 import { invalidGrant, invalidRequest, unauthorizedClient } from '../errors.js';
 import { checkBoundResource } from '../resource.js';
@@ -25,6 +27,10 @@ export interface RefreshParams {
  * refresh token. The one just rotated still works for OAUTH_REFRESH_REUSE_GRACE seconds,
  * because hosts such as Claude Code refresh from several processes at once; reuse after that
  * means the token leaked, and the whole grant is revoked.
+ *
+ * A grant approved by a person who signed in is judged again against the allow-lists as they
+ * are now: someone removed from them gets invalid_grant and loses the grant, so their access
+ * ends within one access-token lifetime (issue 12).
  */
 export async function refreshAccessToken(
   ctx: OAuthContext,
@@ -42,9 +48,17 @@ export async function refreshAccessToken(
   if (token.clientId !== client.clientId) throw invalidGrant('The refresh token was issued to another client');
   checkBoundResource(params.resource, token.resource);
   const scopes = narrowScopes(params.scope, token.scopes);
+  if (token.approvedBy !== undefined && !approverStillAllowed(token.approvedBy, ctx.accessPolicy).allowed) {
+    const removed = await ctx.store.revokeGrant(token.grantId);
+    await ctx.audit.record(
+      grantRevoked({ actor: 'system', reason: 'allow-list-removal', clientId: client.clientId, clientName: client.metadata.client_name, grantId: token.grantId, person: token.approvedBy }),
+    );
+    ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, subject: token.approvedBy.subject, removed }, 'approver no longer on the allow-lists: grant revoked');
+    throw invalidGrant('The person who approved this connection is no longer allowed to connect; this grant is revoked');
+  }
 
   // The grant keeps its full scope: a narrowed access token does not shrink later refreshes.
-  const issued = mintTokens(ctx, client, { grantId: token.grantId, scopes, resource: token.resource });
+  const issued = mintTokens(ctx, client, { grantId: token.grantId, scopes, resource: token.resource, approvedBy: token.approvedBy });
   const successor = issued.refresh && { ...issued.refresh, scopes: token.scopes };
   if (!successor) throw unauthorizedClient('This client did not register the refresh_token grant');
 
@@ -58,6 +72,9 @@ export async function refreshAccessToken(
     // as the rotation is reuse (comparing the elapsed time alone would let it through).
     if (graceMs === 0 || now - previous.rotatedAt > graceMs) {
       const removed = await ctx.store.revokeGrant(token.grantId);
+      await ctx.audit.record(
+        grantRevoked({ actor: 'system', reason: 'refresh-reuse', clientId: client.clientId, clientName: client.metadata.client_name, grantId: token.grantId, person: token.approvedBy }),
+      );
       ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, removed }, 'rotated refresh token reused: grant revoked');
       throw invalidGrant('The refresh token was already used; this grant is revoked, authorize again');
     }

@@ -226,6 +226,7 @@ export class FileAuditLog implements AuditStore {
 
   async list(query: AuditQuery): Promise<AuditEvent[]> {
     const result: AuditEvent[] = [];
+    let skip = query.offset ?? 0;
     for (const day of await this.days()) {
       if (result.length >= query.limit) break;
       if (query.since !== undefined && dayStart(day) + DAY_MS <= query.since) break;
@@ -245,7 +246,8 @@ export class FileAuditLog implements AuditStore {
         .sort((a, b) => b.event.at - a.event.at || b.i - a.i);
       for (const { event } of events) {
         if (result.length >= query.limit) break;
-        result.push(event);
+        if (skip > 0) skip--;
+        else result.push(event);
       }
     }
     return result;

@@ -37,7 +37,7 @@ export class PostgresAuditLog implements AuditStore {
     const { rows } = await this.query<AuditRow>(
       `SELECT at, type, actor, subject, client_id, client_name, ip, detail FROM audit_events
        ${filters.length > 0 ? `WHERE ${filters.join(' AND ')}` : ''}
-       ORDER BY at DESC, id DESC LIMIT $${values.push(query.limit)}`,
+       ORDER BY at DESC, id DESC LIMIT $${values.push(query.limit)} OFFSET $${values.push(query.offset ?? 0)}`,
       values,
     );
     return rows.map(auditFromRow);

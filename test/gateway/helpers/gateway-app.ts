@@ -62,7 +62,7 @@ export async function startGatewayApp(file: object, options: { env?: Record<stri
       await gateway.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await services.store.close();
+      await services.backend.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

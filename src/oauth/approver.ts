@@ -1,0 +1,44 @@
+import { checkAccess, type AccessDecision, type AccessPolicy } from '../identity/access-policy.js';
+import type { Person } from '../identity/person.js';
+import type { Approver } from '../store/types.js';
+
+/**
+ * A person who signed in, as grants and tokens record them (issue 12, "Identity in tokens"):
+ * the subject, the e-mail and name to show, and what the allow-lists judged them by, so that
+ * every refresh can judge them again.
+ */
+export function approverOf(person: Person): Approver {
+  return {
+    subject: person.subject,
+    ...(person.email !== undefined ? { email: person.email } : {}),
+    ...(person.name !== undefined ? { name: person.name } : {}),
+    provider: person.provider,
+    emailVerified: person.emailVerified,
+    ...(person.githubLogin !== undefined ? { githubLogin: person.githubLogin } : {}),
+    ...(person.githubOrgs !== undefined ? { githubOrgs: person.githubOrgs } : {}),
+  };
+}
+
+/** The name to show for an approver, and introspection's `username`: the e-mail, else the name. */
+export const approverLabel = (approver: Approver): string => approver.email ?? approver.name ?? approver.subject;
+
+/**
+ * Whether the allow-lists as configured now still admit the person who approved a grant.
+ * Checked at every refresh, from what was recorded at sign-in: a verified e-mail, its
+ * domain, a GitHub login. GitHub organisation membership cannot be looked up again without
+ * the person's GitHub token (which Latchkey does not keep), so it counts as recorded at
+ * sign-in: removing the organisation from OAUTH_ALLOWED_GITHUB_ORGS ends access, a person
+ * leaving the organisation does not until they sign in again (docs/identity.md).
+ */
+export function approverStillAllowed(approver: Approver, policy: AccessPolicy): AccessDecision {
+  const provider = approver.provider === 'github' ? 'github' : 'oidc';
+  const person: Person = {
+    provider,
+    subject: approver.subject,
+    ...(approver.email !== undefined ? { email: approver.email } : {}),
+    emailVerified: approver.emailVerified === true,
+    ...(approver.githubLogin !== undefined ? { githubLogin: approver.githubLogin } : {}),
+    ...(approver.githubOrgs !== undefined ? { githubOrgs: approver.githubOrgs } : {}),
+  };
+  return checkAccess(person, policy);
+}
