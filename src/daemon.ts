@@ -108,7 +108,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
-  const owner = new OwnerConsole({ store, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock() });
+  const owner = new OwnerConsole({ store, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), gateway });
   const app = createApp({
     settings: config,
     ctx,

@@ -98,6 +98,15 @@ export function adminRouter(deps: AdminDeps): Router {
       version: view.version,
       issuer: deps.issuer,
       health: view.health,
+      gateway: view.gateway?.map((g) => ({
+        name: g.name,
+        kind: g.kind,
+        connectorUrl: g.resource,
+        // An HTTP server keeps its own sessions and runs no process of Latchkey's.
+        sessions: g.kind === 'stdio' ? String(g.sessions) : 'kept by the server',
+        processes: g.kind === 'stdio' ? String(g.processes) : 'none (HTTP)',
+        lastError: g.lastError ? `${when(g.lastError.at)}: ${g.lastError.message}` : undefined,
+      })),
       clients: view.clients.map((c) => ({
         id: c.id,
         name: c.name,

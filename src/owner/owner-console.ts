@@ -21,6 +21,26 @@ export interface ClientView {
   grants: GrantSummary[];
 }
 
+/**
+ * One MCP server behind the gateway, as the owner sees it. The owner's layer does not import
+ * the gateway: the daemon hands it anything with this shape (the gateway's `status()`).
+ */
+export interface GatewayServerView {
+  name: string;
+  kind: 'stdio' | 'http';
+  /** The connector URL: OAUTH_ISSUER_URL + the server's path, also its resource. */
+  resource: string;
+  /** Live MCP sessions the gateway holds (stdio servers; an HTTP server keeps its own). */
+  sessions: number;
+  /** Live child processes (stdio servers). */
+  processes: number;
+  lastError?: { at: number; message: string };
+}
+
+export interface GatewayStatusSource {
+  status(): GatewayServerView[];
+}
+
 export interface Overview {
   counts: StoreCounts;
   liveGrants: number;
@@ -29,6 +49,8 @@ export interface Overview {
   health: StoreHealth;
   /** Newest first: the connection the owner just made is the one they look for. */
   clients: ClientView[];
+  /** The gateway's servers, when OAUTH_GATEWAY_CONFIG is set; undefined without a gateway. */
+  gateway: GatewayServerView[] | undefined;
 }
 
 export interface OwnerConsoleDeps {
@@ -39,6 +61,8 @@ export interface OwnerConsoleDeps {
   startedAt: number;
   /** Lifts every PIN lockout (the PIN guard's unlock). */
   unlockPins: () => Promise<number>;
+  /** The MCP gateway's live status, when one is configured. */
+  gateway?: GatewayStatusSource | undefined;
 }
 
 /** The hosts of a client's redirect URIs, or the URI itself for a private-use scheme. */
@@ -88,7 +112,15 @@ export class OwnerConsole {
         .filter((id) => !stored.has(id))
         .map((id) => ({ id, name: `App at ${hostOf(id)}`, hosts: [hostOf(id)], registeredAt: undefined, lastUsedAt: undefined, grants: byClient.get(id) ?? [] })),
     ];
-    return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views };
+    const gateway = this.deps.gateway?.status().map(({ name, kind, resource, sessions, processes, lastError }) => ({
+      name,
+      kind,
+      resource,
+      sessions,
+      processes,
+      ...(lastError ? { lastError } : {}),
+    }));
+    return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views, gateway };
   }
 
   /** A live grant and the name of its app, for a confirmation page. */
