@@ -11,7 +11,7 @@ import { loadConsentKey } from './consent-key.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { TokenSigner } from './crypto/signed-token.js';
 import { lockDataDir } from './data-dir-lock.js';
-import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
+import { baseEnvOf, createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { createControlApp } from './http/control-routes.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
@@ -249,7 +249,7 @@ async function openGateway(config: Config, store: Store, clock: Clock, logger: L
     clock,
     verifyAccessToken: storeTokenVerifier(store, clock),
     // Children get their configured env plus PATH and HOME: never Latchkey's own variables.
-    baseEnv: { ...(process.env.PATH !== undefined ? { PATH: process.env.PATH } : {}), ...(process.env.HOME !== undefined ? { HOME: process.env.HOME } : {}) },
+    baseEnv: baseEnvOf(process.env),
     options: {
       stdioIdleMs: gateway.idleTimeoutMs,
       maxProcessesPerServer: gateway.maxProcessesPerServer,
