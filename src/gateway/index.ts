@@ -2,6 +2,7 @@ import type { Router } from 'express';
 import type { Logger } from 'pino';
 import { loadGatewayFile, type GatewayFile } from './config-file.js';
 import { httpUpstream } from './http-upstream.js';
+import type { BaseEnv } from './process-group.js';
 import { gatewayRouter } from './router.js';
 import type { HandlerStatus } from './server-handler.js';
 import { ServerRegistry, type ReloadReport } from './server-registry.js';
@@ -15,7 +16,10 @@ import type { AccessTokenVerifier } from './verified-token.js';
  * one seam the rest of Latchkey uses.
  */
 
-export { GatewayConfigError } from './config-file.js';
+export { GatewayConfigError, loadGatewayFile } from './config-file.js';
+export type { GatewayFile, GatewayServerConfig } from './config-file.js';
+export { baseEnvOf, type BaseEnv } from './process-group.js';
+export { probeHttpServer, probeStdioServer, type HttpProbe, type StdioProbe } from './server-probe.js';
 export type { ReloadReport } from './server-registry.js';
 export { storeTokenVerifier } from './token-verifier.js';
 export type { AccessTokenVerifier, VerifiedToken } from './verified-token.js';
@@ -43,7 +47,7 @@ export interface GatewayDeps {
   /** Checks a bearer token in process against the store (no introspection round trip). */
   verifyAccessToken: AccessTokenVerifier;
   /** What children get besides their configured env: only PATH and HOME of Latchkey's env. */
-  baseEnv: { PATH?: string; HOME?: string };
+  baseEnv: BaseEnv;
   options?: GatewayOptions;
 }
 
