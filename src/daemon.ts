@@ -170,7 +170,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   for (const aside of report.setAside) {
     logger.error(aside, `could not read ${aside.file}; it was kept as ${aside.movedTo}`);
   }
-  if (!config.introspectionSecret) {
+  if (!config.introspectionSecret && services.gateway) {
+    // The gateway checks tokens in process: only servers using the resource-server kit need /introspect.
+    logger.info('OAUTH_INTROSPECTION_SECRET is not set: /introspect is off; the gateway does not need it');
+  } else if (!config.introspectionSecret) {
     logger.warn('OAUTH_INTROSPECTION_SECRET is not set: /introspect refuses every caller until you set it');
   }
   if (!config.https && !isLoopbackIssuer(config.issuer)) {
