@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { HttpServerConfig } from './config-file.js';
@@ -44,6 +45,8 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
   const url = new URL(config.url);
   const transport = url.protocol === 'https:' ? https : http;
   const agent = new transport.Agent({ keepAlive: true });
+  // Worked out once: converting the URL on every request is a visible share of a proxied call.
+  const target = { ...urlToHttpOptions(url), agent };
   const open = new Set<http.ClientRequest>();
   let lastError: LastError | undefined;
   const log = logger.child({ gatewayServer: config.name });
@@ -55,7 +58,6 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
 
   const handle = (req: Request, res: Response, call: AuthorizedCall): Promise<void> =>
     new Promise<void>((resolve) => {
-      res.once('close', () => resolve());
       const ids = call.body === undefined ? [] : requestIds(call.body);
       const headers: OutgoingHttpHeaders = {};
       for (const name of FORWARDED_REQUEST_HEADERS) {
@@ -65,7 +67,7 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
       Object.assign(headers, config.headers, identityHeaders(call.token));
       if (call.raw !== undefined) headers['content-length'] = call.raw.length;
 
-      const upstream = transport.request(url, { method: req.method, headers, agent });
+      const upstream = transport.request({ ...target, method: req.method, headers });
       open.add(upstream);
       upstream.once('close', () => open.delete(upstream));
       const timer = setTimeout(() => upstream.destroy(new UpstreamTimeout()), options.timeoutMs);
@@ -73,6 +75,7 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
       res.once('close', () => {
         clearTimeout(timer);
         if (!res.writableFinished) upstream.destroy();
+        resolve();
       });
       upstream.once('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);

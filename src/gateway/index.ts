@@ -1,9 +1,9 @@
-import type { Router } from 'express';
+import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { loadGatewayFile, type GatewayFile } from './config-file.js';
 import { httpUpstream } from './http-upstream.js';
 import type { BaseEnv } from './process-group.js';
-import { gatewayRouter } from './router.js';
+import { gatewayHandler } from './router.js';
 import type { HandlerStatus } from './server-handler.js';
 import { ServerRegistry, type ReloadReport } from './server-registry.js';
 import { stdioServer } from './stdio-sessions.js';
@@ -59,8 +59,11 @@ export interface GatewayServerStatus extends HandlerStatus {
 }
 
 export interface Gateway {
-  /** Serves every server path and its protected resource metadata; mount before the 404 handler. */
-  router: Router;
+  /**
+   * Serves every server path and its protected resource metadata, and passes anything else
+   * on; mount it before Latchkey's own routes, whose paths no server may take.
+   */
+  handler: RequestHandler;
   /** The resource URL (issuer + path) of each server, for the audiences tokens can be issued for. */
   resources(): string[];
   /**
@@ -123,7 +126,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   };
 
   return {
-    router: gatewayRouter(registry, deps.verifyAccessToken, log),
+    handler: gatewayHandler(registry, deps.verifyAccessToken, log),
     resources: () => registry.servers().map((s) => s.resource),
     reload,
     status: () =>
