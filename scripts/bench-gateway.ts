@@ -1,0 +1,224 @@
+/**
+ * The gateway rows of `npm run bench` (issue 11). Each runs MCP `tools/call` requests of a
+ * trivial tool, one MCP session per connection (opened before the clock starts), every
+ * answer checked:
+ *
+ * - G1: an MCP server on the SDK's Streamable HTTP transport (bench-server.ts, BENCH_MODE=mcp)
+ *   called directly, then the same server process through Latchkey's gateway, in one run:
+ *   both throughputs, their ratio and the latency the gateway adds at the median. Once with
+ *   JSON answers, once with event-stream answers (the SDK's default).
+ * - G2: @modelcontextprotocol/server-everything over stdio through the gateway, one process
+ *   per session: throughput and tail latency.
+ *
+ * Latencies are taken from every response's own timing (autocannon's histogram keeps whole
+ * milliseconds, too coarse for a sub-millisecond difference).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { spawnBenchServer, stopBenchServer } from './bench-process.js';
+
+export interface GatewayBenchOptions {
+  connections: number;
+  durationSeconds: number;
+  warmupSeconds: number;
+  /** BENCH_ONLY: run only the rows whose name starts with it. */
+  only: string | undefined;
+  /** The environment of a Latchkey bench server on `dataDir`. */
+  latchkeyEnv: (dataDir: string) => Record<string, string>;
+}
+
+interface Measured {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  badBodies: number;
+  errors: number;
+}
+
+export interface GatewayRow {
+  name: string;
+  direct: Measured | undefined;
+  gateway: Measured;
+}
+
+interface Target {
+  url: string;
+  headers: Record<string, string>;
+}
+
+const PROTOCOL_VERSION = '2025-06-18';
+/** Sessions opened at once before a run: each may start a process, on two cores. */
+const OPEN_CONCURRENCY = 8;
+
+const json = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+async function openSession(target: Target): Promise<string> {
+  const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench', version: '1' } } };
+  const res = await fetch(target.url, { method: 'POST', headers: { ...json, ...target.headers }, body: JSON.stringify(initialize) });
+  const text = await res.text();
+  const id = res.headers.get('mcp-session-id');
+  if (res.status !== 200 || id === null || !text.includes('"serverInfo"')) throw new Error(`initialize at ${target.url} answered ${res.status}: ${text.slice(0, 200)}`);
+  const initialized = await fetch(target.url, {
+    method: 'POST',
+    headers: { ...json, ...target.headers, 'mcp-session-id': id, 'mcp-protocol-version': PROTOCOL_VERSION },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+  });
+  await initialized.arrayBuffer();
+  if (initialized.status !== 202) throw new Error(`notifications/initialized at ${target.url} answered ${initialized.status}`);
+  return id;
+}
+
+/** One MCP session per connection, as an MCP client holds one. */
+async function openSessions(target: Target, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i += OPEN_CONCURRENCY) {
+    ids.push(...(await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, count - i) }, () => openSession(target)))));
+  }
+  return ids;
+}
+
+const percentile = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+
+/** `tools/call` of `tool` on every session for `seconds`; each answer must contain `expect`. */
+async function drive(target: Target, sessions: string[], seconds: number, options: GatewayBenchOptions, tool: { name: string; expect: string }): Promise<Measured> {
+  const url = new URL(target.url);
+  const times: number[] = [];
+  let badBodies = 0;
+  let next = 0;
+  const result = await autocannon({
+    url: url.origin,
+    connections: options.connections,
+    duration: seconds,
+    setupClient: (client) => {
+      const session = sessions[next++ % sessions.length] ?? '';
+      let id = 1;
+      client.setRequests([
+        {
+          method: 'POST',
+          path: url.pathname,
+          headers: { ...json, ...target.headers, 'mcp-session-id': session, 'mcp-protocol-version': PROTOCOL_VERSION },
+          setupRequest: (req) => ({
+            ...req,
+            body: JSON.stringify({ jsonrpc: '2.0', id: id++, method: 'tools/call', params: { name: tool.name, arguments: { message: 'bench' } } }),
+          }),
+          onResponse: (status, body) => {
+            if (status !== 200 || !body.includes(tool.expect)) badBodies++;
+          },
+        },
+      ]);
+      client.on('response', (status: number, _bytes: number, ms: number) => {
+        if (status >= 200 && status < 300) times.push(ms);
+      });
+    },
+  });
+  const sorted = Float64Array.from(times).sort();
+  return {
+    rps: result.requests.average,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    badBodies,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function measure(target: Target, sessions: string[], options: GatewayBenchOptions, tool: { name: string; expect: string }): Promise<Measured> {
+  await drive(target, sessions, options.warmupSeconds, options, tool);
+  return drive(target, sessions, options.durationSeconds, options, tool);
+}
+
+async function withServers<T>(start: (dir: string, track: (child: ChildProcess) => void) => Promise<T>): Promise<T> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-bench-gateway-'));
+  const children: ChildProcess[] = [];
+  try {
+    return await start(dir, (child) => children.push(child));
+  } finally {
+    // Latchkey first, with SIGTERM: it ends its stdio servers' process groups.
+    for (const child of children.reverse()) await stopBenchServer(child, 'SIGTERM');
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function startLatchkey(dir: string, options: GatewayBenchOptions, servers: object, track: (child: ChildProcess) => void): Promise<number> {
+  const file = path.join(dir, 'gateway.json');
+  await fsp.writeFile(file, JSON.stringify({ mcpServers: servers }));
+  const latchkey = await spawnBenchServer({
+    BENCH_MODE: 'latchkey',
+    ...options.latchkeyEnv(path.join(dir, 'data')),
+    OAUTH_GATEWAY_CONFIG: file,
+    // One process per connection, and room for the sessions of the warm-up.
+    OAUTH_GATEWAY_MAX_PROCESSES: String(options.connections * 2),
+  });
+  track(latchkey.child);
+  return latchkey.port;
+}
+
+async function g1(name: string, jsonAnswers: boolean, options: GatewayBenchOptions): Promise<GatewayRow> {
+  return withServers(async (dir, track) => {
+    const upstream = await spawnBenchServer({ BENCH_MODE: 'mcp', BENCH_MCP_JSON: jsonAnswers ? '1' : '0' });
+    track(upstream.child);
+    const port = await startLatchkey(dir, options, { upstream: { url: `http://127.0.0.1:${upstream.port}/mcp` } }, track);
+    const direct: Target = { url: `http://127.0.0.1:${upstream.port}/mcp`, headers: {} };
+    const viaGateway: Target = { url: `http://127.0.0.1:${port}/upstream/mcp`, headers: { authorization: 'Bearer gateway-upstream' } };
+    const tool = { name: 'echo', expect: '"text":"bench"' };
+    const directSessions = await openSessions(direct, options.connections);
+    const gatewaySessions = await openSessions(viaGateway, options.connections);
+    return { name, direct: await measure(direct, directSessions, options, tool), gateway: await measure(viaGateway, gatewaySessions, options, tool) };
+  });
+}
+
+async function g2(name: string, options: GatewayBenchOptions): Promise<GatewayRow> {
+  const everything = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+  return withServers(async (dir, track) => {
+    const port = await startLatchkey(dir, options, { everything: { command: process.execPath, args: [everything, 'stdio'] } }, track);
+    const viaGateway: Target = { url: `http://127.0.0.1:${port}/everything/mcp`, headers: { authorization: 'Bearer gateway-everything' } };
+    const sessions = await openSessions(viaGateway, options.connections);
+    return { name, direct: undefined, gateway: await measure(viaGateway, sessions, options, { name: 'echo', expect: '"text":"Echo: bench"' }) };
+  });
+}
+
+/** Runs the G rows BENCH_ONLY lets through; the table lines and the names of rows with unexpected answers. */
+export async function gatewayRows(options: GatewayBenchOptions): Promise<{ lines: string[]; failed: string[] }> {
+  const rows: { name: string; run: () => Promise<GatewayRow> }[] = [
+    { name: 'G1 tools/call, HTTP upstream, JSON answers', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, options) },
+    { name: 'G1 tools/call, HTTP upstream, event-stream answers', run: () => g1('G1 tools/call, HTTP upstream, event-stream answers', false, options) },
+    { name: 'G2 tools/call, stdio server-everything, one process per session', run: () => g2('G2 tools/call, stdio server-everything, one process per session', options) },
+  ];
+  const results: GatewayRow[] = [];
+  for (const row of rows.filter((r) => !options.only || r.name.startsWith(options.only))) {
+    process.stderr.write(`bench: ${row.name}...\n`);
+    results.push(await row.run());
+  }
+  if (results.length === 0) return { lines: [], failed: [] };
+  const ms = (n: number | undefined): string => (n === undefined ? '–' : n.toFixed(2));
+  const lines = [
+    `| scenario | direct req/s | via gateway req/s | ratio | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | requests (gateway) | non-2xx | bad bodies | errors |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+    ...results.map(({ name, direct, gateway }) =>
+      [
+        name,
+        direct ? direct.rps.toFixed(0) : '–',
+        gateway.rps.toFixed(0),
+        direct ? (gateway.rps / direct.rps).toFixed(2) : '–',
+        ms(direct?.p50),
+        ms(gateway.p50),
+        direct ? (gateway.p50 - direct.p50).toFixed(2) : '–',
+        ms(direct?.p99),
+        ms(gateway.p99),
+        String(gateway.requests),
+        String(gateway.non2xx + (direct?.non2xx ?? 0)),
+        String(gateway.badBodies + (direct?.badBodies ?? 0)),
+        String(gateway.errors + (direct?.errors ?? 0)),
+      ].join(' | ').replace(/^/, '| ').concat(' |'),
+    ),
+  ];
+  const failed = results.filter(({ direct, gateway }) => [gateway, ...(direct ? [direct] : [])].some((m) => m.non2xx > 0 || m.badBodies > 0 || m.errors > 0)).map((r) => r.name);
+  return { lines, failed };
+}
