@@ -113,8 +113,24 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
       upstream.end(call.raw);
     });
 
-  /** Passes each event on as soon as it is complete; a stream cut short answers what it owed. */
+  /**
+   * Passes each event on as soon as it is complete; a stream cut short answers what it owed.
+   * What arrives in one turn of the event loop leaves in one write: the headers, the events of
+   * a chunk and, for a stream that ends there, its end. A tool call answered at once then
+   * costs one system call instead of three; a long one still gets each event at once.
+   */
   const streamEvents = (up: IncomingMessage, res: Response, status: number, ids: JsonRpcId[]): void => {
+    let corked = false;
+    const holdUntilNextTurn = (): void => {
+      if (corked) return;
+      corked = true;
+      res.cork();
+      setImmediate(() => {
+        corked = false;
+        if (!res.writableEnded && !res.destroyed) res.uncork();
+      });
+    };
+    holdUntilNextTurn();
     copyHeaders(up, res);
     res.status(status);
     res.flushHeaders();
@@ -133,9 +149,12 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
       }
     });
     up.on('data', (chunk: Buffer) => {
-      if (!res.destroyed) splitter.push(chunk);
+      if (res.destroyed) return;
+      holdUntilNextTurn();
+      splitter.push(chunk);
     });
-    up.once('close', () => {
+    // 'end' for a stream that completed (in the turn its last bytes came), 'close' for one cut short.
+    const finish = (): void => {
       if (res.destroyed || res.writableEnded) return;
       if (!up.complete) {
         noteError('closed an event stream before it was complete');
@@ -144,7 +163,9 @@ export function httpUpstream(options: HttpUpstreamOptions): ServerHandler {
         }
       }
       res.end();
-    });
+    };
+    up.once('end', finish);
+    up.once('close', finish);
   };
 
   const relayJson = (up: IncomingMessage, res: Response, status: number, ids: JsonRpcId[]): void => {
