@@ -25,6 +25,8 @@ export interface GatewayBenchOptions {
   connections: number;
   durationSeconds: number;
   warmupSeconds: number;
+  /** Measured runs per target; a G1 round measures the server directly, then through the gateway. */
+  rounds: number;
   /** BENCH_ONLY: run only the rows whose name starts with it. */
   only: string | undefined;
   /** The environment of a Latchkey bench server on `dataDir`. */
@@ -41,10 +43,11 @@ interface Measured {
   errors: number;
 }
 
+/** One row: the measured runs, paired by round (direct, then through the gateway). */
 export interface GatewayRow {
   name: string;
-  direct: Measured | undefined;
-  gateway: Measured;
+  direct: Measured[] | undefined;
+  gateway: Measured[];
 }
 
 interface Target {
@@ -129,9 +132,20 @@ async function drive(target: Target, sessions: string[], seconds: number, option
   };
 }
 
-async function measure(target: Target, sessions: string[], options: GatewayBenchOptions, tool: { name: string; expect: string }): Promise<Measured> {
-  await drive(target, sessions, options.warmupSeconds, options, tool);
-  return drive(target, sessions, options.durationSeconds, options, tool);
+type Tool = { name: string; expect: string };
+
+/**
+ * Warms each target up, then measures them in `rounds` rounds, each target right after the
+ * other: on a shared 2-core machine throughput drifts by tens of percent within a minute, and
+ * only runs taken side by side can be compared.
+ */
+async function measureRounds(targets: { target: Target; sessions: string[] }[], options: GatewayBenchOptions, tool: Tool): Promise<Measured[][]> {
+  for (const { target, sessions } of targets) await drive(target, sessions, options.warmupSeconds, options, tool);
+  const runs: Measured[][] = targets.map(() => []);
+  for (let round = 0; round < options.rounds; round++) {
+    for (const [i, { target, sessions }] of targets.entries()) runs[i]?.push(await drive(target, sessions, options.durationSeconds, options, tool));
+  }
+  return runs;
 }
 
 async function withServers<T>(start: (dir: string, track: (child: ChildProcess) => void) => Promise<T>): Promise<T> {
@@ -170,7 +184,15 @@ async function g1(name: string, jsonAnswers: boolean, options: GatewayBenchOptio
     const tool = { name: 'echo', expect: '"text":"bench"' };
     const directSessions = await openSessions(direct, options.connections);
     const gatewaySessions = await openSessions(viaGateway, options.connections);
-    return { name, direct: await measure(direct, directSessions, options, tool), gateway: await measure(viaGateway, gatewaySessions, options, tool) };
+    const [directRuns = [], gatewayRuns = []] = await measureRounds(
+      [
+        { target: direct, sessions: directSessions },
+        { target: viaGateway, sessions: gatewaySessions },
+      ],
+      options,
+      tool,
+    );
+    return { name: `${name}, ${options.connections} connection${options.connections === 1 ? '' : 's'}`, direct: directRuns, gateway: gatewayRuns };
   });
 }
 
@@ -180,15 +202,21 @@ async function g2(name: string, options: GatewayBenchOptions): Promise<GatewayRo
     const port = await startLatchkey(dir, options, { everything: { command: process.execPath, args: [everything, 'stdio'] } }, track);
     const viaGateway: Target = { url: `http://127.0.0.1:${port}/everything/mcp`, headers: { authorization: 'Bearer gateway-everything' } };
     const sessions = await openSessions(viaGateway, options.connections);
-    return { name, direct: undefined, gateway: await measure(viaGateway, sessions, options, { name: 'echo', expect: '"text":"Echo: bench"' }) };
+    const [runs = []] = await measureRounds([{ target: viaGateway, sessions }], options, { name: 'echo', expect: '"text":"Echo: bench"' });
+    return { name: `${name}, ${options.connections} connections`, direct: undefined, gateway: runs };
   });
 }
 
 /** Runs the G rows BENCH_ONLY lets through; the table lines and the names of rows with unexpected answers. */
 export async function gatewayRows(options: GatewayBenchOptions): Promise<{ lines: string[]; failed: string[] }> {
+  // At 50 connections the load is closed-loop: latency is connections / throughput, so the
+  // added latency there mostly restates the throughput ratio. At 1 connection it is the time
+  // one call spends in the gateway.
+  const single = { ...options, connections: 1 };
   const rows: { name: string; run: () => Promise<GatewayRow> }[] = [
     { name: 'G1 tools/call, HTTP upstream, JSON answers', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, options) },
     { name: 'G1 tools/call, HTTP upstream, event-stream answers', run: () => g1('G1 tools/call, HTTP upstream, event-stream answers', false, options) },
+    { name: 'G1 tools/call, HTTP upstream, JSON answers (1 connection)', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, single) },
     { name: 'G2 tools/call, stdio server-everything, one process per session', run: () => g2('G2 tools/call, stdio server-everything, one process per session', options) },
   ];
   const results: GatewayRow[] = [];
@@ -197,28 +225,40 @@ export async function gatewayRows(options: GatewayBenchOptions): Promise<{ lines
     results.push(await row.run());
   }
   if (results.length === 0) return { lines: [], failed: [] };
-  const ms = (n: number | undefined): string => (n === undefined ? '–' : n.toFixed(2));
+  const median = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? (sorted[(sorted.length - 1) / 2] ?? NaN) : ((sorted[sorted.length / 2 - 1] ?? 0) + (sorted[sorted.length / 2] ?? 0)) / 2;
+  };
+  const of = (runs: Measured[], pick: (m: Measured) => number): number => median(runs.map(pick));
+  const paired = (direct: Measured[], gateway: Measured[], f: (d: Measured, g: Measured) => number): number[] =>
+    gateway.flatMap((g, i) => (direct[i] ? [f(direct[i], g)] : []));
+  const sum = (runs: Measured[], pick: (m: Measured) => number): number => runs.reduce((total, m) => total + pick(m), 0);
   const lines = [
-    `| scenario | direct req/s | via gateway req/s | ratio | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | requests (gateway) | non-2xx | bad bodies | errors |`,
+    `| scenario | direct req/s | via gateway req/s | ratio | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | gateway requests | non-2xx | bad bodies | errors |`,
     `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
-    ...results.map(({ name, direct, gateway }) =>
-      [
+    ...results.map(({ name, direct, gateway }) => {
+      const both = [...gateway, ...(direct ?? [])];
+      const cells = [
         name,
-        direct ? direct.rps.toFixed(0) : '–',
-        gateway.rps.toFixed(0),
-        direct ? (gateway.rps / direct.rps).toFixed(2) : '–',
-        ms(direct?.p50),
-        ms(gateway.p50),
-        direct ? (gateway.p50 - direct.p50).toFixed(2) : '–',
-        ms(direct?.p99),
-        ms(gateway.p99),
-        String(gateway.requests),
-        String(gateway.non2xx + (direct?.non2xx ?? 0)),
-        String(gateway.badBodies + (direct?.badBodies ?? 0)),
-        String(gateway.errors + (direct?.errors ?? 0)),
-      ].join(' | ').replace(/^/, '| ').concat(' |'),
-    ),
+        direct ? of(direct, (m) => m.rps).toFixed(0) : '–',
+        of(gateway, (m) => m.rps).toFixed(0),
+        // Each round's ratio and difference, then their median: runs side by side share the machine's state.
+        direct ? median(paired(direct, gateway, (d, g) => g.rps / d.rps)).toFixed(2) : '–',
+        direct ? of(direct, (m) => m.p50).toFixed(2) : '–',
+        of(gateway, (m) => m.p50).toFixed(2),
+        direct ? median(paired(direct, gateway, (d, g) => g.p50 - d.p50)).toFixed(2) : '–',
+        direct ? of(direct, (m) => m.p99).toFixed(2) : '–',
+        of(gateway, (m) => m.p99).toFixed(2),
+        String(sum(gateway, (m) => m.requests)),
+        String(sum(both, (m) => m.non2xx)),
+        String(sum(both, (m) => m.badBodies)),
+        String(sum(both, (m) => m.errors)),
+      ];
+      return `| ${cells.join(' | ')} |`;
+    }),
+    '',
+    `Each G row: the median of ${options.rounds} rounds of ${options.durationSeconds} s; in a G1 round the server is called directly, then through the gateway, and the ratio and the added p50 are taken per round.`,
   ];
-  const failed = results.filter(({ direct, gateway }) => [gateway, ...(direct ? [direct] : [])].some((m) => m.non2xx > 0 || m.badBodies > 0 || m.errors > 0)).map((r) => r.name);
+  const failed = results.filter(({ direct, gateway }) => [...gateway, ...(direct ?? [])].some((m) => m.non2xx > 0 || m.badBodies > 0 || m.errors > 0)).map((r) => r.name);
   return { lines, failed };
 }

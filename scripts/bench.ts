@@ -9,7 +9,8 @@
  * Then the gateway rows (scripts/bench-gateway.ts): G1, MCP tool calls to an HTTP MCP server
  * directly and through the gateway; G2, through the gateway to a stdio server.
  *
- * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script, and
+ * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script,
+ * BENCH_GATEWAY_ROUNDS (3) sets how many paired runs each G row takes, and
  * BENCH_ONLY=<prefix> (e.g. W2, or G) runs only the scenarios whose name starts with it, and
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each server process into <dir>.
  */
@@ -29,6 +30,7 @@ const DAEMON = path.join(ROOT, 'dist', 'index.js');
 const CONNECTIONS = 50;
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const WARMUP = Number(process.env.BENCH_WARMUP ?? '3');
+const GATEWAY_ROUNDS = Number(process.env.BENCH_GATEWAY_ROUNDS ?? '3');
 const SECRET = 'bench-introspection-secret-0123456789';
 const CLAUDE_REGISTRATION = JSON.stringify({
   client_name: 'claudeai',
@@ -227,7 +229,7 @@ async function main(): Promise<void> {
     const r = results.find((x) => x.name.startsWith(name));
     return r ? r.rps / r.ceiling : NaN;
   };
-  const gateway = await gatewayRows({ connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, only, latchkeyEnv });
+  const gateway = await gatewayRows({ connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: GATEWAY_ROUNDS, only, latchkeyEnv });
   const s = only && !'startup'.startsWith(only) ? { ms: NaN, rssMb: NaN } : await startup();
   if (results.length > 0) {
     lines.push(`W2 at 100,000 live tokens / at 1,000 (each as its ratio to W0): ${(find('W2 with 100,000') / find('W2 with 1,000')).toFixed(2)}; W3: ${(find('W3 with 100,000') / find('W3 with 1,000')).toFixed(2)}`);
