@@ -11,10 +11,16 @@
  *   per session: throughput and tail latency.
  *
  * Latencies are taken from every response's own timing (autocannon's histogram keeps whole
- * milliseconds, too coarse for a sub-millisecond difference).
+ * milliseconds, too coarse for a sub-millisecond difference). The CPU time the process in the
+ * middle (Latchkey, or the reference proxy) spends per call is read from /proc: unlike req/s,
+ * it hardly moves with what else the machine runs.
+ *
+ * The reference row puts a bare node:http proxy (bench-server.ts, BENCH_MODE=proxy: no token
+ * check, no policy, no error handling) in the same place, in the same rounds: what any proxy
+ * hop costs on this machine at that moment.
  */
 import type { ChildProcess } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +40,8 @@ export interface GatewayBenchOptions {
 }
 
 interface Measured {
+  /** CPU time of the process in the middle per call, in ms (NaN for a direct call). */
+  cpuMsPerCall: number;
   rps: number;
   p50: number;
   p99: number;
@@ -53,6 +61,20 @@ export interface GatewayRow {
 interface Target {
   url: string;
   headers: Record<string, string>;
+  /** The process between the load generator and the MCP server, whose CPU time is read. */
+  middle?: ChildProcess;
+}
+
+/** utime + stime of a process, in ms (Linux /proc; NaN elsewhere). */
+function cpuMs(child: ChildProcess | undefined): number {
+  if (child?.pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 const PROTOCOL_VERSION = '2025-06-18';
@@ -94,6 +116,7 @@ async function drive(target: Target, sessions: string[], seconds: number, option
   const times: number[] = [];
   let badBodies = 0;
   let next = 0;
+  const cpuBefore = cpuMs(target.middle);
   const result = await autocannon({
     url: url.origin,
     connections: options.connections,
@@ -120,8 +143,10 @@ async function drive(target: Target, sessions: string[], seconds: number, option
       });
     },
   });
+  const cpuAfter = cpuMs(target.middle);
   const sorted = Float64Array.from(times).sort();
   return {
+    cpuMsPerCall: (cpuAfter - cpuBefore) / result.requests.total,
     rps: result.requests.average,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
@@ -160,7 +185,7 @@ async function withServers<T>(start: (dir: string, track: (child: ChildProcess) 
   }
 }
 
-async function startLatchkey(dir: string, options: GatewayBenchOptions, servers: object, track: (child: ChildProcess) => void): Promise<number> {
+async function startLatchkey(dir: string, options: GatewayBenchOptions, servers: object, track: (child: ChildProcess) => void): Promise<{ port: number; child: ChildProcess }> {
   const file = path.join(dir, 'gateway.json');
   await fsp.writeFile(file, JSON.stringify({ mcpServers: servers }));
   const latchkey = await spawnBenchServer({
@@ -171,39 +196,44 @@ async function startLatchkey(dir: string, options: GatewayBenchOptions, servers:
     OAUTH_GATEWAY_MAX_PROCESSES: String(options.connections * 2),
   });
   track(latchkey.child);
-  return latchkey.port;
+  return latchkey;
 }
 
-async function g1(name: string, jsonAnswers: boolean, options: GatewayBenchOptions): Promise<GatewayRow> {
+async function g1(name: string, jsonAnswers: boolean, options: GatewayBenchOptions, withReference: boolean): Promise<GatewayRow[]> {
   return withServers(async (dir, track) => {
     const upstream = await spawnBenchServer({ BENCH_MODE: 'mcp', BENCH_MCP_JSON: jsonAnswers ? '1' : '0' });
     track(upstream.child);
-    const port = await startLatchkey(dir, options, { upstream: { url: `http://127.0.0.1:${upstream.port}/mcp` } }, track);
-    const direct: Target = { url: `http://127.0.0.1:${upstream.port}/mcp`, headers: {} };
-    const viaGateway: Target = { url: `http://127.0.0.1:${port}/upstream/mcp`, headers: { authorization: 'Bearer gateway-upstream' } };
+    const latchkey = await startLatchkey(dir, options, { upstream: { url: `http://127.0.0.1:${upstream.port}/mcp` } }, track);
     const tool = { name: 'echo', expect: '"text":"bench"' };
-    const directSessions = await openSessions(direct, options.connections);
-    const gatewaySessions = await openSessions(viaGateway, options.connections);
-    const [directRuns = [], gatewayRuns = []] = await measureRounds(
-      [
-        { target: direct, sessions: directSessions },
-        { target: viaGateway, sessions: gatewaySessions },
-      ],
-      options,
-      tool,
-    );
-    return { name: `${name}, ${options.connections} connection${options.connections === 1 ? '' : 's'}`, direct: directRuns, gateway: gatewayRuns };
+    const direct: Target = { url: `http://127.0.0.1:${upstream.port}/mcp`, headers: {} };
+    const targets = [
+      direct,
+      { url: `http://127.0.0.1:${latchkey.port}/upstream/mcp`, headers: { authorization: 'Bearer gateway-upstream' }, middle: latchkey.child },
+    ];
+    if (withReference) {
+      const proxy = await spawnBenchServer({ BENCH_MODE: 'proxy', BENCH_UPSTREAM_PORT: String(upstream.port) });
+      track(proxy.child);
+      targets.push({ url: `http://127.0.0.1:${proxy.port}/mcp`, headers: {}, middle: proxy.child });
+    }
+    const withSessions = [];
+    for (const target of targets) withSessions.push({ target, sessions: await openSessions(target, options.connections) });
+    const [directRuns = [], gatewayRuns = [], proxyRuns = []] = await measureRounds(withSessions, options, tool);
+    const suffix = `${options.connections} connection${options.connections === 1 ? '' : 's'}`;
+    return [
+      { name: `${name}, ${suffix}`, direct: directRuns, gateway: gatewayRuns },
+      ...(withReference ? [{ name: `reference: a bare node:http proxy instead of Latchkey, ${name.replace(/^G1 /, '')}, ${suffix}`, direct: directRuns, gateway: proxyRuns }] : []),
+    ];
   });
 }
 
-async function g2(name: string, options: GatewayBenchOptions): Promise<GatewayRow> {
+async function g2(name: string, options: GatewayBenchOptions): Promise<GatewayRow[]> {
   const everything = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
   return withServers(async (dir, track) => {
-    const port = await startLatchkey(dir, options, { everything: { command: process.execPath, args: [everything, 'stdio'] } }, track);
-    const viaGateway: Target = { url: `http://127.0.0.1:${port}/everything/mcp`, headers: { authorization: 'Bearer gateway-everything' } };
+    const latchkey = await startLatchkey(dir, options, { everything: { command: process.execPath, args: [everything, 'stdio'] } }, track);
+    const viaGateway: Target = { url: `http://127.0.0.1:${latchkey.port}/everything/mcp`, headers: { authorization: 'Bearer gateway-everything' }, middle: latchkey.child };
     const sessions = await openSessions(viaGateway, options.connections);
     const [runs = []] = await measureRounds([{ target: viaGateway, sessions }], options, { name: 'echo', expect: '"text":"Echo: bench"' });
-    return { name: `${name}, ${options.connections} connections`, direct: undefined, gateway: runs };
+    return [{ name: `${name}, ${options.connections} connections`, direct: undefined, gateway: runs }];
   });
 }
 
@@ -213,16 +243,16 @@ export async function gatewayRows(options: GatewayBenchOptions): Promise<{ lines
   // added latency there mostly restates the throughput ratio. At 1 connection it is the time
   // one call spends in the gateway.
   const single = { ...options, connections: 1 };
-  const rows: { name: string; run: () => Promise<GatewayRow> }[] = [
-    { name: 'G1 tools/call, HTTP upstream, JSON answers', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, options) },
-    { name: 'G1 tools/call, HTTP upstream, event-stream answers', run: () => g1('G1 tools/call, HTTP upstream, event-stream answers', false, options) },
-    { name: 'G1 tools/call, HTTP upstream, JSON answers (1 connection)', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, single) },
+  const rows: { name: string; run: () => Promise<GatewayRow[]> }[] = [
+    { name: 'G1 tools/call, HTTP upstream, JSON answers', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, options, true) },
+    { name: 'G1 tools/call, HTTP upstream, event-stream answers', run: () => g1('G1 tools/call, HTTP upstream, event-stream answers', false, options, false) },
+    { name: 'G1 tools/call, HTTP upstream, JSON answers (1 connection)', run: () => g1('G1 tools/call, HTTP upstream, JSON answers', true, single, false) },
     { name: 'G2 tools/call, stdio server-everything, one process per session', run: () => g2('G2 tools/call, stdio server-everything, one process per session', options) },
   ];
   const results: GatewayRow[] = [];
   for (const row of rows.filter((r) => !options.only || r.name.startsWith(options.only))) {
     process.stderr.write(`bench: ${row.name}...\n`);
-    results.push(await row.run());
+    results.push(...(await row.run()));
   }
   if (results.length === 0) return { lines: [], failed: [] };
   const median = (values: number[]): number => {
@@ -234,8 +264,8 @@ export async function gatewayRows(options: GatewayBenchOptions): Promise<{ lines
     gateway.flatMap((g, i) => (direct[i] ? [f(direct[i], g)] : []));
   const sum = (runs: Measured[], pick: (m: Measured) => number): number => runs.reduce((total, m) => total + pick(m), 0);
   const lines = [
-    `| scenario | direct req/s | via gateway req/s | ratio | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | gateway requests | non-2xx | bad bodies | errors |`,
-    `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+    `| scenario | direct req/s | via gateway req/s | ratio | direct p50 ms | gateway p50 ms | added p50 ms | direct p99 ms | gateway p99 ms | gateway CPU ms/call | gateway requests | non-2xx | bad bodies | errors |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
     ...results.map(({ name, direct, gateway }) => {
       const both = [...gateway, ...(direct ?? [])];
       const cells = [
@@ -249,6 +279,7 @@ export async function gatewayRows(options: GatewayBenchOptions): Promise<{ lines
         direct ? median(paired(direct, gateway, (d, g) => g.p50 - d.p50)).toFixed(2) : '–',
         direct ? of(direct, (m) => m.p99).toFixed(2) : '–',
         of(gateway, (m) => m.p99).toFixed(2),
+        of(gateway, (m) => m.cpuMsPerCall).toFixed(3),
         String(sum(gateway, (m) => m.requests)),
         String(sum(both, (m) => m.non2xx)),
         String(sum(both, (m) => m.badBodies)),

@@ -4,11 +4,13 @@
  * BENCH_MODE=latchkey opens Latchkey on OAUTH_DATA_DIR (durable writes on, as in production)
  * after filling the store, through its own API, with what the scenario consumes (and, with
  * OAUTH_GATEWAY_CONFIG, an access token `gateway-<name>` for each gateway server);
- * BENCH_MODE=mcp serves an MCP server with one trivial tool, the upstream of the gateway rows.
+ * BENCH_MODE=mcp serves an MCP server with one trivial tool, the upstream of the gateway rows,
+ * and BENCH_MODE=proxy a bare node:http proxy to it, their reference.
  * Prints one JSON line with the port once it listens.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import inspector from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -146,11 +148,32 @@ function ceiling(): void {
   listen(app);
 }
 
+/**
+ * The reference for the gateway rows: the least a proxy hop can do with node:http, requests
+ * and answers piped through a keep-alive agent to 127.0.0.1:BENCH_UPSTREAM_PORT. No token
+ * check, no header rules, no tool policy, no error handling: never for real use.
+ */
+function bareProxy(): void {
+  const agent = new http.Agent({ keepAlive: true });
+  const port = Number(env.BENCH_UPSTREAM_PORT);
+  const server = http.createServer((req, res) => {
+    const upstream = http.request({ host: '127.0.0.1', port, path: req.url, method: req.method, headers: req.headers, agent }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    req.pipe(upstream);
+  });
+  server.listen(0, '127.0.0.1', () => {
+    void startProfile().then(() => process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`));
+  });
+}
+
 // A clean exit on SIGINT, so `node --cpu-prof` writes its profile (BENCH_CPU_PROF).
 process.on('SIGINT', () => process.exit(0));
 
 if (env.BENCH_MODE === 'w0') ceiling();
 else if (env.BENCH_MODE === 'mcp') mcpUpstream();
+else if (env.BENCH_MODE === 'proxy') bareProxy();
 else
   latchkey().catch((err: unknown) => {
     process.stderr.write(`bench-server: ${(err as Error).stack ?? String(err)}\n`);

@@ -229,6 +229,10 @@ async function main(): Promise<void> {
     const r = results.find((x) => x.name.startsWith(name));
     return r ? r.rps / r.ceiling : NaN;
   };
+  // How fast this machine is right now: the G rows run long after any W row, and the load of
+  // other processes moves every figure.
+  const gatewayWanted = !only || only.startsWith('G');
+  const calibration = gatewayWanted ? await run(ceilingScenario) : undefined;
   const gateway = await gatewayRows({ connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: GATEWAY_ROUNDS, only, latchkeyEnv });
   const s = only && !'startup'.startsWith(only) ? { ms: NaN, rssMb: NaN } : await startup();
   if (results.length > 0) {
@@ -236,7 +240,7 @@ async function main(): Promise<void> {
   }
   if (!Number.isNaN(s.ms)) lines.push(`Startup with 100,000 live tokens (spawn to /healthz 200): ${s.ms.toFixed(0)} ms; resident memory then: ${s.rssMb.toFixed(0)} MB`);
   lines.push(
-    ...(gateway.lines.length > 0 ? ['', ...gateway.lines, ''] : []),
+    ...(gateway.lines.length > 0 ? ['', ...gateway.lines, `W0 right before the G rows: ${calibration?.rps.toFixed(0) ?? 'not run'} req/s`, ''] : []),
     `Load average (1, 5, 15 min) at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`,
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}; ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${DURATION} s measured`,
   );
