@@ -6,8 +6,12 @@
  * is checked. W0 runs right before each scenario, and the ratio is to that run. Prints a
  * markdown table, then startup time and memory with 100,000 live tokens.
  *
- * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script, and
- * BENCH_ONLY=<prefix> (e.g. W2) runs only the scenarios whose name starts with it, and
+ * Then the gateway rows (scripts/bench-gateway.ts): G1, MCP tool calls to an HTTP MCP server
+ * directly and through the gateway; G2, through the gateway to a stdio server.
+ *
+ * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script,
+ * BENCH_GATEWAY_ROUNDS (3) sets how many paired runs each G row takes, and
+ * BENCH_ONLY=<prefix> (e.g. W2, or G) runs only the scenarios whose name starts with it, and
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each server process into <dir>.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,15 +20,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { gatewayRows } from './bench-gateway.js';
+import { spawnBenchServer, stopBenchServer } from './bench-process.js';
 import { BENCH_REDIRECT, BENCH_VERIFIER } from './bench-shared.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..', '..');
-const SERVER = path.join(HERE, 'bench-server.js');
 const DAEMON = path.join(ROOT, 'dist', 'index.js');
 const CONNECTIONS = 50;
 const DURATION = Number(process.env.BENCH_DURATION ?? '10');
 const WARMUP = Number(process.env.BENCH_WARMUP ?? '3');
+const GATEWAY_ROUNDS = Number(process.env.BENCH_GATEWAY_ROUNDS ?? '3');
 const SECRET = 'bench-introspection-secret-0123456789';
 const CLAUDE_REGISTRATION = JSON.stringify({
   client_name: 'claudeai',
@@ -119,27 +125,8 @@ function latchkeyEnv(dataDir: string): Record<string, string> {
   };
 }
 
-async function startServer(scenario: Scenario, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  // The flags `npm start`, the systemd unit and the Dockerfile run the daemon with (the ceiling
-  // gets them too, so the ratios compare like with like), plus any given in BENCH_NODE_FLAGS.
-  const flags = ['--max-semi-space-size=32', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
-  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile of its measured life (from the
-  // moment it listens, after the preparation) there; open it in Chrome DevTools.
-  const prof = process.env.BENCH_CPU_PROF ? { BENCH_CPU_PROF: path.resolve(process.env.BENCH_CPU_PROF) } : {};
-  const child = spawn(process.execPath, [...flags, SERVER], {
-    env: { PATH: process.env.PATH ?? '', BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env, ...prof },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString('utf8');
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    child.once('exit', (code) => reject(new Error(`bench server exited with ${String(code)}`)));
-  });
-  return { child, port };
+function startServer(scenario: Scenario, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
+  return spawnBenchServer({ BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env });
 }
 
 async function drive(scenario: Scenario, port: number, seconds: number, next: { i: number }): Promise<autocannon.Result & { badBodies: number }> {
@@ -173,11 +160,8 @@ async function run(scenario: Scenario): Promise<Result> {
     if (next.i > SUPPLY && (scenario.env.BENCH_CODES ?? scenario.env.BENCH_REFRESH_TOKENS) !== undefined) process.stderr.write(`bench: ${scenario.name} ran out of prepared values\n`);
     return { name: scenario.name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, badBodies: r.badBodies };
   } finally {
-    // SIGINT lets a profiling server write its profile; the data directory goes either way.
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill(process.env.BENCH_CPU_PROF ? 'SIGINT' : 'SIGKILL');
-    });
+    // The data directory goes whether the server was killed or wrote its profile.
+    await stopBenchServer(child);
     await fsp.rm(dataDir, { recursive: true, force: true });
   }
 }
@@ -230,7 +214,7 @@ async function main(): Promise<void> {
   }
   const sorted = [...ceilings].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
-  const lines = [
+  const lines = results.length === 0 ? [] : [
     `| scenario | req/s | p50 ms | p99 ms | requests | non-2xx | bad bodies | W0 req/s just before | ratio to W0 |`,
     `|---|---:|---:|---:|---:|---:|---:|---:|---:|`,
     ...results.map(
@@ -245,16 +229,25 @@ async function main(): Promise<void> {
     const r = results.find((x) => x.name.startsWith(name));
     return r ? r.rps / r.ceiling : NaN;
   };
+  // How fast this machine is right now: the G rows run long after any W row, and the load of
+  // other processes moves every figure.
+  const gatewayWanted = !only || only.startsWith('G');
+  const calibration = gatewayWanted ? await run(ceilingScenario) : undefined;
+  const gateway = await gatewayRows({ connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: GATEWAY_ROUNDS, only, latchkeyEnv });
   const s = only && !'startup'.startsWith(only) ? { ms: NaN, rssMb: NaN } : await startup();
+  if (results.length > 0) {
+    lines.push(`W2 at 100,000 live tokens / at 1,000 (each as its ratio to W0): ${(find('W2 with 100,000') / find('W2 with 1,000')).toFixed(2)}; W3: ${(find('W3 with 100,000') / find('W3 with 1,000')).toFixed(2)}`);
+  }
+  if (!Number.isNaN(s.ms)) lines.push(`Startup with 100,000 live tokens (spawn to /healthz 200): ${s.ms.toFixed(0)} ms; resident memory then: ${s.rssMb.toFixed(0)} MB`);
   lines.push(
-    `W2 at 100,000 live tokens / at 1,000 (each as its ratio to W0): ${(find('W2 with 100,000') / find('W2 with 1,000')).toFixed(2)}; W3: ${(find('W3 with 100,000') / find('W3 with 1,000')).toFixed(2)}`,
-    `Startup with 100,000 live tokens (spawn to /healthz 200): ${s.ms.toFixed(0)} ms; resident memory then: ${s.rssMb.toFixed(0)} MB`,
+    ...(gateway.lines.length > 0 ? ['', ...gateway.lines, `W0 right before the G rows: ${calibration?.rps.toFixed(0) ?? 'not run'} req/s`, ''] : []),
+    `Load average (1, 5, 15 min) at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`,
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}; ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${DURATION} s measured`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);
-  const failed = results.filter((r) => r.badBodies > 0 || r.non2xx > 0);
+  const failed = [...results.filter((r) => r.badBodies > 0 || r.non2xx > 0).map((r) => r.name), ...gateway.failed];
   if (failed.length > 0) {
-    process.stderr.write(`bench: unexpected responses in ${failed.map((r) => r.name).join(', ')}\n`);
+    process.stderr.write(`bench: unexpected responses in ${failed.join(', ')}\n`);
     process.exitCode = 1;
   }
 }

@@ -11,7 +11,7 @@ import { systemClock, type Clock } from './clock.js';
 import { isLoopbackIssuer, type Config } from './config.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { TokenSigner } from './crypto/signed-token.js';
-import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
+import { baseEnvOf, createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { listenControl, type ControlSocket } from './control-socket.js';
 import { createControlApp } from './http/control-routes.js';
@@ -132,7 +132,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
-  const owner = new OwnerConsole({ store, audit, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), health: () => backend.health() });
+  const owner = new OwnerConsole({ store, audit, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), health: () => backend.health(), gateway });
   const app = createApp({
     settings: config,
     ctx,
@@ -218,7 +218,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   for (const aside of report.setAside) {
     logger.error(aside, `could not read ${aside.file}; it was kept as ${aside.movedTo}`);
   }
-  if (!config.introspectionSecret) {
+  if (!config.introspectionSecret && services.gateway) {
+    // The gateway checks tokens in process: only servers using the resource-server kit need /introspect.
+    logger.info('OAUTH_INTROSPECTION_SECRET is not set: /introspect is off; the gateway does not need it');
+  } else if (!config.introspectionSecret) {
     logger.warn('OAUTH_INTROSPECTION_SECRET is not set: /introspect refuses every caller until you set it');
   }
   if (!config.https && !isLoopbackIssuer(config.issuer)) {
@@ -274,7 +277,7 @@ async function openGateway(config: Config, store: Store, clock: Clock, logger: L
     clock,
     verifyAccessToken: storeTokenVerifier(store, clock),
     // Children get their configured env plus PATH and HOME: never Latchkey's own variables.
-    baseEnv: { ...(process.env.PATH !== undefined ? { PATH: process.env.PATH } : {}), ...(process.env.HOME !== undefined ? { HOME: process.env.HOME } : {}) },
+    baseEnv: baseEnvOf(process.env),
     options: {
       stdioIdleMs: gateway.idleTimeoutMs,
       maxProcessesPerServer: gateway.maxProcessesPerServer,

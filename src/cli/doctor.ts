@@ -1,6 +1,7 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, isLoopbackIssuer, loadConfig, type Config } from '../config.js';
+import { baseEnvOf, GatewayConfigError, loadGatewayFile, probeHttpServer, probeStdioServer, type GatewayFile } from '../gateway/index.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { FILES, OPTIONAL_COLLECTIONS, type CollectionName } from '../store/file/collections.js';
 import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
@@ -21,11 +22,17 @@ export interface Check {
 
 const LABEL: Record<Level, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
 const HTTP_TIMEOUT_MS = 5000;
+/**
+ * How long a gateway server gets to start and list its tools: long enough for `npx -y` to
+ * fetch a package on a slow line, which is what a first start under the gateway also waits for.
+ */
+const GATEWAY_PROBE_TIMEOUT_MS = 30_000;
 
 /**
  * `latchkey doctor`: checks the configuration, the data directory (ownership, modes, every
- * file parses), and that the running daemon and the public issuer URL both serve metadata
- * for exactly OAUTH_ISSUER_URL. Prints each check with a fix; exits 1 if any check failed.
+ * file parses), that the running daemon and the public issuer URL both serve metadata for
+ * exactly OAUTH_ISSUER_URL, and, with OAUTH_GATEWAY_CONFIG, the gateway file and each of its
+ * servers. Prints each check with a fix; exits 1 if any check failed.
  */
 export async function doctor(io: CliIo, env: Record<string, string | undefined>): Promise<number> {
   const checks: Check[] = [];
@@ -50,6 +57,7 @@ export async function doctor(io: CliIo, env: Record<string, string | undefined>)
   await checkSignIn(config, add);
   await checkDataDir(path.resolve(io.cwd, config.store.dataDir), add);
   await checkServer(config, add);
+  if (config.gateway.configFile !== undefined) await checkGateway(config, path.resolve(io.cwd, config.gateway.configFile), env, add);
   return summarize(io, checks);
 }
 
@@ -358,5 +366,57 @@ async function checkServer(config: Config, add: (c: Check) => void): Promise<voi
       detail: `${config.issuer} does not answer (${reason(err)})`,
       fix: 'check DNS and the tunnel (cloudflared tunnel info), and that this machine can reach its own public URL',
     });
+  }
+}
+
+/**
+ * The gateway file parses with the daemon's own parser, and each server works: a stdio
+ * server is started once as the gateway starts it (its `env` plus PATH and HOME, its own
+ * process group, ended afterwards) and lists its tools; an HTTP server answers `initialize`.
+ */
+async function checkGateway(config: Config, file: string, env: Record<string, string | undefined>, add: (c: Check) => void): Promise<void> {
+  let parsed: GatewayFile;
+  try {
+    parsed = await loadGatewayFile(file, { validScopes: config.scopes.valid, defaultScopes: config.scopes.defaults });
+  } catch (err) {
+    if (!(err instanceof GatewayConfigError)) throw err;
+    add({ level: 'fail', name: 'gateway file', detail: err.message, fix: 'correct the file (docs/gateway.md): with it, Latchkey refuses to start, and a reload keeps the servers it runs' });
+    return;
+  }
+  const notes = [
+    ...(parsed.ignoredKeys.length > 0 ? [`ignores keys other apps use: ${parsed.ignoredKeys.join(', ')}`] : []),
+    ...(parsed.disabled.length > 0 ? [`not serving servers marked disabled: ${parsed.disabled.join(', ')}`] : []),
+  ];
+  add({ level: 'ok', name: 'gateway file', detail: `${file} parses: ${parsed.servers.length} server(s)${notes.length > 0 ? `; ${notes.join('; ')}` : ''}` });
+  const baseEnv = baseEnvOf(env);
+  for (const server of parsed.servers) {
+    const name = `gateway "${server.name}"`;
+    const at = `connector URL ${config.issuer}${server.path}`;
+    if (server.kind === 'stdio') {
+      const probe = await probeStdioServer(server, baseEnv, GATEWAY_PROBE_TIMEOUT_MS);
+      if (probe.ok) {
+        const hidden = probe.hiddenTools.length > 0 ? ` (${probe.hiddenTools.length} hidden by its tool policy: ${probe.hiddenTools.join(', ')})` : '';
+        add({ level: 'ok', name, detail: `stdio, ${at}; starts and lists ${probe.tools.length} tool(s): ${probe.tools.join(', ') || 'none'}${hidden}` });
+      } else {
+        add({
+          level: 'fail',
+          name,
+          detail: `stdio, ${at}: ${probe.reason}`,
+          fix: 'run its command by hand as the user Latchkey runs as, with only PATH, HOME and its "env" set: it must answer MCP on stdout and log only to stderr',
+        });
+      }
+      continue;
+    }
+    const probe = await probeHttpServer(server, HTTP_TIMEOUT_MS);
+    if (probe.ok) {
+      add({ level: 'ok', name, detail: `http, ${at}; answers initialize with HTTP ${probe.status}${probe.serverName !== undefined ? ` (server "${probe.serverName}")` : ''}` });
+    } else {
+      add({
+        level: 'fail',
+        name,
+        detail: `http, ${at}: ${probe.reason}`,
+        fix: probe.status === 401 || probe.status === 403 ? 'set the key it expects in its "headers"' : 'start it, or point its "url" at its Streamable HTTP endpoint (often …/mcp)',
+      });
+    }
   }
 }

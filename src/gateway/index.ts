@@ -1,8 +1,9 @@
-import type { Router } from 'express';
+import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { loadGatewayFile, type GatewayFile } from './config-file.js';
 import { httpUpstream } from './http-upstream.js';
-import { gatewayRouter } from './router.js';
+import type { BaseEnv } from './process-group.js';
+import { gatewayHandler } from './router.js';
 import type { HandlerStatus } from './server-handler.js';
 import { ServerRegistry, type ReloadReport } from './server-registry.js';
 import { stdioServer } from './stdio-sessions.js';
@@ -15,7 +16,10 @@ import type { AccessTokenVerifier } from './verified-token.js';
  * one seam the rest of Latchkey uses.
  */
 
-export { GatewayConfigError } from './config-file.js';
+export { GatewayConfigError, loadGatewayFile } from './config-file.js';
+export type { GatewayFile, GatewayServerConfig } from './config-file.js';
+export { baseEnvOf, type BaseEnv } from './process-group.js';
+export { probeHttpServer, probeStdioServer, type HttpProbe, type StdioProbe } from './server-probe.js';
 export type { ReloadReport } from './server-registry.js';
 export { storeTokenVerifier } from './token-verifier.js';
 export type { AccessTokenVerifier, VerifiedToken } from './verified-token.js';
@@ -43,7 +47,7 @@ export interface GatewayDeps {
   /** Checks a bearer token in process against the store (no introspection round trip). */
   verifyAccessToken: AccessTokenVerifier;
   /** What children get besides their configured env: only PATH and HOME of Latchkey's env. */
-  baseEnv: { PATH?: string; HOME?: string };
+  baseEnv: BaseEnv;
   options?: GatewayOptions;
 }
 
@@ -55,8 +59,11 @@ export interface GatewayServerStatus extends HandlerStatus {
 }
 
 export interface Gateway {
-  /** Serves every server path and its protected resource metadata; mount before the 404 handler. */
-  router: Router;
+  /**
+   * Serves every server path and its protected resource metadata, and passes anything else
+   * on; mount it before Latchkey's own routes, whose paths no server may take.
+   */
+  handler: RequestHandler;
   /** The resource URL (issuer + path) of each server, for the audiences tokens can be issued for. */
   resources(): string[];
   /**
@@ -119,7 +126,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   };
 
   return {
-    router: gatewayRouter(registry, deps.verifyAccessToken, log),
+    handler: gatewayHandler(registry, deps.verifyAccessToken, log),
     resources: () => registry.servers().map((s) => s.resource),
     reload,
     status: () =>

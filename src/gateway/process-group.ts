@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 
 /**
@@ -47,6 +48,44 @@ wait "$child"
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
+}
+
+/**
+ * What an exit means, for people: the supervisor exits with the shell's codes, 127 and 126
+ * for a command that could not run, 128+n for a server killed by signal n.
+ */
+export function describeExit(exit: Exit): string {
+  const signal = exit.signal ?? (exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined);
+  return exit.code === 127 ? 'could not start (command not found: check "command" and PATH)'
+    : exit.code === 126 ? 'could not start ("command" is not executable)'
+    : signal !== undefined ? `was killed by ${signal}`
+    : `exited with code ${exit.code ?? 'unknown'}`;
+}
+
+function signalName(signal: number): string {
+  return Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`;
+}
+
+/** PATH and HOME of Latchkey's environment: the only variables of its own a child may get. */
+export interface BaseEnv {
+  PATH?: string;
+  HOME?: string;
+}
+
+/** Picks PATH and HOME out of an environment, and nothing else. */
+export function baseEnvOf(env: Record<string, string | undefined>): BaseEnv {
+  return { ...(env.PATH !== undefined ? { PATH: env.PATH } : {}), ...(env.HOME !== undefined ? { HOME: env.HOME } : {}) };
+}
+
+/**
+ * A child's whole environment: its configured `env` plus PATH and HOME (an `env` entry wins).
+ * Never Latchkey's own variables: not the PIN, not the introspection secret.
+ */
+export function childEnv(base: BaseEnv, configured: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (base.PATH !== undefined) env.PATH = base.PATH;
+  if (base.HOME !== undefined) env.HOME = base.HOME;
+  return Object.assign(env, configured);
 }
 
 export interface SupervisedProcess {

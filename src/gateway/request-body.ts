@@ -20,19 +20,45 @@ export async function readJsonBody(req: Request): Promise<BodyOutcome> {
   }
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) return tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return tooLarge();
-    chunks.push(chunk);
-  }
-  const raw = Buffer.concat(chunks);
+  const raw = await readAll(req);
+  if (raw === undefined) return tooLarge();
   try {
     return { ok: true, body: JSON.parse(raw.toString('utf8')) as unknown, raw };
   } catch {
     return { ok: false, status: 400, code: PARSE_ERROR, message: 'Parse error: the body is not valid JSON' };
   }
+}
+
+/**
+ * The body's bytes, or undefined past the limit. Plain 'data' and 'end' events: an async
+ * iterator over the request costs a share of a proxied call that the gateway bench can see.
+ */
+function readAll(req: Request): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      // Drain what is left so the connection can answer the 413.
+      req.resume();
+      resolve(undefined);
+    };
+    let ended = false;
+    req.on('data', onData);
+    req.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks));
+    });
+    req.once('error', reject);
+    req.once('close', () => {
+      if (!ended) reject(new Error('the client closed the connection before the body was complete'));
+    });
+  });
 }
 
 function tooLarge(): BodyOutcome {

@@ -1,4 +1,4 @@
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { checkAccess } from './access-check.js';
 import { GATEWAY_ERROR, sendJsonRpcError } from './json-rpc.js';
@@ -25,11 +25,10 @@ function preflight(res: Response, methods: string): void {
 /**
  * Every gateway server's endpoint (Streamable HTTP: POST, GET, DELETE) and its protected
  * resource metadata (RFC 9728 §3) at /.well-known/oauth-protected-resource<path>. Anything
- * else goes on to Latchkey's own routes.
+ * else goes on to Latchkey's own routes. One middleware, not a Router: it looks a path up in
+ * two maps, so every request can pass it first for the price of those lookups.
  */
-export function gatewayRouter(registry: ServerRegistry, verify: AccessTokenVerifier, logger: Logger): Router {
-  const router = Router();
-
+export function gatewayHandler(registry: ServerRegistry, verify: AccessTokenVerifier, logger: Logger): RequestHandler {
   const serveMetadata = (server: RoutedServer, req: Request, res: Response): void => {
     cors(res);
     if (req.method === 'OPTIONS') return preflight(res, 'GET, OPTIONS');
@@ -77,7 +76,7 @@ export function gatewayRouter(registry: ServerRegistry, verify: AccessTokenVerif
     await server.handler.handle(req, res, { token: access.token, body, raw });
   };
 
-  router.use(async (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const mcp = registry.byPath(req.path);
     const metadata = mcp ? undefined : registry.byMetadataPath(req.path);
     if (!mcp && !metadata) {
@@ -92,6 +91,5 @@ export function gatewayRouter(registry: ServerRegistry, verify: AccessTokenVerif
       if (!res.headersSent) sendJsonRpcError(res, 500, GATEWAY_ERROR, 'The gateway hit an unexpected condition; try again');
       else res.destroy();
     }
-  });
-  return router;
+  };
 }

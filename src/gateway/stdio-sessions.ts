@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:os';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -18,7 +17,7 @@ import {
   SESSION_NOT_FOUND,
   type JsonRpcId,
 } from './json-rpc.js';
-import { superviseProcess, type Exit, type SupervisedProcess } from './process-group.js';
+import { childEnv, describeExit, superviseProcess, type BaseEnv, type Exit, type SupervisedProcess } from './process-group.js';
 import type { AuthorizedCall, HandlerStatus, LastError, ServerHandler } from './server-handler.js';
 import type { ToolPolicy } from './tool-policy.js';
 
@@ -26,7 +25,7 @@ export interface StdioServerOptions {
   config: StdioServerConfig;
   policy: ToolPolicy | undefined;
   /** PATH and HOME of Latchkey's environment: the only variables a child gets besides its `env`. */
-  baseEnv: { PATH?: string; HOME?: string };
+  baseEnv: BaseEnv;
   /** A session without requests for this long is ended. */
   idleMs: number;
   /** How often idle sessions are looked for. */
@@ -75,10 +74,7 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
     log.warn(message);
   };
 
-  const env: Record<string, string> = {};
-  if (options.baseEnv.PATH !== undefined) env.PATH = options.baseEnv.PATH;
-  if (options.baseEnv.HOME !== undefined) env.HOME = options.baseEnv.HOME;
-  Object.assign(env, config.env);
+  const env = childEnv(options.baseEnv, config.env);
 
   const end = (session: StdioSession, reason: string): Promise<void> =>
     (session.ending ??= (async () => {
@@ -127,14 +123,7 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
 
   const onExit = async (session: StdioSession, exit: Exit): Promise<void> => {
     if (session.ending) return;
-    // The supervisor exits with the shell's codes: 127 and 126 for a command that could not
-    // run, 128+n for a server killed by signal n.
-    const signal = exit.signal ?? (exit.code !== null && exit.code > 128 ? signalName(exit.code - 128) : undefined);
-    const how =
-      exit.code === 127 ? 'could not start (command not found: check "command" and PATH)'
-      : exit.code === 126 ? 'could not start ("command" is not executable)'
-      : signal !== undefined ? `was killed by ${signal}`
-      : `exited with code ${exit.code ?? 'unknown'}`;
+    const how = describeExit(exit);
     noteError(`process ${how}`);
     // Every pending call fails now, with a reason, instead of waiting for a client timeout.
     await Promise.all(
@@ -271,8 +260,4 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
       await Promise.all([...live].map((session) => end(session, 'gateway closing')));
     },
   };
-}
-
-function signalName(signal: number): string {
-  return Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`;
 }

@@ -141,6 +141,15 @@ export function adminRouter(deps: AdminDeps): Router {
         previous: view.page > 0 ? pageLink(view.page - 1) : undefined,
         next: view.page + 1 < view.pages ? pageLink(view.page + 1) : undefined,
       },
+      gateway: view.gateway?.map((g) => ({
+        name: g.name,
+        kind: g.kind,
+        connectorUrl: g.resource,
+        // An HTTP server keeps its own sessions and runs no process of Latchkey's.
+        sessions: g.kind === 'stdio' ? String(g.sessions) : 'kept by the server',
+        processes: g.kind === 'stdio' ? String(g.processes) : 'none (HTTP)',
+        lastError: g.lastError ? `${when(g.lastError.at)}: ${g.lastError.message}` : undefined,
+      })),
       clients: view.clients.map((c) => ({
         id: c.id,
         name: c.name,

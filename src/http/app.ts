@@ -63,7 +63,7 @@ export interface AppDeps {
   /** Where views/ and public/ live (the package root). */
   rootDir: string;
   /** The MCP gateway: it serves its servers' paths and their protected-resource metadata. */
-  gateway?: Pick<Gateway, 'router'> | undefined;
+  gateway?: Pick<Gateway, 'handler'> | undefined;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -90,6 +90,9 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: settings.https,
     }),
   );
+  // The gateway's MCP paths first: a proxied MCP call is the hottest request there is, and the
+  // file refuses any path of Latchkey's own, so nothing below is ever shadowed.
+  if (deps.gateway) app.use(deps.gateway.handler);
   // The JSON endpoints, by exact path: a request goes straight to its router instead of being
   // offered to every router before it. The key follows Express's own matching:
   // case-insensitive, one trailing slash allowed.
@@ -173,7 +176,6 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(ENDPOINTS.assets.path, express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
-  if (deps.gateway) app.use(deps.gateway.router);
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: 'not_found', error_description: `Nothing at ${req.method} ${req.path}` });

@@ -38,6 +38,26 @@ export interface OverviewQuery {
   unapprovedOnly?: boolean;
 }
 
+/**
+ * One MCP server behind the gateway, as the owner sees it. The owner's layer does not import
+ * the gateway: the daemon hands it anything with this shape (the gateway's `status()`).
+ */
+export interface GatewayServerView {
+  name: string;
+  kind: 'stdio' | 'http';
+  /** The connector URL: OAUTH_ISSUER_URL + the server's path, also its resource. */
+  resource: string;
+  /** Live MCP sessions the gateway holds (stdio servers; an HTTP server keeps its own). */
+  sessions: number;
+  /** Live child processes (stdio servers). */
+  processes: number;
+  lastError?: { at: number; message: string };
+}
+
+export interface GatewayStatusSource {
+  status(): GatewayServerView[];
+}
+
 export interface Overview {
   counts: StoreCounts;
   liveGrants: number;
@@ -50,6 +70,8 @@ export interface Overview {
   pages: number;
   totalClients: number;
   unapprovedClients: number;
+  /** The gateway's servers, when OAUTH_GATEWAY_CONFIG is set; undefined without a gateway. */
+  gateway: GatewayServerView[] | undefined;
 }
 
 /** A live grant with the name of its app, for lists of grants across apps. */
@@ -95,6 +117,8 @@ export interface OwnerConsoleDeps {
   unlockPins: () => Promise<number>;
   /** The backend's health, with what it kept aside. */
   health: () => Promise<StoreHealth>;
+  /** The MCP gateway's live status, when one is configured. */
+  gateway?: GatewayStatusSource | undefined;
 }
 
 /** The hosts of a client's redirect URIs, or the URI itself for a private-use scheme. */
@@ -142,7 +166,15 @@ export class OwnerConsole {
       this.deps.health(),
     ]);
     const views = this.clientViews(clients, grants, page === 0 && !unapprovedOnly);
-    return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views, page, pages, totalClients, unapprovedClients };
+    const gateway = this.deps.gateway?.status().map(({ name, kind, resource, sessions, processes, lastError }) => ({
+      name,
+      kind,
+      resource,
+      sessions,
+      processes,
+      ...(lastError ? { lastError } : {}),
+    }));
+    return { counts, liveGrants: grants.length, uptimeMs: now - this.deps.startedAt, version: this.deps.version, health, clients: views, page, pages, totalClients, unapprovedClients, gateway };
   }
 
   /** Every client, newest first, with its live grants: for the `latchkey` command. */

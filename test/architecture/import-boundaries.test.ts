@@ -25,7 +25,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['clock', 'crypto', 'store', 'oauth', 'resource-server'],
   http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity', 'gateway'],
   'resource-server': ['oauth'],
-  cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'logger', 'identity'],
+  cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'logger', 'identity', 'gateway'],
 };
 /** Packages an area must not import: the protocol rules know nothing of HTTP frameworks. */
 const FORBIDDEN_PACKAGES: Record<string, readonly string[]> = {

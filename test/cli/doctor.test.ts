@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli/run.js';
@@ -9,6 +11,8 @@ import { captureIo } from '../helpers/cli-io.js';
 import { clientRecord } from '../helpers/records.js';
 import { startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
 import { freePort, startApp, type RunningApp } from '../helpers/running-app.js';
+import { waitFor } from '../gateway/helpers/proc.js';
+import { startUpstream, type UpstreamServer } from '../gateway/helpers/upstream-server.js';
 
 const line = (text: string, name: string): string => text.split('\n').find((l) => l.includes(` ${name}: `)) ?? '';
 
@@ -200,5 +204,108 @@ describe('latchkey doctor: sign-in with a provider', () => {
     const github = await doctorWith({ OAUTH_GITHUB_CLIENT_ID: 'Iv1.doctor', OAUTH_GITHUB_CLIENT_SECRET: 'github-doctor-secret', OAUTH_ALLOWED_GITHUB_USERS: 'octocat' });
     expect(line(github.out, 'github callback')).toContain(`must be exactly ${app.baseUrl}/login/callback/github (at https://github.com)`);
     expect(line((await doctorWith({})).out, 'sign-in')).toMatch(/ok .*with the PIN only/);
+  });
+});
+
+const EVERYTHING = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+
+/** Live processes whose environment carries `marker`: every process a gateway server's group ran. */
+function processesWith(marker: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(marker) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe('latchkey doctor with OAUTH_GATEWAY_CONFIG', () => {
+  let app: RunningApp;
+  let upstream: UpstreamServer;
+  let dir: string;
+  beforeAll(async () => {
+    app = await startApp();
+    upstream = await startUpstream();
+    dir = mkdtempSync(path.join(tmpdir(), 'latchkey-doctor-gateway-'));
+  });
+  afterAll(async () => {
+    await upstream?.stop();
+    await app?.stop();
+  });
+
+  const writeGateway = (servers: object): string => {
+    const file = path.join(dir, `gateway-${randomUUID()}.json`);
+    writeFileSync(file, JSON.stringify({ mcpServers: servers }));
+    return file;
+  };
+  /** What a shell running doctor has: PATH, HOME, and here also a secret of Latchkey's. */
+  const shellEnv = (file: string): Record<string, string> => ({
+    ...app.env,
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    OAUTH_INTROSPECTION_SECRET: 'doctor-secret-never-in-a-child-0123',
+    OAUTH_GATEWAY_CONFIG: file,
+  });
+
+  it('starts each stdio server once, lists its tools after the tool policy, and says why a broken one failed', async () => {
+    const marker = `DOCTOR_RUN=${randomUUID()}`;
+    const [markerName = '', markerValue = ''] = marker.split('=');
+    const deadPort = await freePort();
+    const file = writeGateway({
+      everything: { command: process.execPath, args: [EVERYTHING, 'stdio'], env: { [markerName]: markerValue }, tools: { deny: ['toggle-*', 'get-tiny-image'] }, alwaysAllow: ['echo'] },
+      // Prints the names of the variables it got, then exits before answering.
+      'env-check': {
+        command: process.execPath,
+        args: ['-e', "process.stderr.write(Object.keys(process.env).sort().join(',') + '\\n'); process.exit(3)"],
+        env: { GATEWAY_TEST_VAR: 'configured', [markerName]: markerValue },
+      },
+      missing: { command: 'latchkey-no-such-mcp-server', env: { [markerName]: markerValue } },
+      notes: { url: upstream.url, headers: { 'X-Api-Key': 'upstream-key-value' } },
+      down: { url: `http://127.0.0.1:${deadPort}/mcp` },
+    });
+    const io = captureIo({ env: shellEnv(file) });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    const out = io.text();
+
+    expect(line(out, 'gateway file')).toMatch(/ok .*parses: 5 server\(s\); ignores keys other apps use: everything\.alwaysAllow/);
+    const everything = line(out, 'gateway "everything"');
+    expect(everything).toMatch(new RegExp(`ok .*stdio, connector URL ${app.baseUrl}/everything/mcp; starts and lists \\d+ tool\\(s\\): `));
+    expect(everything).toMatch(/[:,] echo,/);
+    expect(everything).toMatch(/, get-sum[,( ]/);
+    expect(everything).toMatch(/hidden by its tool policy: .*get-tiny-image/);
+    expect(everything.split('hidden')[0]).not.toMatch(/toggle-|get-tiny-image/);
+
+    // The child saw its configured env plus PATH and HOME: none of Latchkey's variables.
+    expect(line(out, 'gateway "env-check"')).toContain(
+      `FAIL  gateway "env-check": stdio, connector URL ${app.baseUrl}/env-check/mcp: the process exited with code 3 before answering; its stderr ended with: ${markerName},GATEWAY_TEST_VAR,HOME,PATH`,
+    );
+    expect(out).toMatch(/gateway "env-check": .*\n +fix: run its command by hand as the user Latchkey runs as, with only PATH, HOME and its "env" set/);
+    expect(line(out, 'gateway "missing"')).toMatch(/FAIL .*could not start \(command not found: check "command" and PATH\)/);
+
+    expect(line(out, 'gateway "notes"')).toMatch(new RegExp(`ok .*http, connector URL ${app.baseUrl}/notes/mcp; answers initialize with HTTP 200 \\(server "upstream"\\)`));
+    expect(upstream.calls).toContain('initialize');
+    expect(upstream.seen.at(-1)?.['x-api-key']).toBe('upstream-key-value');
+    expect(line(out, 'gateway "down"')).toMatch(/FAIL .*unreachable \(ECONNREFUSED\)/);
+    expect(out).toMatch(/gateway "down": .*\n +fix: start it, or point its "url"/);
+    // Neither a configured value nor Latchkey's secret is printed.
+    expect(out).not.toContain('upstream-key-value');
+    expect(out).not.toContain(markerValue);
+    expect(out).not.toContain('doctor-secret-never-in-a-child');
+
+    // Every process doctor started, supervisors and their watchers included, is gone.
+    await waitFor(() => processesWith(marker).length === 0, 'the gateway servers doctor started to end');
+  });
+
+  it('names the server and the key of a bad gateway file in one line, and starts nothing', async () => {
+    const file = writeGateway({ files: { command: 'npx', args: 'server-filesystem /srv' } });
+    const io = captureIo({ env: shellEnv(file) });
+    expect(await runCli(['doctor'], io)).toBe(1);
+    const out = io.text();
+    expect(line(out, 'gateway file')).toBe(`  FAIL  gateway file: OAUTH_GATEWAY_CONFIG (${file}): server "files", key "args": expected an array of strings`);
+    expect(out).not.toContain('gateway "files"');
   });
 });

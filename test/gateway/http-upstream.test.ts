@@ -194,6 +194,33 @@ describe('gateway to an HTTP MCP server', () => {
     expect(app.gateway.status().find((s) => s.name === 'notes')?.lastError?.message).toContain('closed an event stream');
   });
 
+  it('refuses a body that is not JSON, not valid JSON or over 4 MiB, without reaching the upstream', async () => {
+    const token = accessToken(notes);
+    const before = upstream.seen.length;
+    const post = (body: string, type = 'application/json'): Promise<Response> =>
+      fetch(url('/notes/mcp'), { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': type, accept: 'application/json, text/event-stream' }, body });
+    const form = await post('a=1', 'application/x-www-form-urlencoded');
+    expect(form.status).toBe(415);
+    expect(((await form.json()) as { error: { code: number } }).error.code).toBe(-32000);
+    const broken = await post('{"jsonrpc":"2.0",');
+    expect(broken.status).toBe(400);
+    expect(((await broken.json()) as { error: { code: number } }).error.code).toBe(-32700);
+    // Sent in pieces without a length, so only counting the bytes as they come can refuse it.
+    const chunks = (function* () {
+      for (let i = 0; i < 5; i++) yield new TextEncoder().encode(`${i === 0 ? '[' : ','}"${'x'.repeat(1024 * 1024)}"`);
+    })();
+    const huge = await fetch(url('/notes/mcp'), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: ReadableStream.from(chunks),
+      duplex: 'half',
+    } as RequestInit);
+    expect(huge.status).toBe(413);
+    expect(upstream.seen.length).toBe(before);
+    // The gateway still serves the session afterwards.
+    expect(text(await notes.client.callTool({ name: 'whoami' }))).toContain('x-latchkey-client-id');
+  });
+
   it('a revoked grant stops working at once (checked in process, no cache)', async () => {
     const token = accessToken(notes);
     expect((await mcpPost(url('/notes/mcp'), token, INITIALIZE)).status).toBe(200);

@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
@@ -8,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { hashSecret } from '../../src/crypto/secrets.js';
 import { clientRecord, tokenPair } from '../helpers/records.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { freePort } from '../helpers/running-app.js';
 
 const PIN = '582046';
 const SECRET = 'introspection-secret-0123456789';
@@ -300,5 +302,96 @@ describe('/admin', () => {
     // The approved client and the one with live grants (in use) stay.
     expect((await store.listClients()).map((c) => c.clientId).sort()).toEqual(['client-chatgpt', 'client-claude']);
     expect(await active(services, 'access-3')).toBe(true);
+  });
+});
+
+const EVERYTHING = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+
+/** The owner's page's article for one gateway server. */
+function serverSection(page: string, name: string): string {
+  return new RegExp(`<article class="client" aria-label="MCP server ${name}">([\\s\\S]*?)</article>`).exec(page)?.[1] ?? '';
+}
+
+describe('/admin with the MCP gateway', () => {
+  let services: Services | undefined;
+  afterEach(async () => {
+    await services?.gateway?.close();
+    await services?.store.close();
+    services = undefined;
+  });
+
+  it('shows each gateway server: kind, connector URL, live sessions and processes, last error', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-admin-gateway-'));
+    const file = path.join(dir, 'gateway.json');
+    const deadPort = await freePort();
+    writeFileSync(
+      file,
+      JSON.stringify({
+        mcpServers: {
+          everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+          notes: { url: `http://127.0.0.1:${deadPort}/mcp`, headers: { 'X-Api-Key': 'notes-upstream-key' } },
+        },
+      }),
+    );
+    const started = await setup({ OAUTH_GATEWAY_CONFIG: file });
+    services = started.services;
+    const { clock } = started;
+    const issuer = services.ctx.issuer;
+    // A token for each server, as the consent flow would have issued them.
+    for (const [n, server] of [[1, 'everything'], [2, 'notes']] as const) {
+      const { access } = tokenPair('client-claude', `grant-gw-${n}`, hashSecret(`gateway-${n}`), hashSecret(`gateway-refresh-${n}`), clock.ms - 60_000);
+      await services.store.putTokens({ ...access, resource: `${issuer}/${server}/mcp` }, undefined);
+    }
+    const initialize = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'admin-test', version: '1' } } };
+    const app = services.app;
+    const mcp = (server: string, token: string): request.Test =>
+      request(app)
+        .post(`/${server}/mcp`)
+        .set('Authorization', `Bearer ${token}`)
+        .set('Accept', 'application/json, text/event-stream')
+        .set('Content-Type', 'application/json')
+        .send(JSON.stringify(initialize));
+
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    const before = (await agent.get('/admin')).text;
+    expect(before).toContain('MCP servers behind the gateway');
+    expect(before).toContain(`Connector URL <strong class="host-inline">${issuer}/everything/mcp</strong>`);
+    expect(before).toContain(`Connector URL <strong class="host-inline">${issuer}/notes/mcp</strong>`);
+    expect(before).toContain('stdio command, one process per session');
+    expect(before).toContain('(HTTP server)');
+
+    const opened = await mcp('everything', 'gateway-1');
+    expect(opened.status).toBe(200);
+    expect(opened.text).toContain('"serverInfo"');
+    const sessionId = String(opened.headers['mcp-session-id']);
+    clock.advance(60_000);
+    const refused = await mcp('notes', 'gateway-2');
+    expect(refused.status).toBe(502);
+
+    const page = (await agent.get('/admin')).text;
+    const everything = serverSection(page, 'everything');
+    expect(everything).toMatch(/<dt>Live sessions<\/dt><dd>1<\/dd>/);
+    expect(everything).toMatch(/<dt>Processes<\/dt><dd>1<\/dd>/);
+    expect(everything).toMatch(/<dt>Last error<\/dt><dd>none since start<\/dd>/);
+    const notes = serverSection(page, 'notes');
+    expect(notes).toMatch(/<dt>Live sessions<\/dt><dd>kept by the server<\/dd>/);
+    expect(notes).toContain('<dt>Last error</dt><dd>2026-11-22 12:01 UTC: unreachable (ECONNREFUSED)</dd>');
+    // The upstream's configured header value is a secret: never on the page.
+    expect(page).not.toContain('notes-upstream-key');
+
+    const ended = await request(app).delete('/everything/mcp').set('Authorization', 'Bearer gateway-1').set('Mcp-Session-Id', sessionId);
+    expect(ended.status).toBe(200);
+    const after = serverSection((await agent.get('/admin')).text, 'everything');
+    expect(after).toMatch(/<dt>Live sessions<\/dt><dd>0<\/dd>/);
+    expect(after).toMatch(/<dt>Processes<\/dt><dd>0<\/dd>/);
+  });
+
+  it('has no gateway section when no gateway is configured', async () => {
+    const started = await setup();
+    services = started.services;
+    const agent = request.agent(services.app);
+    await signIn(agent);
+    expect((await agent.get('/admin')).text).not.toContain('MCP servers behind the gateway');
   });
 });
