@@ -6,7 +6,7 @@ import { ENDPOINTS } from '../oauth/endpoints.js';
 import { FILES, OPTIONAL_COLLECTIONS, type CollectionName } from '../store/file/collections.js';
 import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
 import { readDataDir, setAsideFiles, type DataDirState } from '../store/file/data-dir.js';
-import { parseDataFile } from '../store/file/snapshot.js';
+import { readSnapshotFile } from '../store/file/snapshot.js';
 import { checkSignIn } from './doctor-sign-in.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
@@ -176,7 +176,7 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
   }
 
   for (const name of Object.keys(FILES) as CollectionName[]) {
-    await checkFile(dir, FILES[name], add, (text) => parseDataFile(name, text), OPTIONAL_COLLECTIONS.has(name));
+    await checkFile(dir, FILES[name], add, () => readSnapshotFile(name, path.join(dir, FILES[name])), OPTIONAL_COLLECTIONS.has(name));
   }
   await checkFile(dir, CONSENT_KEY_FILE, add, (text) =>
     Buffer.from(text.trim(), 'base64url').length >= 32
@@ -249,7 +249,12 @@ async function checkFile(
   dir: string,
   file: string,
   add: (c: Check) => void,
-  parse: (text: string) => { ok: true; records: unknown[]; rejected?: { line: number; reason: string }[] } | { ok: false; reason: string; newer: boolean },
+  parse: (
+    text: string,
+  ) =>
+    | { ok: true; records: unknown[]; rejected?: { line: number; reason: string }[]; cutShort?: true }
+    | { ok: false; reason: string; newer: boolean }
+    | Promise<{ ok: true; records: unknown[]; rejected?: { line: number; reason: string }[]; cutShort?: true } | { ok: false; reason: string; newer: boolean }>,
   optional = false,
 ): Promise<void> {
   const full = path.join(dir, file);
@@ -267,7 +272,7 @@ async function checkFile(
     add({ level: 'fail', name: file, detail: `cannot read: ${(err as Error).message}`, fix: 'run doctor as the service user; the file must belong to it (mode 0600)' });
     return;
   }
-  const parsed = parse(text);
+  const parsed = await parse(text);
   const mode = stat.mode & 0o777;
   if (!parsed.ok) {
     add({
@@ -276,16 +281,17 @@ async function checkFile(
       detail: parsed.reason,
       fix: parsed.newer
         ? 'upgrade Latchkey: a newer version wrote this file'
-        : 'restore it from a backup (see docs/deploy.md); if you start the daemon, it sets the file aside and starts empty',
+        : 'restore it from a backup (see docs/deploy.md); if you start the daemon, it sets the file aside and starts that collection from the journal alone',
     });
   } else if (mode & 0o077) {
     add({ level: 'fail', name: file, detail: `mode ${mode.toString(8)} lets other users read it`, fix: `chmod 600 ${full}` });
-  } else if (parsed.rejected && parsed.rejected.length > 0) {
+  } else if ((parsed.rejected && parsed.rejected.length > 0) || parsed.cutShort) {
+    const unreadable = parsed.rejected && parsed.rejected.length > 0 ? `, ${parsed.rejected.length} unreadable: line ${parsed.rejected.map((r) => `${r.line} ${r.reason}`).join('; line ')}` : '';
     add({
       level: 'warn',
       name: file,
-      detail: `${parsed.records.length} record(s) read, ${parsed.rejected.length} unreadable: line ${parsed.rejected.map((r) => `${r.line} ${r.reason}`).join('; line ')}`,
-      fix: 'start (or restart) the daemon: it keeps the unreadable records aside in a file of their own and loads the rest',
+      detail: `${parsed.records.length} record(s) read${unreadable}${parsed.cutShort ? '; the file ends before its closing line (cut short)' : ''}`,
+      fix: 'start (or restart) the daemon: it keeps what it cannot read aside (a copy of the file or the lines) and loads the rest; restore what is missing from a backup',
     });
   } else {
     const records = file === CONSENT_KEY_FILE ? 'key present' : `${parsed.records.length} record(s) in the snapshot`;

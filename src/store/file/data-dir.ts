@@ -93,7 +93,7 @@ function interner(): (record: FileRecord) => FileRecord {
  * OPTIONAL_COLLECTIONS) is an empty snapshot, `absent`, that any journal record applies to.
  */
 export type SnapshotStatus =
-  | { status: 'ok'; seq: number; bytes: number; absent?: true; rejected?: RejectedRecord[] }
+  | { status: 'ok'; seq: number; bytes: number; absent?: true; rejected?: RejectedRecord[]; cutShort?: true }
   | { status: 'missing' }
   | { status: 'bad'; reason: string; newer: boolean };
 
@@ -167,7 +167,13 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
       continue;
     }
     for (const record of parsed.records) collections[name].set(keyOf(name, record), intern(record));
-    snapshots[name] = { status: 'ok', seq: parsed.seq, bytes: parsed.bytes, ...(parsed.rejected.length > 0 ? { rejected: parsed.rejected } : {}) };
+    snapshots[name] = {
+      status: 'ok',
+      seq: parsed.seq,
+      bytes: parsed.bytes,
+      ...(parsed.rejected.length > 0 ? { rejected: parsed.rejected } : {}),
+      ...(parsed.cutShort ? { cutShort: parsed.cutShort } : {}),
+    };
     from[name] = parsed.seq;
     seq = Math.max(seq, parsed.seq);
   }

@@ -102,6 +102,15 @@ export class FileStore implements Store {
       const snapshot = state.snapshots[name];
       if (snapshot.status === 'ok') {
         snapshotBytes += snapshot.bytes;
+        if (snapshot.cutShort) {
+          // The records before the cut loaded; a byte-for-byte copy keeps what the file was, and
+          // keeps /healthz, /admin and doctor saying so until the owner has looked.
+          const copy = `${file}.corrupt-${stamp}`;
+          await fsp.copyFile(file, copy);
+          this.logger.error({ file, copy }, `${FILES[name]} ends before its closing line (cut short): loaded the records before the cut; restore the rest from a backup`);
+          setAside.push({ file, movedTo: copy, reason: 'the file was cut short; the records before the cut loaded' });
+          rejectedRecords = true;
+        }
         if (snapshot.rejected) {
           // Never lose what we cannot read, never let it stop the rest: the unreadable records go,
           // byte for byte, to a file of their own (one JSON text a line), and the next compaction

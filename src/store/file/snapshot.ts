@@ -26,7 +26,14 @@ export interface RejectedRecord {
 }
 
 export type SnapshotParse =
-  | { ok: true; records: FileRecord[]; seq: number; rejected: RejectedRecord[] }
+  | {
+      ok: true;
+      records: FileRecord[];
+      seq: number;
+      rejected: RejectedRecord[];
+      /** The file ends before its closing line: records after the cut are missing. */
+      cutShort?: true;
+    }
   | { ok: false; reason: string; newer: boolean };
 
 /**
@@ -72,46 +79,45 @@ const SNAPSHOT_HEADER = /^\{"version":(0|[1-9]\d*),"seq":(0|[1-9]\d*),"records":
 /**
  * Reads a snapshot file as the store writes it, one record per line, parsing line by line:
  * a large store is never held as one multi-megabyte string plus its parse tree at once
- * (that peak, not the records, set the daemon's resident memory). Anything else (a version 1
- * file, a file edited by hand, a damaged one) is judged by {@link parseDataFile} on the whole
- * text, so both paths accept and refuse exactly the same files.
+ * (that peak, not the records, set the daemon's resident memory).
+ *
+ * Damage costs only what it touches. A record line that is not JSON or breaks the schema is
+ * rejected on its own; so is anything after the closing line (a crash's zero-filled tail, stray
+ * text). A file cut short (no closing line) keeps every whole record before the cut, and says
+ * so (`cutShort`). Only a file whose header cannot be read (a version 1 file, a file edited by
+ * hand, a damaged one) is judged by {@link parseDataFile} on the whole text.
  */
 export async function readSnapshotFile(name: CollectionName, file: string): Promise<SnapshotParse & { bytes: number }> {
   const handle = await fsp.open(file, 'r');
   let bytes = 0;
+  let header: { version: number; seq: number } | undefined;
+  let headerBad = false;
+  const records: FileRecord[] = [];
+  const rejected: RejectedRecord[] = [];
+  let closed = false;
   try {
-    const records: FileRecord[] = [];
-    const rejected: RejectedRecord[] = [];
     const schema = SCHEMAS[name];
-    let header: { version: number; seq: number } | undefined;
-    let closed = false;
-    let fits = true;
-    // JSON's commas: every record line but the last ends with one.
-    let comma = false;
     let lineNumber = 0;
     for await (const line of handle.readLines({ encoding: 'utf8' })) {
       lineNumber++;
       bytes += Buffer.byteLength(line) + 1;
-      if (!fits) continue;
+      if (headerBad) continue;
       if (!header) {
         const match = SNAPSHOT_HEADER.exec(line);
-        if (!match || Number(match[1]) !== SCHEMA_VERSION || !Number.isSafeInteger(Number(match[2]))) fits = false;
+        if (!match || Number(match[1]) !== SCHEMA_VERSION || !Number.isSafeInteger(Number(match[2]))) headerBad = true;
         else header = { version: Number(match[1]), seq: Number(match[2]) };
         continue;
       }
-      if (closed || line === ']}') {
-        fits = !closed && line === ']}' && !comma;
+      if (closed) {
+        // A crash that extended the file leaves zeros; anything else there is damage too.
+        if (line.replace(/\0/g, '').trim() !== '') rejected.push({ line: lineNumber, reason: 'follows the end of the snapshot', text: line });
+        continue;
+      }
+      if (line === ']}') {
         closed = true;
         continue;
       }
-      // A damaged line may have lost its comma too: after a rejected line, do not insist on one.
-      const afterRejected = rejected.at(-1)?.line === lineNumber - 1;
-      if (records.length + rejected.length > 0 && !comma && !afterRejected) {
-        fits = false;
-        continue;
-      }
-      comma = line.endsWith(',');
-      const text = comma ? line.slice(0, -1) : line;
+      const text = line.endsWith(',') ? line.slice(0, -1) : line;
       let record: unknown;
       try {
         record = JSON.parse(text);
@@ -123,10 +129,10 @@ export async function readSnapshotFile(name: CollectionName, file: string): Prom
       if (checked.success) records.push(record as FileRecord);
       else rejected.push({ line: lineNumber, reason: schemaReason(checked.error), text });
     }
-    if (fits && header && closed) return { ok: true, records, seq: header.seq, bytes, rejected };
   } finally {
     await handle.close();
   }
+  if (header && !headerBad) return { ok: true, records, seq: header.seq, bytes, rejected, ...(closed ? {} : { cutShort: true as const }) };
   const text = await fsp.readFile(file, 'utf8');
   return { ...parseDataFile(name, text), bytes: Buffer.byteLength(text) };
 }

@@ -348,7 +348,7 @@ describe('FileStore', () => {
 
   describe('corrupt and foreign files', () => {
     it.each([
-      ['truncated JSON', (valid: string) => valid.slice(0, Math.floor(valid.length / 2))],
+      ['a header cut short', (valid: string) => valid.slice(0, 10)],
       ['garbage', () => '\u0000\u0001 not json at all \u00ff'],
       ['an empty file', () => ''],
       ['a wrong (older) version', (valid: string) => valid.replace(`"version":${SCHEMA_VERSION}`, '"version":0')],
@@ -381,6 +381,37 @@ describe('FileStore', () => {
       await store.close();
       // The moved-aside copy is never touched by later writes.
       expect(await fsp.readFile(aside?.movedTo ?? '', 'utf8')).toBe(bad);
+    });
+
+    it.each([
+      ['cut off in the middle of a record', (text: string) => text.slice(0, text.lastIndexOf('"hash"')), 2, true],
+      ['cut off right after a whole record', (text: string) => text.slice(0, text.lastIndexOf('\n]}')), 3, true],
+      ['followed by the zeros a crash leaves', (text: string) => `${text}${'\0'.repeat(4096)}`, 3, false],
+      ['followed by stray text', (text: string) => `${text}oops\n`, 3, false],
+      ['with a comma after its last record', (text: string) => text.replace(/\n\]\}/, ',\n]}'), 3, false],
+    ])('loads a snapshot %s: every whole record before the damage, never the whole collection lost', async (_name, damage, loaded, cutShort) => {
+      const first = await open(dir);
+      for (const t of ['a', 'b', 'c']) await first.putTokens(access(t), undefined);
+      await first.compact();
+      await first.close();
+      const file = path.join(dir, 'tokens.json');
+      const original = await fsp.readFile(file, 'utf8');
+      await fsp.writeFile(file, damage(original), { mode: 0o600 });
+
+      const { store, report } = await FileStore.open({ dataDir: dir, logger: silentLogger() });
+      expect(await store.counts(NOW)).toMatchObject({ accessTokens: loaded });
+      if (cutShort) {
+        const copy = report.setAside.find((a) => a.movedTo.includes('.corrupt-'));
+        expect(copy?.reason).toMatch(/cut short/);
+        expect(await fsp.readFile(copy?.movedTo ?? '', 'utf8')).toBe(damage(original));
+      }
+      if (damage(original).includes('oops')) expect(report.setAside.some((a) => a.movedTo.includes('.rejected-'))).toBe(true);
+      await store.close();
+      // Written again whole at the next compaction: the next start sets nothing aside.
+      const again = await FileStore.open({ dataDir: dir, logger: silentLogger() });
+      expect(again.report.setAside).toEqual([]);
+      expect(await again.store.counts(NOW)).toMatchObject({ accessTokens: loaded });
+      await again.store.close();
     });
 
     it('keeps aside only the records it cannot read, byte for byte, and loads the rest', async () => {
