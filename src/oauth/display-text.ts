@@ -5,8 +5,13 @@
  * pretend to be another; registration refuses them, and pages strip them from records stored
  * before this rule.
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
-const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
+const UNSAFE =
+  // Controls, format characters (bidi overrides and isolates, zero-width, soft hyphen, tags),
+  // private-use and unassigned code points, line and paragraph separators, every default-
+  // ignorable code point, and the Hangul fillers that render as blanks. Emoji variation
+  // selectors (U+FE00-U+FE0F) stay: they only choose how an emoji is drawn.
+  /(?![\uFE00-\uFE0F])[\p{Cc}\p{Cf}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u115F\u1160\u3164\uFFA0]/u;
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu');
 
 export const hasUnsafeDisplayChars = (text: string): boolean => UNSAFE.test(text);
 

@@ -1,4 +1,5 @@
 import { isLoopbackHttp } from '../net/loopback.js';
+import { hasUnsafeDisplayChars, UNSAFE_DISPLAY_REASON } from './display-text.js';
 
 /**
  * Redirect URI rules. Registration accepts https URIs, http only to a loopback host, and
@@ -39,7 +40,19 @@ const FORBIDDEN_SCHEMES = new Set([
   'feed:',
   'feeds:',
   'jar:',
+  'firefox-focus:',
+  'firefox-klar:',
+  'ddgquicklink:',
+  'duckduckgo:',
+  'x-web-search:',
+  'edge:',
 ]);
+
+/** Launcher families: "<browser>-http(s):" (microsoft-edge-https, opera-https, touch-https...) and x-callback-url schemes. */
+const LAUNCHER_FAMILY = /-https?:$|x-callback/i;
+
+/** An http(s) or script URL anywhere in a native app's redirect URI, once percent-decoded (…?url=https%3A%2F%2Fevil). */
+const EMBEDDED_URL = /(https?|javascript|vbscript|data|file):/i;
 
 /** The part after the scheme is itself a URL (launcher style: "anything:https://evil.example"). */
 const WRAPS_A_URL = /^\/*([a-z][a-z0-9+.-]*:\/\/|(javascript|vbscript|data|file|blob|about|https?):)/i;
@@ -56,6 +69,7 @@ export function checkRedirectUri(raw: string): RedirectUriCheck {
   if (/[\u0000-\u0020\u007f-\u009f\\]/.test(raw)) {
     return { ok: false, reason: 'contains whitespace, control characters or backslashes' };
   }
+  if (hasUnsafeDisplayChars(raw)) return { ok: false, reason: UNSAFE_DISPLAY_REASON };
   if (raw.includes('#')) return { ok: false, reason: 'must not contain a fragment (RFC 6749 §3.1.2)' };
   let url: URL;
   try {
@@ -88,8 +102,16 @@ export function checkRedirectUri(raw: string): RedirectUriCheck {
   }
   // A private-use scheme of a native app, such as cursor:// or com.example.app:/cb (RFC 8252 §7.1).
   if (!/^[a-z][a-z0-9+.-]*:$/.test(url.protocol)) return { ok: false, reason: 'has an invalid scheme' };
-  if (WRAPS_A_URL.test(raw.slice(url.protocol.length))) {
-    return { ok: false, reason: 'wraps another URL after its scheme, as browser launchers do' };
+  if (LAUNCHER_FAMILY.test(url.protocol)) return { ok: false, reason: `uses the browser-launcher scheme "${url.protocol}"` };
+  const rest = raw.slice(url.protocol.length);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rest);
+  } catch {
+    return { ok: false, reason: 'has a broken percent-encoding' };
+  }
+  if (WRAPS_A_URL.test(rest) || WRAPS_A_URL.test(decoded) || EMBEDDED_URL.test(decoded)) {
+    return { ok: false, reason: 'carries another URL after its scheme, as browser launchers do' };
   }
   return { ok: true, url };
 }

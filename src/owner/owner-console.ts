@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { auditWho, describeAuditEvent } from '../audit/audit-text.js';
 import type { Clock } from '../clock.js';
 import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
+import { describeRedirect } from '../oauth/consent/outcomes.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import type { Approver, AuditEvent, ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
 
@@ -121,12 +122,12 @@ export interface OwnerConsoleDeps {
   gateway?: GatewayStatusSource | undefined;
 }
 
-/** The hosts of a client's redirect URIs, or the URI itself for a private-use scheme. */
+/** Where a client's redirect URIs lead: their hosts, or scheme, host and path for a native app's scheme. */
 export function redirectHosts(client: ClientRecord): string[] {
   const hosts = new Set<string>();
   for (const uri of client.metadata.redirect_uris) {
     try {
-      hosts.add(new URL(uri).host || uri);
+      hosts.add(describeRedirect(new URL(uri)));
     } catch {
       hosts.add(uri);
     }

@@ -99,11 +99,24 @@ describe('checkRedirectUri: registration rules', () => {
     'https:///evil.example/cb',
     'com.example.app:javascript:alert(1)',
     'launcher:data:text/html,x',
+    'microsoft-edge-https://evil.example/',
+    'opera-https://evil.example/',
+    'touch-https://evil.example/',
+    'brave-https://evil.example/',
+    'ddgQuickLink://evil.example/',
+    'x-web-search://evil.example/',
+    'googlechrome-x-callback://x-callback-url/open/?url=https%3A%2F%2Fevil.example%2F',
+    'firefox-focus://open-url?url=https%3A%2F%2Fevil.example',
+    'foo:%68ttps://evil.example',
+    'com.example.app:/cb?next=https://evil.example',
+    'com.evil:\u202E/moc.iahc//:sptth',
+    'cursor://evil.example/\u202Ecb',
+    'com.example.app:/c\u200Bb',
   ])('refuses the browser launcher or URL-wrapping scheme in %s', (uri) => {
     expect(accepted(uri)).toBe(false);
   });
 
-  it.each(['myapp://localhost:1234/cb', 'com.example.app:/oauth2redirect?x=https://a', 'cursor://anysphere.cursor-retrieval/oauth/callback'])(
+  it.each(['myapp://localhost:1234/cb', 'com.example.app:/oauth2redirect?x=1', 'cursor://anysphere.cursor-retrieval/oauth/callback', 'vscode://publisher.ext/cb'])(
     'still accepts the native app redirect %s',
     (uri) => {
       expect(accepted(uri)).toBe(true);

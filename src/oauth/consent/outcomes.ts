@@ -61,7 +61,7 @@ export const errorPage = (status: number, title: string, message: string, retryA
  */
 export function returnLinkPage(status: number, title: string, message: string, location: string): ErrorPage {
   const url = new URL(location);
-  const where = url.protocol === 'https:' || url.protocol === 'http:' ? url.host : `${url.protocol}${url.pathname.slice(0, 60)}`;
+  const where = describeRedirect(url);
   return {
     kind: 'page',
     status,
@@ -69,4 +69,14 @@ export function returnLinkPage(status: number, title: string, message: string, l
     message: `${message} This app's return address (${where}) has not been approved on this server before, so you are not sent there automatically.`,
     link: { href: location, text: `Return to ${where}` },
   };
+}
+
+/**
+ * Where a redirect URI leads, for people: the host of a web URI; for a native app's scheme the
+ * scheme with its host and path (`cursor://anysphere.cursor-retrieval/oauth/callback`), since
+ * the scheme alone or the host alone says too little.
+ */
+export function describeRedirect(url: URL): string {
+  if (url.protocol === 'https:' || url.protocol === 'http:') return url.host;
+  return `${url.protocol}${url.host ? `//${url.host}` : ''}${url.pathname}`.slice(0, 120);
 }
