@@ -103,7 +103,8 @@ export async function createServices(config: Config, logger: Logger, options: Se
   // every instance on one database shares it.
   const signingKey = await backend.consentKey();
   const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
-  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv, random), audit);
+  const devices = new KnownDevices(signingKey, random, backend.kv, clock);
+  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv), random, audit);
   const signInFlow: SignInDeps = {
     providers: await createLoginProviders(identity, { logger }),
     policy: identity.policy,
@@ -132,7 +133,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
-  const owner = new OwnerConsole({ store, audit, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), health: () => backend.health(), gateway });
+  const owner = new OwnerConsole({ store, audit, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), forgetDevices: () => devices.forgetAll(), health: () => backend.health(), gateway });
   const app = createApp({
     settings: config,
     ctx,
@@ -142,7 +143,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     health: () => backend.health(),
     signer,
     pins,
-    devices: new KnownDevices(signingKey, random),
+    devices,
     loginForms: new TokenSigner(signingKey, 'admin-login-form'),
     owner,
     adminSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs),

@@ -113,3 +113,9 @@ export function printStats(io: CliIo, body: Record<string, unknown>): void {
   if (typeof body.version === 'string') rows.push(['version', body.version]);
   for (const [label, value] of rows) io.out(`${label.padEnd(22)}${value}\n`);
 }
+
+export async function forgetDevices(io: CliIo, socket: string): Promise<number> {
+  const { forgotten } = (await callControl(socket, 'POST', '/v1/devices/forget')) as { forgotten: number };
+  io.out(`Forgot ${forgotten} known browser${forgotten === 1 ? '' : 's'}: each must enter the PIN once more to get a budget of its own.\n`);
+  return 0;
+}

@@ -6,7 +6,7 @@ import { hashPinCommand } from './hash-pin.js';
 import { loadEnv, localBaseUrl, parseArgs, UsageError, type CliIo } from './io.js';
 import { ControlUnavailableError } from './control-client.js';
 import { auditCommand } from './audit-command.js';
-import { deleteClients, listClients, listGrants, revoke, unlock } from './owner-commands.js';
+import { deleteClients, forgetDevices, listClients, listGrants, revoke, unlock } from './owner-commands.js';
 import { migrateCommand } from './migrate.js';
 import { stats } from './stats.js';
 
@@ -32,6 +32,8 @@ Commands:
                                                everything one person approved); their tokens
                                                stop working at once
   latchkey unlock                              lift every PIN lockout (wrong-PIN pauses)
+  latchkey forget-devices                      forget every browser that entered the right PIN
+                                               (a copied device cookie then stops working)
   latchkey audit [--since 24h|7d|2026-01-31] [--json]
                                                the audit log, oldest first: sign-ins, approvals,
                                                wrong PINs, revocations, clients, restarts
@@ -107,6 +109,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const args = parseArgs(rest, { values: ['env-file', 'since'], flags: ['json'] });
         if (args.positional.length > 0) throw new UsageError('audit takes no arguments; use --since 24h (or 7d, or an ISO date)');
         return await auditCommand(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))), args.values.since, args.flags.has('json'));
+      }
+      case 'forget-devices': {
+        const args = parseArgs(rest, { values: ['env-file'] });
+        if (args.positional.length > 0) throw new UsageError('forget-devices takes no arguments');
+        return await forgetDevices(io, controlSocket(io, loadConfig(loadEnv(io, args.values['env-file']))));
       }
       case 'unlock': {
         const args = parseArgs(rest, { values: ['env-file'] });

@@ -255,7 +255,7 @@ export function adminRouter(deps: AdminDeps): Router {
     if (formToken === undefined) {
       return renderLogin(res, 403, 'This sign-in form has expired or your browser blocked its cookie. Try again.');
     }
-    const device = deps.devices.recognise(readCookie(req, deviceCookie));
+    const device = await deps.devices.recognise(readCookie(req, deviceCookie));
     // The form's token names the attempt, so the per-form limit works as on the consent page.
     const outcome = await pins.check(`admin:${hashSecret(formToken)}`, deps.clock.now() + LOGIN_FORM_MS, fields.pin ?? '', {
       purpose: 'admin',
@@ -268,7 +268,7 @@ export function adminRouter(deps: AdminDeps): Router {
         const { cookie } = await sessions.create();
         res.clearCookie(loginCookie, cookieOptions);
         res.cookie(sessionCookie, cookie, cookieOptions);
-        res.cookie(deviceCookie, deps.devices.remember(device), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
+        res.cookie(deviceCookie, await deps.devices.remember(device), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
         logger.info(who, 'owner signed in to the owner\u2019s page');
         return res.redirect(303, base);
       }

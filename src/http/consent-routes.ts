@@ -42,15 +42,15 @@ export function consentRouter(deps: ConsentSignInDeps, settings: ConsentRouteSet
   const signInOrigins = (): string[] => deps.signInFlow.providers.map((p) => p.authorizationOrigin());
 
   /** `redirectStatus`: 302 after GET /authorize; 303 after the consent POST (RFC 9700 §4.12: never 307). */
-  const render = (req: Request, res: Response, outcome: ErrorPage | RedirectBack | ShowConsent, redirectStatus: 302 | 303): void => {
+  const render = async (req: Request, res: Response, outcome: ErrorPage | RedirectBack | ShowConsent, redirectStatus: 302 | 303): Promise<void> => {
     switch (outcome.kind) {
       case 'page':
         return renderError(res, outcome);
       case 'redirect':
         noStore(res);
         if (outcome.rememberDevice) {
-          const known = settings.devices.recognise(readCookie(req, deviceCookie));
-          res.cookie(deviceCookie, settings.devices.remember(known), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
+          const known = await settings.devices.recognise(readCookie(req, deviceCookie));
+          res.cookie(deviceCookie, await settings.devices.remember(known), cookies.options('lax', KNOWN_DEVICE_MAX_AGE_MS));
         }
         return res.redirect(redirectStatus, outcome.location);
       case 'consent':
@@ -71,7 +71,7 @@ export function consentRouter(deps: ConsentSignInDeps, settings: ConsentRouteSet
     const csrf = existing && CSRF_VALUE.test(existing) ? existing : deps.signer.newCsrfCookie();
     const outcome = await startAuthorization(deps, queryParams(req), csrf);
     if (outcome.kind === 'consent') res.cookie(csrfCookie, csrf, cookies.options('lax', 24 * 3_600_000));
-    render(req, res, outcome, 302);
+    await render(req, res, outcome, 302);
   });
 
   router.post(consentPath, limit, form, async (req: Request, res: Response) => {
@@ -84,10 +84,10 @@ export function consentRouter(deps: ConsentSignInDeps, settings: ConsentRouteSet
     const posted = {
       ...fields,
       csrfCookie: readCookie(req, csrfCookie),
-      device: settings.devices.recognise(readCookie(req, deviceCookie)),
+      device: await settings.devices.recognise(readCookie(req, deviceCookie)),
       ip: req.ip,
     };
-    render(req, res, await decideConsent(deps, posted), 303);
+    await render(req, res, await decideConsent(deps, posted), 303);
   });
 
   router.all([authorizePath, consentPath], (_req: Request, res: Response) => {

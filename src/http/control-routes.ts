@@ -101,6 +101,10 @@ export function controlRouter(deps: ControlDeps): Router {
     res.json({ deleted });
   });
 
+  router.post('/v1/devices/forget', async (_req: Request, res: Response) => {
+    res.json({ forgotten: await owner.forgetDevices() });
+  });
+
   router.post('/v1/unlock', async (_req: Request, res: Response) => {
     res.json({ cleared: await owner.unlock() });
   });

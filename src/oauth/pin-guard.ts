@@ -42,10 +42,11 @@ export interface PinAttemptOptions {
 
 /** One budget's failures: only when they happened matters, and only for an hour. */
 export interface PinFailureLog {
-  record(bucket: string, at: number): Promise<void>;
+  /** Counts one failure in a budget; `failure` names it, the same in every budget it counts in. */
+  record(bucket: string, at: number, failure: string): Promise<void>;
   /** When the bucket's failures of the last hour (before `now`) happened, oldest first. */
   lastHour(bucket: string, now: number): Promise<number[]>;
-  /** Forgets every failure of every bucket; returns how many went. */
+  /** Forgets every failure of every bucket; returns how many failures went. */
   clear(): Promise<number>;
 }
 
@@ -54,6 +55,9 @@ const HOUR_MS = 3_600_000;
 /** The budget an attempt draws on: its device's, or the shared one of its purpose. */
 export const pinBudget = (options: PinAttemptOptions): string =>
   options.device !== undefined ? `device:${options.device}` : `anyone:${options.purpose ?? 'consent'}`;
+
+/** One address may spend at most this share of a shared budget, so it alone cannot pause every new browser. */
+const ADDRESS_SHARE = 3;
 
 /**
  * Checks the owner's PIN in constant time and limits guessing three ways:
@@ -83,15 +87,40 @@ export class PinGuard {
     private readonly maxFailuresPerHour: number,
     private readonly maxAttemptsPerRequest: number,
     private readonly failures: PinFailureLog,
+    private readonly random: RandomSource,
     private readonly audit?: Pick<AuditLog, 'record'>,
   ) {}
 
   /** When the lockout of a budget ends, or undefined if it is not locked. */
   async lockedUntil(options: PinAttemptOptions = {}): Promise<number | undefined> {
+    return this.bucketLockedUntil(pinBudget(options), this.maxFailuresPerHour);
+  }
+
+  private async bucketLockedUntil(bucket: string, limit: number): Promise<number | undefined> {
     const now = this.clock.now();
-    const recent = await this.failures.lastHour(pinBudget(options), now);
-    if (recent.length < this.maxFailuresPerHour) return undefined;
-    return (recent[recent.length - this.maxFailuresPerHour] ?? now) + HOUR_MS;
+    const recent = await this.failures.lastHour(bucket, now);
+    if (recent.length < limit) return undefined;
+    return (recent[recent.length - limit] ?? now) + HOUR_MS;
+  }
+
+  /**
+   * The budgets an attempt draws on: its known device's; or the shared budget of its place,
+   * and within it its address's share, so that one address spends at most a third of it.
+   */
+  private budgets(options: PinAttemptOptions): { bucket: string; limit: number }[] {
+    const main = { bucket: pinBudget(options), limit: this.maxFailuresPerHour };
+    if (options.device !== undefined || options.ip === undefined) return [main];
+    // A third of the budget, but never fewer than 3 wrong PINs (small budgets stay usable).
+    const limit = Math.max(Math.min(this.maxFailuresPerHour, 3), Math.ceil(this.maxFailuresPerHour / ADDRESS_SHARE));
+    return [{ bucket: `address:${options.purpose ?? 'consent'}:${options.ip}`, limit }, main];
+  }
+
+  private async lockedFor(options: PinAttemptOptions): Promise<number | undefined> {
+    for (const { bucket, limit } of this.budgets(options)) {
+      const until = await this.bucketLockedUntil(bucket, limit);
+      if (until !== undefined) return until;
+    }
+    return undefined;
   }
 
   check(requestId: string, requestExpiresAt: number, attempt: string, options: PinAttemptOptions = {}): Promise<PinOutcome> {
@@ -107,7 +136,7 @@ export class PinGuard {
   }
 
   private async checkNow(requestId: string, requestExpiresAt: number, attempt: string, options: PinAttemptOptions): Promise<PinOutcome> {
-    const locked = await this.lockedUntil(options);
+    const locked = await this.lockedFor(options);
     if (locked !== undefined) return { kind: 'locked', retryAt: locked };
     const now = this.clock.now();
     for (const [id, entry] of this.perRequest) if (entry.expiresAt <= now) this.perRequest.delete(id);
@@ -116,13 +145,14 @@ export class PinGuard {
 
     if (await this.verify(attempt)) return { kind: 'ok' };
 
-    await this.failures.record(pinBudget(options), now);
+    const failure = newSecret(this.random, 6);
+    for (const { bucket } of this.budgets(options)) await this.failures.record(bucket, now, failure);
     entry.failures++;
     this.perRequest.set(requestId, entry);
     const where = { purpose: options.purpose ?? 'consent', ip: options.ip, knownDevice: options.device !== undefined };
     const formClosed = entry.failures >= this.maxAttemptsPerRequest;
     await this.audit?.record(pinFailed({ ...where, formClosed }));
-    const lockedNow = await this.lockedUntil(options);
+    const lockedNow = await this.lockedFor(options);
     if (lockedNow !== undefined) await this.audit?.record(pinLockedOut({ ...where, until: lockedNow }));
     if (formClosed) return { kind: 'request-exhausted' };
     if (lockedNow !== undefined) return { kind: 'locked', retryAt: lockedNow };
@@ -139,10 +169,10 @@ const FAILURES = 'pin-failures';
  * on PostgreSQL (a lockout reached through one holds on all). The entries stay few: each
  * budget stops counting once it is spent.
  */
-export function kvFailureLog(kv: Pick<KeyValueStore, 'put' | 'list' | 'delete'>, random: RandomSource): PinFailureLog {
+export function kvFailureLog(kv: Pick<KeyValueStore, 'put' | 'list' | 'delete'>): PinFailureLog {
   return {
-    async record(bucket, at) {
-      await kv.put(FAILURES, `${bucket}|${at}|${newSecret(random, 6)}`, String(at), at + HOUR_MS);
+    async record(bucket, at, failure) {
+      await kv.put(FAILURES, `${bucket}|${at}|${failure}`, String(at), at + HOUR_MS);
     },
     async lastHour(bucket, now) {
       const prefix = `${bucket}|`;
@@ -155,7 +185,7 @@ export function kvFailureLog(kv: Pick<KeyValueStore, 'put' | 'list' | 'delete'>,
     async clear() {
       const entries = await kv.list(FAILURES, Number.NEGATIVE_INFINITY);
       for (const e of entries) await kv.delete(FAILURES, e.key);
-      return entries.length;
+      return new Set(entries.map((e) => e.key.slice(e.key.lastIndexOf('|') + 1))).size;
     },
   };
 }

@@ -116,6 +116,8 @@ export interface OwnerConsoleDeps {
   startedAt: number;
   /** Lifts every PIN lockout (the PIN guard's unlock). */
   unlockPins: () => Promise<number>;
+  /** Forgets every known browser (KnownDevices.forgetAll). */
+  forgetDevices: () => Promise<number>;
   /** The backend's health, with what it kept aside. */
   health: () => Promise<StoreHealth>;
   /** The MCP gateway's live status, when one is configured. */
@@ -343,6 +345,13 @@ export class OwnerConsole {
       names.set(id, client?.metadata.client_name ? safeDisplayText(client.metadata.client_name) : isClientIdMetadataUrl(id) ? `App at ${hostOf(id)}` : 'Unnamed app');
     }
     return grants.map((g) => ({ ...g, clientName: names.get(g.clientId) ?? 'Unnamed app' }));
+  }
+
+  /** Forgets every known browser: a copied device cookie stops working; each browser must enter the PIN once more. */
+  async forgetDevices(): Promise<number> {
+    const forgotten = await this.deps.forgetDevices();
+    this.deps.logger.warn({ forgotten }, 'owner forgot every known browser');
+    return forgotten;
   }
 
   /** Lifts every PIN lockout and page attempt count. Returns how many failures were forgotten. */

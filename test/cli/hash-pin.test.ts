@@ -74,7 +74,7 @@ describe('OAUTH_PIN_HASH', () => {
     if (!stored) throw new Error('hash-pin made a hash the parser refuses');
     const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-pinhash-'));
     const { backend } = await openBackend({ dataDir: dir, logger: createLogger('silent'), random: cryptoRandom });
-    const guard = new PinGuard(hashedPinVerifier(stored), { now: () => now }, 30, 3, kvFailureLog(backend.kv, cryptoRandom));
+    const guard = new PinGuard(hashedPinVerifier(stored), { now: () => now }, 30, 3, kvFailureLog(backend.kv), cryptoRandom);
     expect(await guard.check('r1', now + 60_000, '000000')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
     expect(await guard.check('r1', now + 60_000, '482913')).toEqual({ kind: 'ok' });
     // Guesses sent at once are checked one after another, so none slips past the limit.

@@ -26,7 +26,7 @@ async function setup(env: Record<string, string> = {}): Promise<{ services: Serv
     OAUTH_DATA_DIR: mkdtempSync(path.join(tmpdir(), 'latchkey-admin-')),
     OAUTH_PIN: PIN,
     OAUTH_INTROSPECTION_SECRET: SECRET,
-    OAUTH_PIN_MAX_FAILURES_PER_HOUR: '6',
+    OAUTH_PIN_MAX_FAILURES_PER_HOUR: '18',
     OAUTH_ADMIN_IDLE_TIMEOUT: '600',
     LOG_LEVEL: 'silent',
     ...env,

@@ -194,12 +194,18 @@ describe('POST /authorize/consent', () => {
     expect(ok.status).toBe(303);
   });
 
-  it('locks out globally after too many failures in an hour, with Retry-After', async () => {
-    const h = await s.start({ OAUTH_PIN_MAX_FAILURES_PER_HOUR: '3' });
+  it('locks out globally after too many failures in an hour from several addresses, with Retry-After', async () => {
+    const h = await s.start({ OAUTH_PIN_MAX_FAILURES_PER_HOUR: '3', TRUST_PROXY: 'loopback' });
     const client = await register(h, BODIES.claude);
+    let address = 0;
     const wrongOn = async (): Promise<Response> => {
       const page = await openConsent(h, client);
-      return postConsent(h, { consent: page.consent, csrf: page.csrf, pin: '99999999', decision: 'approve' });
+      return http(h)
+        .post('/authorize/consent')
+        .type('form')
+        .set('Cookie', `${CSRF_COOKIE}=${page.csrf}`)
+        .set('X-Forwarded-For', `203.0.113.${++address}`)
+        .send({ consent: page.consent, pin: '99999999', decision: 'approve' });
     };
     expect((await wrongOn()).text).toContain('That PIN is not right');
     expect((await wrongOn()).text).toContain('That PIN is not right');
@@ -276,6 +282,11 @@ describe('POST /authorize/consent', () => {
     const admin = await http(h).get('/admin');
     expect(admin.status).toBe(200);
     expect(admin.text).toContain('Your PIN');
+
+    // Devices are known server-side: once forgotten (latchkey forget-devices), the same
+    // cookie, signature and all, is a stranger's again.
+    expect(await h.services.owner.forgetDevices()).toBe(1);
+    expectPage(await post(await openConsent(h, client), PIN, device), 429);
   });
 
   it('logs every wrong PIN and lockout with the client and the address seen through TRUST_PROXY', async () => {

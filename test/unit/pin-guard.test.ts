@@ -15,7 +15,7 @@ afterEach(async () => {
   await backend.close();
   await removeDir(dir);
 });
-const failures = (): PinFailureLog => kvFailureLog(backend.kv, cryptoRandom);
+const failures = (): PinFailureLog => kvFailureLog(backend.kv);
 
 const PIN = '48213907';
 const HOUR = 3_600_000;
@@ -29,17 +29,17 @@ describe('PinGuard', () => {
   });
 
   it('accepts the correct PIN', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5, failures(), cryptoRandom);
     expect(await guard.check('req-1', expires(), PIN)).toEqual({ kind: 'ok' });
   });
 
   it.each(['', '4821390', '482139070', '48213906', ' 48213907'])('refuses the wrong PIN %j', async (attempt) => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 5, failures(), cryptoRandom);
     expect(await guard.check('req-1', expires(), attempt)).toEqual({ kind: 'wrong', attemptsLeft: 4 });
   });
 
   it('counts down the attempts of one request, then exhausts it even for the right PIN', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3, failures(), cryptoRandom);
     const exp = expires();
     expect(await guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 2 });
     expect(await guard.check('req-1', exp, '1')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
@@ -48,7 +48,7 @@ describe('PinGuard', () => {
   });
 
   it('keeps per-request budgets separate', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2, failures(), cryptoRandom);
     const exp = expires();
     expect(await guard.check('req-1', exp, '0')).toEqual({ kind: 'wrong', attemptsLeft: 1 });
     expect(await guard.check('req-1', exp, '1')).toEqual({ kind: 'request-exhausted' });
@@ -56,7 +56,7 @@ describe('PinGuard', () => {
   });
 
   it('a correct PIN does not reset the count of failures', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 3, failures(), cryptoRandom);
     const exp = expires();
     await guard.check('req-1', exp, 'x');
     expect(await guard.check('req-1', exp, PIN)).toEqual({ kind: 'ok' });
@@ -64,7 +64,7 @@ describe('PinGuard', () => {
   });
 
   it('locks everyone out after N failures within an hour, across requests', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 4, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 4, 5, failures(), cryptoRandom);
     const start = clock.now();
     for (let i = 0; i < 3; i++) {
       expect((await guard.check(`req-${i}`, expires(), 'wrong')).kind).toBe('wrong');
@@ -78,7 +78,7 @@ describe('PinGuard', () => {
   });
 
   it('failures while locked do not extend the lockout', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures(), cryptoRandom);
     const start = clock.now();
     await guard.check('a', expires(), 'x');
     await guard.check('b', expires(), 'x');
@@ -88,7 +88,7 @@ describe('PinGuard', () => {
   });
 
   it('lifts the lockout when the oldest failure is an hour old', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5, failures(), cryptoRandom);
     const start = clock.now();
     await guard.check('a', expires(), 'x');
     clock.advance(20 * 60_000);
@@ -108,7 +108,7 @@ describe('PinGuard', () => {
   });
 
   it('forgets per-request counts once the request has expired', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 2, failures(), cryptoRandom);
     const exp = clock.now() + 1000;
     await guard.check('req-1', exp, 'x');
     expect(await guard.check('req-1', exp, 'y')).toEqual({ kind: 'request-exhausted' });
@@ -126,14 +126,14 @@ describe('PinGuard budgets: the owner can always get in', () => {
   });
 
   it('strangers spending the shared budget never pause a known device', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 5, failures(), cryptoRandom);
     for (let i = 0; i < 3; i++) await guard.check(`attacker-${i}`, expires(), 'guess');
     expect((await guard.check('new-browser', expires(), PIN)).kind).toBe('locked');
     expect(await guard.check('owner-page', expires(), PIN, { device: 'owner-laptop' })).toEqual({ kind: 'ok' });
   });
 
   it('a known device has its own budget, which its own failures spend', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures(), cryptoRandom);
     await guard.check('a', expires(), 'x', { device: 'd1' });
     const second = await guard.check('b', expires(), 'x', { device: 'd1' });
     expect(second.kind).toBe('locked');
@@ -144,7 +144,7 @@ describe('PinGuard budgets: the owner can always get in', () => {
   });
 
   it("the owner's page and the consent pages have separate shared budgets", async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures(), cryptoRandom);
     await guard.check('a', expires(), 'x', { purpose: 'consent' });
     await guard.check('b', expires(), 'x', { purpose: 'consent' });
     expect((await guard.check('c', expires(), PIN, { purpose: 'consent' })).kind).toBe('locked');
@@ -152,7 +152,7 @@ describe('PinGuard budgets: the owner can always get in', () => {
   });
 
   it('unlock lifts every lockout and every page count', async () => {
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 2, failures());
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 2, 2, failures(), cryptoRandom);
     await guard.check('a', expires(), 'x');
     await guard.check('a', expires(), 'x');
     expect(await guard.check('b', expires(), 'x', { device: 'd' })).toEqual({ kind: 'wrong', attemptsLeft: 1 });
@@ -167,12 +167,12 @@ describe('PinGuard budgets: the owner can always get in', () => {
 describe('PIN failures in the backend', () => {
   it('survive a restart of the daemon (a lockout is not undone by restarting)', async () => {
     const clock = new FakeClock();
-    const first = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    const first = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures(), cryptoRandom);
     await first.check('a', clock.now() + 60_000, 'x');
     await first.check('b', clock.now() + 60_000, 'x');
     await backend.close();
     ({ backend } = await openBackend({ dataDir: dir, logger: silentLogger(), random: cryptoRandom }));
-    const second = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures());
+    const second = new PinGuard(plainPinVerifier(PIN), clock, 2, 5, failures(), cryptoRandom);
     expect((await second.check('c', clock.now() + 60_000, PIN)).kind).toBe('locked');
   });
 });
@@ -181,7 +181,7 @@ describe('PinGuard in the audit log', () => {
   it('records every wrong PIN with its source address, and the failure that starts a lockout once; attempts while locked are not recorded', async () => {
     const clock = new FakeClock();
     const audit = new AuditLog(backend.audit, clock);
-    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 2, failures(), audit);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 3, 2, failures(), cryptoRandom, audit);
     const expires = clock.now() + 30 * 60_000;
     expect(await guard.check('req-1', expires, PIN, { ip: '203.0.113.1' })).toEqual({ kind: 'ok' });
     expect((await guard.check('req-1', expires, 'wrong-1', { ip: '203.0.113.1' })).kind).toBe('wrong');
@@ -199,5 +199,29 @@ describe('PinGuard in the audit log', () => {
     expect(events[3]?.detail).toMatchObject({ purpose: 'consent', knownDevice: false, until: new Date(clock.now() + HOUR).toISOString() });
     // Never the PIN, right or wrong.
     expect(JSON.stringify(events)).not.toMatch(new RegExp(`${PIN}|wrong-`));
+  });
+});
+
+describe('PIN budgets per address', () => {
+  it('a small budget keeps at least 3 wrong PINs per address', async () => {
+    const clock = new FakeClock();
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 4, 100, failures(), cryptoRandom);
+    const kinds: string[] = [];
+    for (let i = 0; i < 4; i++) kinds.push((await guard.check(`r${i}`, clock.now() + 60_000, 'guess', { ip: '203.0.113.7' })).kind);
+    expect(kinds).toEqual(['wrong', 'wrong', 'locked', 'locked']);
+  });
+
+  it('one address spends at most a third of the shared budget: it pauses itself, not every new browser', async () => {
+    const clock = new FakeClock();
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 30, 100, failures(), cryptoRandom);
+    const outcomes: string[] = [];
+    for (let i = 0; i < 15; i++) outcomes.push((await guard.check(`a${i}`, clock.now() + 60_000, 'guess', { ip: '203.0.113.7' })).kind);
+    expect(outcomes.filter((k) => k === 'wrong')).toHaveLength(9);
+    expect(outcomes.slice(9)).toEqual(Array(6).fill('locked'));
+    // Another address (the owner on a new browser) still gets in.
+    expect(await guard.check('owner', clock.now() + 60_000, PIN, { ip: '198.51.100.2' })).toEqual({ kind: 'ok' });
+    // Three addresses together can still spend the shared budget: distributed guessing is capped too.
+    for (const ip of ['192.0.2.1', '192.0.2.2']) for (let i = 0; i < 10; i++) await guard.check(`${ip}-${i}`, clock.now() + 60_000, 'guess', { ip });
+    expect((await guard.check('late', clock.now() + 60_000, PIN, { ip: '198.51.100.3' })).kind).toBe('locked');
   });
 });
