@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './config-error.js';
@@ -101,14 +102,26 @@ const trustProxy = z
       return z.NEVER;
     }
     if (/^\d+$/.test(value)) return Number(value);
-    // Express accepts comma-separated addresses/subnets and the names loopback, linklocal, uniquelocal.
-    if (!/^[\w.:/, -]+$/.test(value)) {
-      ctx.addIssue({ code: 'custom', message: 'is not a hop count, true/false, or a list of addresses/subnets' });
+    // Express accepts comma-separated addresses, subnets and the names loopback, linklocal,
+    // uniquelocal; anything else would only fail later, when the app starts.
+    const bad = value.split(',').map((item) => item.trim()).find((item) => !isTrustedProxyItem(item));
+    if (bad !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${bad}" is not a hop count, loopback, linklocal, uniquelocal, an address or a subnet (e.g. 10.0.0.0/8)` });
       return z.NEVER;
     }
     return value;
   })
   .default(false);
+
+/** One entry of a TRUST_PROXY list: a name Express knows, an address, or a subnet. */
+function isTrustedProxyItem(item: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(item)) return true;
+  const [address = '', prefix, extra] = item.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 

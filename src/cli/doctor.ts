@@ -129,6 +129,13 @@ function checkSettings(config: Config, add: (c: Check) => void): void {
       detail: `HOST=${config.listen.host} is reachable from other machines and TRUST_PROXY is off: behind a tunnel or proxy, every client looks like the proxy to the rate limits, and anyone who reaches the port directly skips the proxy`,
       fix: 'run the proxy (cloudflared) on this machine with HOST=127.0.0.1 and TRUST_PROXY=loopback; or set TRUST_PROXY to the proxy\'s address',
     });
+  } else if (typeof config.trustProxy === 'number' && config.trustProxy > 1) {
+    add({
+      level: 'warn',
+      name: 'trust proxy',
+      detail: `TRUST_PROXY=${config.trustProxy} trusts ${config.trustProxy} proxies: with fewer in front of Latchkey, clients can choose their own address in X-Forwarded-For`,
+      fix: 'count the proxies exactly (cloudflared alone is 1, better still: loopback), or list their addresses',
+    });
   } else {
     add({ level: 'ok', name: 'trust proxy', detail: `TRUST_PROXY=${String(config.trustProxy)}` });
   }

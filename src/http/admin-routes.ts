@@ -107,7 +107,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const requestedPage = typeof req.query.page === 'string' && /^\d{1,6}$/.test(req.query.page) ? Number(req.query.page) - 1 : 0;
     const unapprovedOnly = req.query.show === 'unapproved';
     const view = await owner.overview({ page: requestedPage, unapprovedOnly });
-    const done = typeof req.query.done === 'string' ? DONE_MESSAGES[req.query.done] : undefined;
+    const done = typeof req.query.done === 'string' && Object.hasOwn(DONE_MESSAGES, req.query.done) ? DONE_MESSAGES[req.query.done] : undefined;
     const pageLink = (page: number): string => `${base}?${new URLSearchParams({ ...(unapprovedOnly ? { show: 'unapproved' } : {}), page: String(page + 1) }).toString()}`;
     const people = await owner.people();
     res.render('admin', {

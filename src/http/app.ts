@@ -26,6 +26,7 @@ import { introspectRouter } from './introspect-routes.js';
 import { statusOf } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
+import { jsonRateLimit } from './rate-limits.js';
 import { requestLog } from './request-log.js';
 import { revokeRouter } from './revoke-routes.js';
 import { securityHeaders } from './security-headers.js';
@@ -123,6 +124,7 @@ export function createApp(deps: AppDeps): Express {
       metadata: authorizationServerMetadata(settings),
       stats: (insider) => serverStats(ctx.store, ctx.clock, { startedAt: deps.startedAt, version: deps.version }, insider),
       isInsider: resourceServerAuthenticator(settings.introspectionSecret),
+      limitWrongSecret: jsonRateLimit(limits.introspectionFailuresPerMinute, 60_000, { counters, prefix: 'stats:' }),
       health: () => healthReport(deps.health),
     }),
   );

@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { healthReport, serverStats } from '../owner/server-status.js';
 import { cors } from './cors.js';
@@ -11,6 +11,8 @@ export interface InfoDeps {
   stats: (insider: boolean) => ReturnType<typeof serverStats>;
   /** Whether an Authorization header proves OAUTH_INTROSPECTION_SECRET. */
   isInsider: (authorization: string | undefined) => boolean;
+  /** Counts a wrong secret, like /introspect does: /oauth/stats must not be a way to guess it. */
+  limitWrongSecret: RequestHandler;
   health: () => ReturnType<typeof healthReport>;
 }
 
@@ -24,7 +26,11 @@ export function infoRouter(deps: InfoDeps): Router {
     res.json(deps.metadata);
   });
 
-  router.get(ENDPOINTS.stats.path, async (req: Request, res: Response) => {
+  const gate = (req: Request, res: Response, next: NextFunction): void => {
+    if (req.headers.authorization === undefined || deps.isInsider(req.headers.authorization)) next();
+    else void deps.limitWrongSecret(req, res, next);
+  };
+  router.get(ENDPOINTS.stats.path, gate, async (req: Request, res: Response) => {
     const body = await deps.stats(deps.isInsider(req.headers.authorization));
     noStore(res);
     res.json(body);

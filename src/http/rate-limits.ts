@@ -3,12 +3,13 @@ import { rateLimit, type RateLimitRequestHandler } from 'express-rate-limit';
 import { noStore } from './oauth-response.js';
 import { CounterRateLimitStore, type RateLimitCounters } from './rate-limit-store.js';
 
-/**
+/*
  * Per-client-IP limits. The IP comes from req.ip, which honours TRUST_PROXY: behind
  * Cloudflare Tunnel set it so the tunnel's X-Forwarded-For is believed, and nothing else.
  * express-rate-limit's own checks stay on: its ERR_ERL_UNEXPECTED_X_FORWARDED_FOR warning is
  * how an owner behind a tunnel learns to set TRUST_PROXY.
  */
+
 /** Where a limiter counts: the backend's counters (shared by every instance on PostgreSQL), under a prefix of its own. */
 export interface LimitCounting {
   counters: RateLimitCounters;

@@ -66,6 +66,12 @@ describe('latchkey doctor', () => {
     expect(line(out, 'pin')).toMatch(/warn .*plain PIN/);
   });
 
+  it('warns when TRUST_PROXY counts more proxies than one', async () => {
+    const io = captureIo({ env: { ...app.env, TRUST_PROXY: '2' } });
+    await runCli(['doctor'], io);
+    expect(line(io.text(), 'trust proxy')).toMatch(/warn .*TRUST_PROXY=2 trusts 2 proxies/);
+  });
+
   it('warns about unreadable records, before and after the daemon kept them aside', async () => {
     writeFileSync(path.join(app.dataDir, 'tokens.json'), '{"version":1,"records":[{"hash":1},{"hash":"h","clientId":"c","grantId":"g","scopes":[],"resource":"r","issuedAt":1,"expiresAt":2}]}');
     writeFileSync(path.join(app.dataDir, 'clients.json.rejected-2026-11-25T10-00-00-000Z.jsonl'), '{"clientId":42}\n', { mode: 0o600 });

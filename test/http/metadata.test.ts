@@ -1,3 +1,4 @@
+import type { Response } from 'supertest';
 import { BODIES, INTROSPECTION_SECRET, ISSUER, approve, exchange, http, obtainTokens, openConsent, register, startHarness, useHarness } from '../helpers/http-harness.js';
 
 const CORS_ENDPOINTS = ['/.well-known/oauth-authorization-server', '/register', '/token', '/revoke', '/introspect'];
@@ -150,6 +151,19 @@ describe('GET /oauth/stats', () => {
     expect((await exchange(s.h, client, pending)).status).toBe(200);
     const after = await http(s.h).get('/oauth/stats');
     expect(after.body).toMatchObject({ authorization_codes: 0, access_tokens: 2, refresh_tokens: 2 });
+  });
+});
+
+describe('GET /oauth/stats is no way to guess the introspection secret', () => {
+  const s = useHarness({ OAUTH_INTROSPECTION_RATE_LIMIT: '2' });
+
+  it('wrong secrets are limited like at /introspect; no secret and the right one never are', async () => {
+    const wrong = (): Promise<Response> => http(s.h).get('/oauth/stats').set('Authorization', 'Bearer guess-guess-guess-guess');
+    expect((await wrong()).status).toBe(200);
+    expect((await wrong()).status).toBe(200);
+    expect((await wrong()).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await http(s.h).get('/oauth/stats')).status).toBe(200);
+    expect((await http(s.h).get('/oauth/stats').set('Authorization', `Bearer ${INTROSPECTION_SECRET}`)).body).toHaveProperty('version');
   });
 });
 

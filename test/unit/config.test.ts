@@ -99,6 +99,7 @@ describe('loadConfig', () => {
     ['2', 2],
     ['loopback', 'loopback'],
     ['10.0.0.0/8, 127.0.0.1', '10.0.0.0/8, 127.0.0.1'],
+    ['loopback, fd00::/8, ::1', 'loopback, fd00::/8, ::1'],
   ])('parses TRUST_PROXY=%s', (value, expected) => {
     expect(loadConfig({ TRUST_PROXY: value }).trustProxy).toEqual(expected);
   });
@@ -133,6 +134,10 @@ describe('loadConfig', () => {
       ['LOG_LEVEL', 'INFO'],
       ['TRUST_PROXY', 'every$thing'],
       ['TRUST_PROXY', 'true'],
+      ['TRUST_PROXY', 'TRUE'],
+      ['TRUST_PROXY', 'yes'],
+      ['TRUST_PROXY', 'loopback, 10.0.0.0/33'],
+      ['TRUST_PROXY', '300.1.1.1'],
       ['OAUTH_PIN', '12345'],
       ['OAUTH_TRUSTED_REDIRECT_HOSTS', 'https://chatgpt.com'],
       ['OAUTH_UNUSED_CLIENT_TTL', '0'],

@@ -76,7 +76,8 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
   const facts = { person: approver, clientId: client.clientId, clientName: client.metadata.client_name, scopes: request.scopes, resource: request.resource, ip: posted.ip };
   if (posted.decision === 'deny') {
     await ctx.audit.record(consentDenied(facts));
-    ctx.logger.info({ clientId: client.clientId }, 'owner denied access');
+    // Deny needs no PIN: anyone holding the page can press it, so the log says what happened, not who.
+    ctx.logger.info({ clientId: client.clientId, ip: posted.ip }, 'access denied on the consent page');
     const denied = back({ error: 'access_denied', error_description: 'The owner denied access' });
     if (redirectsAutomatically(request.redirectUri, client, deps.trustedRedirectHosts)) return denied;
     return returnLinkPage(200, 'Access denied', 'You denied access; nothing was approved.', denied.location);
