@@ -18,3 +18,6 @@ export function formatDuration(ms: number): string {
   if (h > 0) return `${h} h ${m} min`;
   return m > 0 ? `${m} min` : `${seconds} s`;
 }
+
+/** A moment for people, to the minute: "2026-11-25 16:30 UTC". */
+export const formatTime = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;

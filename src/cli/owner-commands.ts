@@ -1,4 +1,4 @@
-import { formatDuration } from '../clock.js';
+import { formatDuration, formatTime } from '../clock.js';
 import { callControl } from './control-client.js';
 import type { CliIo } from './io.js';
 
@@ -28,7 +28,7 @@ interface GrantRow {
   approved_by?: { subject: string; email?: string; name?: string };
 }
 
-const when = (ms: number | undefined): string => (ms === undefined ? '-' : `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')}Z`);
+const when = (ms: number | undefined): string => (ms === undefined ? '-' : formatTime(ms));
 
 function table(io: CliIo, header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

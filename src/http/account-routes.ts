@@ -1,3 +1,4 @@
+import { formatTime } from '../clock.js';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -10,7 +11,7 @@ import type { OwnerConsole } from '../owner/owner-console.js';
 import { renderErrorPage } from './consent-page.js';
 import { ACCOUNT_COOKIE, cookieJar, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
-import { noStore, statusOf } from './oauth-response.js';
+import { clientFaultStatus, noStore } from './oauth-response.js';
 import { singleParams } from './params.js';
 import { sendToProvider } from './sign-in-routes.js';
 
@@ -30,7 +31,7 @@ export interface AccountDeps {
   https: boolean;
 }
 
-const when = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+const when = formatTime;
 
 const DONE: Record<string, string> = {
   revoked: 'The connection was revoked: that app can no longer act as you here.',
@@ -197,8 +198,8 @@ export function accountRouter(deps: AccountDeps): Router {
   });
 
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = statusOf(err) ?? 500;
-    if (status >= 400 && status < 500) return message(res, 400, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
+    const fault = clientFaultStatus(err);
+    if (fault !== undefined) return message(res, fault, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
     deps.logger.error({ err }, 'account page failed');
     message(res, 503, 'Something went wrong', 'The change could not be made right now; nothing was changed. Try again in a moment.');
   });

@@ -1,20 +1,20 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { formatDuration, type Clock } from '../clock.js';
+import { type Clock, formatDuration, formatTime } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
 import type { AccessPolicy } from '../identity/access-policy.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
-import type { PinGuard } from '../oauth/pin-guard.js';
+import { describeLockout, type PinGuard } from '../oauth/pin-guard.js';
 import { offeredProviders, startSignIn, type SignInDeps } from '../oauth/sign-in/sign-in-flow.js';
 import type { AdminSession, AdminSessions } from '../owner/admin-sessions.js';
 import { redirectHosts, type OwnerConsole } from '../owner/owner-console.js';
 import { renderErrorPage } from './consent-page.js';
 import { ADMIN_COOKIE, cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
-import { noStore, statusOf } from './oauth-response.js';
+import { clientFaultStatus, noStore } from './oauth-response.js';
 import { singleParams } from './params.js';
 import { sendToProvider } from './sign-in-routes.js';
 
@@ -49,7 +49,7 @@ export interface AdminDeps {
   accessPolicy: AccessPolicy;
 }
 
-const when = (ms: number | undefined): string => (ms === undefined ? 'never' : `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`);
+const when = (ms: number | undefined): string => (ms === undefined ? 'never' : formatTime(ms));
 
 /**
  * The owner's page: sign in with the PIN, or with a provider as one of OAUTH_OWNER_EMAILS;
@@ -279,14 +279,14 @@ export function adminRouter(deps: AdminDeps): Router {
         logger.warn(who, 'PIN attempts for one sign-in form exhausted');
         return renderLogin(res, 403, 'Too many wrong PINs on that form. This is a new one; wrong PINs also count towards an hourly limit.');
       case 'locked': {
-        const wait = Math.max(1, Math.ceil((outcome.retryAt - deps.clock.now()) / 1000));
+        const wait = describeLockout(outcome.retryAt, deps.clock.now());
         logger.warn({ ...who, retryAt: new Date(outcome.retryAt).toISOString() }, 'PIN locked out after too many failures (owner\u2019s page)');
-        res.setHeader('Retry-After', String(wait));
+        res.setHeader('Retry-After', String(wait.seconds));
         return renderError(
           res,
           429,
           'Too many wrong PINs',
-          `Sign-in from this browser is paused after too many wrong PINs in the last hour. Try again after ${new Date(outcome.retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(wait / 60)} minutes). A browser where you entered the PIN before is not affected; at the server, latchkey unlock lifts the pause.`,
+          `Sign-in from this browser is paused after too many wrong PINs in the last hour. Try again ${wait.text}. A browser where you entered the PIN before is not affected; at the server, latchkey unlock lifts the pause.`,
         );
       }
     }
@@ -433,8 +433,8 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = statusOf(err) ?? 500;
-    if (status >= 400 && status < 500) return renderError(res, 400, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
+    const fault = clientFaultStatus(err);
+    if (fault !== undefined) return renderError(res, fault, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
     logger.error({ err }, 'owner\u2019s page failed');
     renderError(res, 503, 'Something went wrong', 'The change could not be made right now; nothing was changed. Check the store health with latchkey doctor and try again.');
   });

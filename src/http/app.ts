@@ -23,7 +23,7 @@ import { consentRouter } from './consent-routes.js';
 import { CSP_DIRECTIVES } from './csp.js';
 import { infoRouter } from './info-routes.js';
 import { introspectRouter } from './introspect-routes.js';
-import { statusOf } from './oauth-response.js';
+import { clientFaultStatus } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
 import { jsonRateLimit } from './rate-limits.js';
@@ -184,13 +184,12 @@ export function createApp(deps: AppDeps): Express {
   });
   // Last resort: never a stack trace, never a 500 for what a client sent.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = statusOf(err) ?? 500;
-    const clientFault = status >= 400 && status < 500;
-    if (!clientFault) ctx.logger.error({ err }, 'unhandled error');
+    const fault = clientFaultStatus(err);
+    if (fault === undefined) ctx.logger.error({ err }, 'unhandled error');
     if (res.headersSent) return;
-    res.status(clientFault ? status : 500).json({
-      error: clientFault ? 'invalid_request' : 'server_error',
-      error_description: clientFault ? 'The request could not be processed' : 'The server hit an unexpected condition; try again',
+    res.status(fault ?? 500).json({
+      error: fault !== undefined ? 'invalid_request' : 'server_error',
+      error_description: fault !== undefined ? 'The request could not be processed' : 'The server hit an unexpected condition; try again',
     });
   });
   return app;

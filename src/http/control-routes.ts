@@ -2,7 +2,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import type { Logger } from 'pino';
 import type { OwnerConsole } from '../owner/owner-console.js';
 import { serverStats } from '../owner/server-status.js';
-import { statusOf } from './oauth-response.js';
+import { clientFaultStatus } from './oauth-response.js';
 
 /**
  * The control API the `latchkey` command uses while the daemon runs, served only on a Unix
@@ -113,9 +113,9 @@ export function controlRouter(deps: ControlDeps): Router {
     res.status(404).json({ error: `no control command at ${req.method} ${req.path}` });
   });
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = statusOf(err) ?? 500;
-    if (status >= 500) deps.logger.error({ err }, 'control command failed');
-    res.status(status >= 400 && status < 500 ? 400 : 503).json({ error: status < 500 ? 'the request could not be read' : 'the daemon could not do that right now; see its log' });
+    const fault = clientFaultStatus(err);
+    if (fault === undefined) deps.logger.error({ err }, 'control command failed');
+    res.status(fault ?? 503).json({ error: fault !== undefined ? 'the request could not be read' : 'the daemon could not do that right now; see its log' });
   });
   return router;
 }

@@ -50,6 +50,14 @@ export function requestFaultStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The 4xx status of an error the client caused (a body it sent, a bad path), or undefined for a fault of ours. */
+export function clientFaultStatus(err: unknown): number | undefined {
+  const body = requestFaultStatus(err);
+  if (body !== undefined) return body;
+  const status = statusOf(err);
+  return status !== undefined && status >= 400 && status < 500 ? status : undefined;
+}
+
 /**
  * The error handler of every JSON endpoint: body-parser failures become invalid_request
  * (413 for an oversized body), everything else goes through {@link sendOAuthError}.

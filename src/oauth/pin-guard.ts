@@ -189,3 +189,9 @@ export function kvFailureLog(kv: Pick<KeyValueStore, 'put' | 'list' | 'delete'>)
     },
   };
 }
+
+/** When a paused budget opens again, for the page: seconds for Retry-After, and words for people. */
+export function describeLockout(retryAt: number, now: number): { seconds: number; text: string } {
+  const seconds = Math.max(1, Math.ceil((retryAt - now) / 1000));
+  return { seconds, text: `after ${new Date(retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(seconds / 60)} minutes)` };
+}

@@ -2,7 +2,7 @@ import { consentApproved, consentDenied } from '../../audit/audit-events.js';
 import { buildRedirect } from '../authorization-request.js';
 import { issueAuthorizationCode } from '../grants/authorization-code.js';
 import type { KeyValueStore } from '../../store/types.js';
-import type { PinGuard } from '../pin-guard.js';
+import { describeLockout, type PinGuard } from '../pin-guard.js';
 import { matchRedirectUri } from '../redirect-uri.js';
 import { redirectsAutomatically } from '../redirect-trust.js';
 import type { ClientRecord } from '../../store/types.js';
@@ -41,10 +41,6 @@ const FORM_REFUSALS: Record<Extract<ConsentCheck, { ok: false }>['reason'], Erro
   ),
 };
 
-const minutesUntil = (retryAt: number, now: number): { seconds: number; text: string } => {
-  const seconds = Math.max(1, Math.ceil((retryAt - now) / 1000));
-  return { seconds, text: `after ${new Date(retryAt).toISOString().slice(11, 16)} UTC (in about ${Math.ceil(seconds / 60)} minutes)` };
-};
 
 /** The consent form's verdict on a posted form: its pending consent, or the page that refuses it. */
 export function verifyConsentForm(deps: Pick<ConsentDecisionDeps, 'signer' | 'ctx'>, consent: string | undefined, csrfCookie: string | undefined): PendingConsent | ErrorPage {
@@ -100,7 +96,7 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
   const who = { clientId: client.clientId, ip: posted.ip, knownDevice: posted.device !== undefined };
   switch (outcome.kind) {
     case 'locked': {
-      const wait = minutesUntil(outcome.retryAt, ctx.clock.now());
+      const wait = describeLockout(outcome.retryAt, ctx.clock.now());
       ctx.logger.warn({ ...who, retryAt: new Date(outcome.retryAt).toISOString() }, 'PIN locked out after too many failures');
       return errorPage(
         429,
