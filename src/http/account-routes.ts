@@ -13,6 +13,7 @@ import { ACCOUNT_COOKIE, cookieJar, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
 import { clientFaultStatus, noStore } from './oauth-response.js';
 import { singleParams } from './params.js';
+import { readSessionForm } from './session-form.js';
 import { sendToProvider } from './sign-in-routes.js';
 
 /** How long the sign-in page's form stays usable. */
@@ -86,28 +87,14 @@ export function accountRouter(deps: AccountDeps): Router {
   };
 
   /** A form posted within a session, with its CSRF token checked. */
-  const sessionForm = async <K extends string>(req: Request, res: Response, names: readonly K[]) => {
-    let fields: Partial<Record<K | 'csrf' | 'confirm', string>>;
-    try {
-      fields = singleParams(req.body, [...names, 'csrf', 'confirm'] as const);
-    } catch {
-      message(res, 400, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
-      return undefined;
-    }
-    const session = await requireSession(req, res);
-    if (!session) return undefined;
-    if (!fields.csrf || !safeEqual(fields.csrf, session.csrf)) {
-      message(res, 403, 'Security check failed', 'This form did not come from your page. Nothing was changed.');
-      return undefined;
-    }
-    return { session, fields };
-  };
+  const sessionForm = <K extends string>(req: Request, res: Response, names: readonly K[]) =>
+    readSessionForm(req, names, () => requireSession(req, res), (status, title, text) => message(res, status, title, text), 'your page');
 
   router.get(base, async (req: Request, res: Response) => {
     const session = await deps.sessions.touch(readCookie(req, sessionCookie));
     if (session?.person === undefined) return renderLogin(res, 200);
     const mine = await deps.owner.person(session.person.subject);
-    const done = typeof req.query.done === 'string' ? DONE[req.query.done] : undefined;
+    const done = typeof req.query.done === 'string' && Object.hasOwn(DONE, req.query.done) ? DONE[req.query.done] : undefined;
     res.render('account', {
       csrf: session.csrf,
       done,

@@ -16,6 +16,7 @@ import { ADMIN_COOKIE, cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js
 import { cspHeader } from './csp.js';
 import { clientFaultStatus, noStore } from './oauth-response.js';
 import { singleParams } from './params.js';
+import { readSessionForm } from './session-form.js';
 import { sendToProvider } from './sign-in-routes.js';
 
 /** How long a sign-in form stays usable. */
@@ -194,26 +195,8 @@ export function adminRouter(deps: AdminDeps): Router {
   };
 
   /** Reads a form posted within a session, checking its CSRF token. */
-  const sessionForm = async <K extends string>(
-    req: Request,
-    res: Response,
-    names: readonly K[],
-  ): Promise<{ session: AdminSession; fields: Partial<Record<K | 'csrf' | 'confirm', string>> } | undefined> => {
-    let fields: Partial<Record<K | 'csrf' | 'confirm', string>>;
-    try {
-      fields = singleParams(req.body, [...names, 'csrf', 'confirm'] as const);
-    } catch {
-      renderError(res, 400, 'Invalid form', 'The form was not sent correctly. Go back to the owner\u2019s page and try again.');
-      return undefined;
-    }
-    const session = await requireSession(req, res);
-    if (!session) return undefined;
-    if (!fields.csrf || !safeEqual(fields.csrf, session.csrf)) {
-      renderError(res, 403, 'Security check failed', 'This form did not come from your owner\u2019s page. Nothing was changed.');
-      return undefined;
-    }
-    return { session, fields };
-  };
+  const sessionForm = <K extends string>(req: Request, res: Response, names: readonly K[]) =>
+    readSessionForm(req, names, () => requireSession(req, res), (status, title, text) => renderError(res, status, title, text), 'your owner\u2019s page');
 
   router.get(base, async (req: Request, res: Response) => {
     const session = await liveSession(req);
