@@ -118,6 +118,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const { cimd } = config;
   const clients = new ClientResolver({
     store,
+    kv: backend.kv,
     clock,
     logger,
     fetchDocument: cimd.enabled

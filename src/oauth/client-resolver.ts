@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { MetadataFetcher } from '../net/metadata-document-fetch.js';
 import { MetadataFetchError } from '../net/metadata-document-fetch.js';
-import type { ClientRecord, Store } from '../store/types.js';
+import type { ClientRecord, KeyValueStore, Store } from '../store/types.js';
 import {
   clientFromMetadataDocument,
   documentCacheLifetime,
@@ -20,7 +20,9 @@ export type ClientLookup =
   | { kind: 'busy'; reason: string };
 
 export interface ClientResolverOptions {
-  store: Pick<Store, 'getClient'>;
+  store: Pick<Store, 'getClient' | 'markClientApproved'>;
+  /** Where approvals of metadata-document clients (never stored as clients) are remembered. */
+  kv: Pick<KeyValueStore, 'get' | 'put'>;
   clock: Clock;
   logger: Pick<Logger, 'warn'>;
   /** Undefined when Client ID Metadata Documents are turned off. */
@@ -66,6 +68,9 @@ export const MAX_FETCHES_PER_MINUTE = 60;
  */
 export const MAX_FETCHES_IN_FLIGHT = 8;
 
+/** The key-value namespace of metadata-document clients the owner approved. */
+const APPROVED_DOCUMENT_CLIENTS = 'approved-document-client';
+
 /**
  * Finds the client behind a client_id: a registered client from the store, or, for an https
  * URL, the client described by its metadata document (fetched, checked, cached).
@@ -107,6 +112,18 @@ export class ClientResolver {
   }
 
   /**
+   * Remembers that the owner approved this client: a registered client gets approvedAt; a
+   * metadata-document client, which is never stored, is remembered by its URL, so that its
+   * errors may go back to it automatically as a registered client's do.
+   */
+  async markApproved(clientId: string, at: number): Promise<void> {
+    if (!isClientIdMetadataUrl(clientId)) return this.options.store.markClientApproved(clientId, at);
+    await this.options.kv.put(APPROVED_DOCUMENT_CLIENTS, clientId, String(at), null);
+    const cached = this.cache.get(clientId);
+    if (cached?.lookup.kind === 'found') cached.lookup = { kind: 'found', client: { ...cached.lookup.client, approvedAt: at } };
+  }
+
+  /**
    * The shape client authentication needs: unknown is undefined, a refused document is
    * invalid_client (the client must fix its document), and Latchkey being busy is
    * temporarily_unavailable: never invalid_client, on which MCP clients forget their
@@ -142,7 +159,8 @@ export class ClientResolver {
     let lifetime: number;
     try {
       const fetched = await fetchDocument(new URL(clientId));
-      const client = clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now());
+      const approvedAt = await this.options.kv.get(APPROVED_DOCUMENT_CLIENTS, clientId, this.options.clock.now());
+      const client = { ...clientFromMetadataDocument(clientId, fetched.body, this.options.clock.now()), ...(approvedAt !== undefined ? { approvedAt: Number(approvedAt) } : {}) };
       lookup = { kind: 'found', client };
       lifetime = Math.max(MIN_DOCUMENT_CACHE_MS, documentCacheLifetime(fetched.cacheControl));
       this.lastGood.set(clientId, { client, until: this.options.clock.now() + Math.max(lifetime, STALE_IF_ERROR_MS) });

@@ -71,7 +71,8 @@ describe('ClientResolver', () => {
     let fetches = 0;
     const registered = clientFromMetadataDocument(URL_ID, doc(), 0);
     const resolver = new ClientResolver({
-      store: { getClient: async (id) => (id === 'registered' ? { ...registered, clientId: id } : undefined) },
+      store: { getClient: async (id) => (id === 'registered' ? { ...registered, clientId: id } : undefined), markClientApproved: async () => undefined },
+      kv: { get: async () => undefined, put: async () => undefined },
       clock,
       logger: silentLogger(),
       fetchDocument: (url) => {
@@ -210,5 +211,32 @@ describe('ClientResolver', () => {
     const kinds = (await Promise.all(lookups)).map((l) => l.kind);
     expect(kinds.filter((k) => k === 'found')).toHaveLength(MAX_FETCHES_IN_FLIGHT);
     expect(kinds.filter((k) => k === 'busy')).toHaveLength(2);
+  });
+});
+
+describe('ClientResolver approvals of metadata-document clients', () => {
+  it('are remembered by URL in the backend, so the client is trusted like a registered one after a restart', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { openBackend } = await import('../../src/store/open-backend.js');
+    const { cryptoRandom } = await import('../../src/crypto/secrets.js');
+    const dir = await mkdtemp(path.join(tmpdir(), 'latchkey-cimd-approved-'));
+    const open = async () => (await openBackend({ dataDir: dir, logger: silentLogger(), random: cryptoRandom })).backend;
+    const resolverOn = (backend: Awaited<ReturnType<typeof open>>) =>
+      new ClientResolver({ store: backend.store, kv: backend.kv, clock: new FakeClock(1_000), logger: silentLogger(), fetchDocument: async () => ({ body: doc() }) });
+    let backend = await open();
+    try {
+      const first = await resolverOn(backend).lookup(URL_ID);
+      expect(first.kind === 'found' && first.client.approvedAt).toBe(undefined);
+      await resolverOn(backend).markApproved(URL_ID, 5_000);
+      await backend.close();
+      backend = await open();
+      const again = await resolverOn(backend).lookup(URL_ID);
+      expect(again.kind === 'found' && again.client.approvedAt).toBe(5_000);
+    } finally {
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

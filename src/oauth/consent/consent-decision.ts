@@ -143,7 +143,7 @@ async function issue(
   const { code, grantId } = await issueAuthorizationCode(ctx, request, approver);
   // From now on the owner trusts this client: errors may go back to it automatically, and
   // it never expires as unused.
-  await ctx.store.markClientApproved(client.clientId, ctx.clock.now());
+  await deps.clients.markApproved(client.clientId, ctx.clock.now());
   await ctx.audit.record(
     consentApproved({ person: approver, clientId: client.clientId, clientName: client.metadata.client_name, scopes: request.scopes, resource: request.resource, ip, grantId }),
   );

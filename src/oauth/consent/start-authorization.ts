@@ -7,7 +7,7 @@ import { errorPage, returnLinkPage, type ErrorPage, type RedirectBack, type Show
 
 export interface StartAuthorizationDeps {
   ctx: OAuthContext;
-  clients: Pick<ClientResolver, 'lookup'>;
+  clients: Pick<ClientResolver, 'lookup' | 'markApproved'>;
   signer: ConsentSigner;
   /** OAUTH_LOGIN: the PIN, the providers' buttons, or both. */
   signIn: SignInChoice;
