@@ -4,13 +4,14 @@ import { formatDuration, type Clock } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { isUnavailable } from '../oauth/errors.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
 import type { PinGuard } from '../oauth/pin-guard.js';
 import type { AdminSession, AdminSessions } from '../owner/admin-sessions.js';
 import { redirectHosts, type OwnerConsole } from '../owner/owner-console.js';
 import { cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
-import { noStore, statusOf } from './oauth-response.js';
+import { noStore, statusOf, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 import { singleParams } from './params.js';
 
 /** How long a sign-in form stays usable. */
@@ -266,6 +267,12 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = statusOf(err) ?? 500;
     if (status >= 400 && status < 500) return renderError(res, 400, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
+    if (isUnavailable(err)) {
+      // The store cannot be reached (the database down): worth trying again shortly.
+      logger.warn({ reason: (err as Error).message }, 'owner\u2019s page: the store is unavailable');
+      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      return renderError(res, 503, 'Temporarily unavailable', 'The server cannot reach its data right now; nothing was changed. Wait a moment and reload the page.');
+    }
     logger.error({ err }, 'owner\u2019s page failed');
     renderError(res, 503, 'Something went wrong', 'The change could not be made right now; nothing was changed. Check the store health with latchkey doctor and try again.');
   });

@@ -7,6 +7,7 @@ import type { ConsentDecisionDeps } from '../oauth/consent/consent-decision.js';
 import type { ConsentSigner } from '../oauth/consent/consent-form.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { isUnavailable } from '../oauth/errors.js';
 import { resourceServerAuthenticator } from '../oauth/introspection.js';
 import { authorizationServerMetadata } from '../oauth/metadata.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
@@ -20,7 +21,7 @@ import { consentRouter } from './consent-routes.js';
 import { CSP_DIRECTIVES } from './csp.js';
 import { infoRouter } from './info-routes.js';
 import { introspectRouter } from './introspect-routes.js';
-import { statusOf } from './oauth-response.js';
+import { sendOAuthError, statusOf } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
 import { requestLog } from './request-log.js';
@@ -140,6 +141,8 @@ export function createApp(deps: AppDeps): Express {
   });
   // Last resort: never a stack trace, never a 500 for what a client sent.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // A read the store cannot serve now (/oauth/stats with the database down): retry later.
+    if (isUnavailable(err) && !res.headersSent) return sendOAuthError(res, err, ctx.logger);
     const status = statusOf(err) ?? 500;
     const clientFault = status >= 400 && status < 500;
     if (!clientFault) ctx.logger.error({ err }, 'unhandled error');

@@ -121,7 +121,7 @@ export async function startHarness(env: Record<string, string> = {}, options: Pi
     clock,
     dir,
     async restart() {
-      await services.store.close();
+      await services.backend.close();
       services = await createServices(config, logger, serviceOptions);
       harness.services = services;
     },
@@ -132,7 +132,7 @@ export async function startHarness(env: Record<string, string> = {}, options: Pi
       }
     },
     async close() {
-      await services.store.close();
+      await services.backend.close();
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };

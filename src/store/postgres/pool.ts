@@ -78,6 +78,8 @@ export function isUnavailable(err: unknown): boolean {
 export function reasonOf(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
   if (e.code === '57014' || e.code === '55P03') return 'database statement timeout';
+  // A socket's errno (ECONNREFUSED, ETIMEDOUT, ...): the server cannot be reached at all.
+  if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return 'database unreachable';
   if (typeof e.code === 'string') return `database unavailable (${e.code})`;
   if (typeof e.message === 'string' && /timeout/i.test(e.message)) return 'database timeout';
   return 'database unreachable';
