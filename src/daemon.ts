@@ -17,6 +17,7 @@ import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-do
 import { ClientResolver } from './oauth/client-resolver.js';
 import { ConsentSigner } from './oauth/consent/consent-form.js';
 import type { OAuthContext } from './oauth/context.js';
+import { Metrics } from './metrics/metrics.js';
 import { KnownDevices } from './oauth/known-devices.js';
 import { hashedPinVerifier, kvFailureLog, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { AdminSessions } from './owner/admin-sessions.js';
@@ -24,6 +25,7 @@ import { OwnerConsole } from './owner/owner-console.js';
 import { serverStats } from './owner/server-status.js';
 import type { FsOps } from './store/file/atomic-file.js';
 import { lockDataDir } from './store/file/data-dir-lock.js';
+import { observeBackend } from './store/observed-backend.js';
 import { openBackend, type OpenedBackend } from './store/open-backend.js';
 import type { LoadReport, Store } from './store/types.js';
 
@@ -56,6 +58,8 @@ export interface Services {
   cleanup(): Promise<void>;
   /** The MCP gateway, when OAUTH_GATEWAY_CONFIG is set. */
   gateway: Gateway | undefined;
+  /** What GET /metrics reports, when OAUTH_METRICS_TOKEN is set. */
+  metrics: Metrics | undefined;
 }
 
 export interface ServiceOptions {
@@ -76,7 +80,11 @@ export async function createServices(config: Config, logger: Logger, options: Se
     ...(config.store.databaseUrl !== undefined ? { databaseUrl: config.store.databaseUrl } : {}),
     ...(options.fs ? { fs: options.fs } : {}),
   });
-  const store = backend.store;
+  // With /metrics on, every storage operation is timed on its way through; otherwise the
+  // parts are used as they are, at no cost.
+  const metrics = config.metrics.token !== undefined ? new Metrics(backend.kind === 'postgres' ? { poolStats: () => backend.poolStats() } : {}) : undefined;
+  const parts = metrics ? observeBackend(backend, metrics) : backend;
+  const store = parts.store;
   let gateway: Gateway | undefined;
   try {
     gateway = await openGateway(config, store, clock, logger);
@@ -86,7 +94,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
   }
   // A getter: a gateway reload (SIGHUP) may change the resources tokens can be issued for.
   const resources = gateway ? (): readonly string[] => [...config.resources, ...(gateway?.resources() ?? [])] : (): readonly string[] => config.resources;
-  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources, store, clock, random, logger };
+  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources, store, clock, random, logger, ...(metrics ? { observer: metrics } : {}) };
   const source = config.pin.source;
   const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
   const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
@@ -95,7 +103,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
   // every instance on one database shares it.
   const signingKey = await backend.consentKey();
   const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
-  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv, random));
+  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(parts.kv, random), metrics);
   const { cimd } = config;
   const clients = new ClientResolver({
     store,
@@ -113,23 +121,24 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
-  const owner = new OwnerConsole({ store, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock() });
+  const owner = new OwnerConsole({ store, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), ...(metrics ? { observer: metrics } : {}) });
   const app = createApp({
     settings: config,
     ctx,
     clients,
-    counters: backend.counters,
-    kv: backend.kv,
+    counters: parts.counters,
+    kv: parts.kv,
     signer,
     pins,
     devices: new KnownDevices(signingKey, random),
     loginForms: new TokenSigner(signingKey, 'admin-login-form'),
     owner,
-    adminSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs),
+    adminSessions: new AdminSessions(parts.kv, clock, random, config.admin.idleTimeoutMs),
     version: VERSION,
     startedAt,
     rootDir: ROOT_DIR,
     gateway,
+    metrics: metrics && config.metrics.token !== undefined ? { token: config.metrics.token, scrape: () => metrics.scrape(), observer: metrics } : undefined,
   });
   const cleanup = async (): Promise<void> => {
     const now = clock.now();
@@ -141,7 +150,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.info({ removed, unusedClients }, 'expired codes and tokens deleted');
   };
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
-  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };
+  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway, metrics };
 }
 
 export interface RunningDaemon {

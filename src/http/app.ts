@@ -21,10 +21,12 @@ import { consentRouter } from './consent-routes.js';
 import { CSP_DIRECTIVES } from './csp.js';
 import { infoRouter } from './info-routes.js';
 import { introspectRouter } from './introspect-routes.js';
+import { metricsRouter, type MetricsRouteDeps } from './metrics-routes.js';
 import { sendOAuthError, statusOf } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
 import { requestLog } from './request-log.js';
+import { ENDPOINT_LOCAL, requestMetrics, type RequestObserver } from './request-metrics.js';
 import { revokeRouter } from './revoke-routes.js';
 import { securityHeaders } from './security-headers.js';
 import { tokenRouter } from './token-routes.js';
@@ -53,6 +55,8 @@ export interface AppDeps {
   rootDir: string;
   /** The MCP gateway: it serves its servers' paths and their protected-resource metadata. */
   gateway?: Pick<Gateway, 'router'> | undefined;
+  /** GET /metrics and the observer of every request: only when OAUTH_METRICS_TOKEN is set. */
+  metrics?: (MetricsRouteDeps & { observer: RequestObserver }) | undefined;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -68,6 +72,7 @@ export function createApp(deps: AppDeps): Express {
   // Express 5 parses the query with the "simple" parser: repeated keys become arrays, no nesting.
   app.set('query parser', 'simple');
 
+  if (deps.metrics) app.use(requestMetrics(deps.metrics.observer));
   app.use(requestLog(ctx.logger));
   app.use(
     securityHeaders({
@@ -79,6 +84,7 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: settings.https,
     }),
   );
+  if (deps.metrics) app.use(metricsRouter(deps.metrics));
   // The JSON endpoints, by exact path: a request goes straight to its router instead of being
   // offered to every router before it. The key follows Express's own matching:
   // case-insensitive, one trailing slash allowed.
@@ -134,7 +140,17 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(ENDPOINTS.assets.path, express.static(path.join(deps.rootDir, 'public'), { maxAge: '1h', index: false }));
-  if (deps.gateway) app.use(deps.gateway.router);
+  const gateway = deps.gateway;
+  if (gateway) {
+    // Counted as `gateway` when it serves the request; a path it does not know goes on.
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      res.locals[ENDPOINT_LOCAL] = 'gateway';
+      gateway.router(req, res, (err?: unknown) => {
+        delete res.locals[ENDPOINT_LOCAL];
+        next(err);
+      });
+    });
+  }
 
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: 'not_found', error_description: `Nothing at ${req.method} ${req.path}` });

@@ -3,10 +3,11 @@ import type { Clock } from '../clock.js';
 import type { ScopePolicy, TokenPolicy } from '../config.js';
 import type { RandomSource } from '../crypto/secrets.js';
 import type { Store } from '../store/types.js';
+import type { OAuthObserver } from './observer.js';
 
 /**
  * What the protocol rules need from the outside world, and only that: the issuer, the token
- * and scope policy, the protected resources, the store, time, randomness and the log. Tests
+ * and scope policy, the protected resources, the store, time, randomness, the log, and an observer for monitoring. Tests
  * pass their own clock and randomness.
  */
 export interface OAuthContext {
@@ -23,4 +24,6 @@ export interface OAuthContext {
   clock: Clock;
   random: RandomSource;
   logger: Logger;
+  /** Hears what the rules do, for /metrics; absent when nobody listens. */
+  observer?: OAuthObserver;
 }

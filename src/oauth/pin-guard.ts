@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import { verifyPinHash, type PinHash } from '../crypto/pin-hash.js';
 import { newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { KeyValueStore } from '../store/types.js';
+import type { OAuthObserver } from './observer.js';
 
 /** Says whether an attempt is the owner's PIN, in constant time. */
 export type PinVerifier = (attempt: string) => Promise<boolean>;
@@ -75,6 +76,8 @@ export class PinGuard {
     private readonly maxFailuresPerHour: number,
     private readonly maxAttemptsPerRequest: number,
     private readonly failures: PinFailureLog,
+    /** Hears failures and lockouts, for /metrics. */
+    private readonly observer?: Pick<OAuthObserver, 'pinFailed' | 'pinLockedOut'>,
   ) {}
 
   /** When the lockout of a budget ends, or undefined if it is not locked. */
@@ -108,10 +111,14 @@ export class PinGuard {
     if (await this.verify(attempt)) return { kind: 'ok' };
 
     await this.failures.record(pinBudget(options), now);
+    const purpose = options.purpose ?? 'consent';
+    this.observer?.pinFailed(purpose);
     entry.failures++;
     this.perRequest.set(requestId, entry);
-    if (entry.failures >= this.maxAttemptsPerRequest) return { kind: 'request-exhausted' };
     const lockedNow = await this.lockedUntil(options);
+    // This failure spent the budget (it was not locked before it): a lockout starts.
+    if (lockedNow !== undefined) this.observer?.pinLockedOut(purpose);
+    if (entry.failures >= this.maxAttemptsPerRequest) return { kind: 'request-exhausted' };
     if (lockedNow !== undefined) return { kind: 'locked', retryAt: lockedNow };
     return { kind: 'wrong', attemptsLeft: this.maxAttemptsPerRequest - entry.failures };
   }

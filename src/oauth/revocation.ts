@@ -22,7 +22,10 @@ export async function revokeToken(
     async (): Promise<boolean> => {
       const refresh = await ctx.store.getRefreshToken(hash, now);
       if (!refresh) return false;
-      if (refresh.clientId === client.clientId) await ctx.store.revokeGrant(refresh.grantId);
+      if (refresh.clientId === client.clientId) {
+        await ctx.store.revokeGrant(refresh.grantId);
+        ctx.observer?.grantRevoked('client_request');
+      }
       return true;
     },
     async (): Promise<boolean> => {

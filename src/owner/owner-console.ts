@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { safeDisplayText } from '../oauth/display-text.js';
+import type { OAuthObserver } from '../oauth/observer.js';
 import type { ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
 
 /**
@@ -39,6 +40,8 @@ export interface OwnerConsoleDeps {
   startedAt: number;
   /** Lifts every PIN lockout (the PIN guard's unlock). */
   unlockPins: () => Promise<number>;
+  /** Hears the owner's revocations, for /metrics. */
+  observer?: Pick<OAuthObserver, 'grantRevoked'>;
 }
 
 /** The hosts of a client's redirect URIs, or the URI itself for a private-use scheme. */
@@ -114,6 +117,7 @@ export class OwnerConsole {
     const found = await this.grant(grantId);
     if (!found) return false;
     const removed = await this.deps.store.revokeGrant(found.grant.grantId);
+    this.deps.observer?.grantRevoked('owner');
     this.deps.logger.info({ clientId: found.grant.clientId, removed }, 'owner revoked a grant');
     return true;
   }
@@ -128,7 +132,10 @@ export class OwnerConsole {
   /** Revokes every live grant of a client (the client stays registered). Returns how many. */
   async revokeClientGrants(clientId: string): Promise<number> {
     const grants = (await this.deps.store.listGrants(this.deps.clock.now())).filter((g) => g.clientId === clientId);
-    for (const g of grants) await this.deps.store.revokeGrant(g.grantId);
+    for (const g of grants) {
+      await this.deps.store.revokeGrant(g.grantId);
+      this.deps.observer?.grantRevoked('owner');
+    }
     if (grants.length > 0) this.deps.logger.info({ clientId, grants: grants.length }, 'owner revoked every grant of a client');
     return grants.length;
   }

@@ -71,11 +71,13 @@ export async function exchangeAuthorizationCode(
     throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
   }
   ctx.store.touchClient(client.clientId, now);
+  ctx.observer?.tokensIssued('authorization_code');
   return issued.response;
 }
 
 async function revokeReplayedGrant(ctx: OAuthContext, grantId: string, clientId: string): Promise<void> {
   const removed = await ctx.store.revokeGrant(grantId);
+  ctx.observer?.grantRevoked('code_replay');
   ctx.logger.warn({ clientId, grantId, removed }, 'authorization code replayed: grant revoked');
 }
 

@@ -58,6 +58,7 @@ export async function refreshAccessToken(
     // as the rotation is reuse (comparing the elapsed time alone would let it through).
     if (graceMs === 0 || now - previous.rotatedAt > graceMs) {
       const removed = await ctx.store.revokeGrant(token.grantId);
+      ctx.observer?.grantRevoked('refresh_reuse');
       ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, removed }, 'rotated refresh token reused: grant revoked');
       throw invalidGrant('The refresh token was already used; this grant is revoked, authorize again');
     }
@@ -65,6 +66,7 @@ export async function refreshAccessToken(
     await ctx.store.putTokens(issued.access, successor);
   }
   ctx.store.touchClient(client.clientId, now);
+  ctx.observer?.tokensIssued('refresh_token');
   return issued.response;
 }
 
