@@ -143,6 +143,10 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const cleanup = async (): Promise<void> => {
     const now = clock.now();
     const removed = await store.deleteExpired(now);
+    if (removed.skipped) {
+      logger.info('cleanup skipped: another instance is running it');
+      return;
+    }
     // Registration is open: clients that never completed an authorization go after
     // OAUTH_UNUSED_CLIENT_TTL, so a registration flood cannot fill the table for good. Approved
     // clients never expire (hosts cache their client_id for months).

@@ -325,7 +325,7 @@ export class PostgresStore implements Store {
       const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [CLEANUP_LOCK]);
       if (!lock[0]?.locked) {
         await client.query('COMMIT');
-        return { codes: 0, accessTokens: 0, refreshTokens: 0 };
+        return { codes: 0, accessTokens: 0, refreshTokens: 0, skipped: true };
       }
       const { rows } = await client.query<ExpiredCounts>(
         `WITH c AS (DELETE FROM codes WHERE expires_at <= $1 RETURNING 1),
