@@ -188,3 +188,23 @@ export async function readDataDir(dir: string): Promise<DataDirState> {
       : snapshotSeqs.every((s) => s >= firstSeq - 1 && s <= lastSeq);
   return { collections, seq, snapshots, journals, replayed, consistent };
 }
+
+/**
+ * Reads the directory until what it read is one point in time: a running daemon may finish
+ * a compaction meanwhile (a journal file vanishes, or the snapshots disagree), and the next
+ * read is then settled. A snapshot that does not parse is returned as it is (reading again
+ * would not help). Undefined if it kept changing for `tries` reads; throws what
+ * {@link readDataDir} throws otherwise (ENOENT: no such directory).
+ */
+export async function readDataDirSettled(dir: string, tries = 20): Promise<DataDirState | undefined> {
+  for (let attempt = 0; attempt < tries; attempt++) {
+    try {
+      const read = await readDataDir(dir);
+      if (read.consistent || Object.values(read.snapshots).some((snap) => snap.status === 'bad')) return read;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ECHANGED') throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return undefined;
+}

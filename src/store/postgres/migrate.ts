@@ -66,6 +66,17 @@ export async function applyMigrations(pool: pg.Pool, where: string, logger: Logg
 }
 
 /**
+ * The schema version the database is at, without changing anything: undefined when Latchkey
+ * never migrated it (no schema_migrations table). For `latchkey doctor` and `latchkey export`.
+ */
+export async function schemaVersion(db: pg.Pool | pg.PoolClient): Promise<number | undefined> {
+  const { rows } = await db.query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+  if (!rows[0]?.present) return undefined;
+  const { rows: versions } = await db.query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
+  return versions[0]?.version ?? 0;
+}
+
+/**
  * `latchkey migrate`: brings the database at `url` to this code's schema version, without
  * starting the daemon (the daemon also does it at every start).
  */
