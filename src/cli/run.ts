@@ -13,7 +13,7 @@ import { exportCommand, importCommand } from './transfer.js';
 export const USAGE = `Usage: latchkey <command> [options]
 
 Commands:
-  latchkey doctor [--env-file FILE]            check config, data directory, daemon and issuer URL
+  latchkey doctor [--env-file FILE]            check config, data directory (or database), daemon and issuer URL
   latchkey backup <dir> [--env-file FILE] [--data-dir DIR]
                                                copy a consistent snapshot of the data directory
                                                into <dir>/latchkey-backup-<time>/ (safe while running)
