@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from '../records.js';
 import type { ClientQuery, ExpiredCounts, GrantQuery, GrantSummary, Store, StoreCounts, StoreHealth } from '../types.js';
-import { reasonOf, rethrow } from './pool.js';
+import { prepared, reasonOf, rethrow } from './pool.js';
 import {
   ACCESS_COLUMNS,
   accessFromRow,
@@ -72,7 +72,7 @@ export class PostgresStore implements Store {
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.pool.query<R>(prepared(text, values));
     } catch (err) {
       return rethrow(err);
     }
@@ -112,7 +112,7 @@ export class PostgresStore implements Store {
     this.touched.set(clientId, at);
     // Not waited for: losing it costs nothing. The condition keeps other instances' updates to one a minute too.
     const update = this.pool
-      .query('UPDATE clients SET last_used_at = $2 WHERE client_id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)', [clientId, at, at - TOUCH_EVERY_MS])
+      .query(prepared('UPDATE clients SET last_used_at = $2 WHERE client_id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)', [clientId, at, at - TOUCH_EVERY_MS]))
       .then(
         () => undefined,
         (err: Error & { code?: string }) => this.logger.warn({ errno: err.code, reason: err.message }, 'could not record a client’s last use'),
