@@ -173,7 +173,10 @@ export class PostgresStore implements Store {
   }
 
   async clientCount(query: Pick<ClientQuery, 'unapprovedOnly'> = {}): Promise<number> {
-    const { rows } = await this.query<{ n: number }>(`SELECT count(*)::int AS n FROM clients ${query.unapprovedOnly ? 'WHERE approved_at IS NULL' : ''}`);
+    // All clients: the count the triggers keep (migration 2), not a scan of the table.
+    const { rows } = await this.query<{ n: number }>(
+      query.unapprovedOnly ? 'SELECT count(*)::int AS n FROM clients WHERE approved_at IS NULL' : 'SELECT coalesce(sum(n), 0)::int AS n FROM client_count',
+    );
     return rows[0]?.n ?? 0;
   }
 
