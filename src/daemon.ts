@@ -12,12 +12,12 @@ import { TokenSigner } from './crypto/signed-token.js';
 import { createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { createControlApp } from './http/control-routes.js';
+import { Metrics } from './metrics/metrics.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
 import { ClientResolver } from './oauth/client-resolver.js';
 import { ConsentSigner } from './oauth/consent/consent-form.js';
 import type { OAuthContext } from './oauth/context.js';
-import { Metrics } from './metrics/metrics.js';
 import { KnownDevices } from './oauth/known-devices.js';
 import { hashedPinVerifier, kvFailureLog, PinGuard, plainPinVerifier } from './oauth/pin-guard.js';
 import { AdminSessions } from './owner/admin-sessions.js';
@@ -27,6 +27,7 @@ import type { FsOps } from './store/file/atomic-file.js';
 import { lockDataDir } from './store/file/data-dir-lock.js';
 import { observeBackend } from './store/observed-backend.js';
 import { openBackend, type OpenedBackend } from './store/open-backend.js';
+import { describeUrl } from './store/postgres/pool.js';
 import type { LoadReport, Store } from './store/types.js';
 
 /** The package root: where views/, public/ and package.json are, from src/ or dist/. */
@@ -188,7 +189,11 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
 
   logger.info(
     { issuer: config.issuer, listen, dataDir: path.resolve(dataDir), loaded: report.counts, journal: report.journal, version: VERSION },
-    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
+    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; ${
+      config.store.databaseUrl === undefined
+        ? `data in ${path.resolve(dataDir)}`
+        : `state in PostgreSQL at ${describeUrl(config.store.databaseUrl)} (schema version ${report.migrations?.version ?? '?'})`
+    } (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
       report.journal.records > 0 ? `; ${report.journal.records} changes replayed from the journal after an unclean stop` : ''
     }${report.journal.tornRecords > 0 ? `; dropped ${report.journal.tornRecords} half-written record(s) a crash cut short, never acknowledged` : ''})`,
   );
