@@ -1,10 +1,12 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { MIGRATION_LOCK } from '../../src/store/postgres/migrate.js';
 import { CLEANUP_LOCK } from '../../src/store/postgres/postgres-store.js';
-import { Daemon, freePort } from '../e2e/daemon.js';
+import { DAEMON_ENTRY, Daemon, freePort } from '../e2e/daemon.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 /**
@@ -218,6 +220,40 @@ it('runs the cleanup on one instance at a time', async () => {
   } finally {
     await locker.end();
     await client.end();
+  }
+}, 60_000);
+
+it('a third instance stopped (SIGTERM) while it waits for another’s migrations finishes starting, then stops cleanly', async () => {
+  // Another instance migrating, as far as the third can tell: the migration lock is held.
+  const locker = new pg.Client({ connectionString: db.url });
+  await locker.connect();
+  await locker.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+  const port = await freePort();
+  const third = spawn(process.execPath, [DAEMON_ENTRY], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: root, PORT: String(port), HOST: '127.0.0.1', OAUTH_DATA_DIR: path.join(root, 'c'), OAUTH_DATABASE_URL: db.url, OAUTH_PIN: PIN, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  third.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  third.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => third.once('exit', (code, signal) => resolve({ code, signal })));
+  try {
+    // It waits on the lock: its signal handlers are in place, it does not listen yet.
+    await waitFor(async () => {
+      const { rows } = await locker.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = 'latchkey'",
+      );
+      return (rows[0]?.n ?? 0) > 0;
+    });
+    third.kill('SIGTERM');
+    await locker.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(output).toContain('"signal":"SIGTERM","msg":"shutting down: finishing requests in flight"');
+    expect(output).toContain('Latchkey stopped');
+  } finally {
+    third.kill('SIGKILL');
+    await locker.end();
   }
 }, 60_000);
 

@@ -11,7 +11,7 @@ import { createPool, describeUrl } from './pool.js';
  */
 
 /** The advisory lock key of schema migrations (any constant; only Latchkey takes it). */
-const MIGRATION_LOCK = 7_260_513_001;
+export const MIGRATION_LOCK = 7_260_513_001;
 
 export interface MigrationResult {
   /** Versions applied now, in order. */
