@@ -1,12 +1,13 @@
 /**
  * The server side of `npm run bench`, one process per scenario so the load generator never
  * shares a CPU-bound event loop with it. BENCH_MODE=w0 serves the bare Express ceiling;
- * BENCH_MODE=latchkey opens Latchkey on OAUTH_DATA_DIR (durable writes on, as in production)
- * after filling the store, through its own API, with what the scenario consumes (and, with
- * OAUTH_GATEWAY_CONFIG, an access token `gateway-<name>` for each gateway server);
- * BENCH_MODE=mcp serves an MCP server with one trivial tool, the upstream of the gateway rows,
- * and BENCH_MODE=proxy a bare node:http proxy to it, their reference.
- * Prints one JSON line with the port once it listens.
+ * BENCH_MODE=latchkey opens Latchkey on OAUTH_DATA_DIR, or on the PostgreSQL database of
+ * OAUTH_DATABASE_URL (durable writes on, as in production), after filling the store, through
+ * its own API, with what the scenario consumes (and, with OAUTH_GATEWAY_CONFIG, an access
+ * token `gateway-<name>` for each gateway server); BENCH_PREPARE=0 skips the filling (a second
+ * instance on a database the first one filled). BENCH_MODE=mcp serves an MCP server with one
+ * trivial tool, the upstream of the gateway rows, and BENCH_MODE=proxy a bare node:http proxy
+ * to it, their reference. Prints one JSON line with the port once it listens.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -35,6 +36,8 @@ const { cryptoRandom, hashSecret } = await load<typeof import('../src/crypto/sec
 
 
 const env = process.env;
+/** Preparation writes in flight at once. */
+const PREPARE_AT_ONCE = 500;
 const count = (name: string): number => Number(env[name] ?? '0');
 
 /** With BENCH_CPU_PROF=<dir>, profiles the server from now until SIGINT, into <dir>. */
@@ -63,6 +66,16 @@ function listen(app: express.Express): void {
 async function latchkey(): Promise<void> {
   const config = loadConfig(env);
   const services = await createServices(config, createLogger('silent'));
+  if (env.BENCH_PREPARE !== '0') await prepare(services, config);
+  listen(services.app);
+  // A gateway ends its stdio servers' process groups before the bench server goes.
+  process.on('SIGTERM', () => {
+    void (services.gateway?.close() ?? Promise.resolve()).then(() => process.exit(0));
+  });
+}
+
+/** Fills the store with the client and what the scenario consumes. */
+async function prepare(services: Awaited<ReturnType<typeof createServices>>, config: ReturnType<typeof loadConfig>): Promise<void> {
   const { store } = services;
   const now = Date.now();
   const { record } = registerClient(
@@ -81,26 +94,23 @@ async function latchkey(): Promise<void> {
     expiresAt: now + 24 * 3_600_000,
   });
   const challenge = createHash('sha256').update(BENCH_VERIFIER).digest('base64url');
-  const writes: Promise<void>[] = [];
+  const writes: (() => Promise<void>)[] = [];
   // Live tokens the store carries while the scenario runs (the 1k / 100k variants).
-  for (let i = 0; i < count('BENCH_LIVE_TOKENS'); i++) writes.push(store.putTokens(token(`live-${i}`, `live-grant-${i}`), token(`live-refresh-${i}`, `live-grant-${i}`)));
+  for (let i = 0; i < count('BENCH_LIVE_TOKENS'); i++) writes.push(() => store.putTokens(token(`live-${i}`, `live-grant-${i}`), token(`live-refresh-${i}`, `live-grant-${i}`)));
   for (let i = 0; i < count('BENCH_CODES'); i++) {
-    writes.push(
+    writes.push(() =>
       store.putCode({ ...token(`code-${i}`, `code-grant-${i}`), redirectUri: BENCH_REDIRECT, codeChallenge: challenge, expiresAt: now + 3_600_000 }),
     );
   }
-  for (let i = 0; i < count('BENCH_REFRESH_TOKENS'); i++) writes.push(store.putTokens(token(`access-${i}`, `refresh-grant-${i}`), token(`refresh-${i}`, `refresh-grant-${i}`)));
-  writes.push(store.putTokens(token('introspected', 'introspected-grant'), undefined));
-  for (const server of services.gateway?.status() ?? []) writes.push(store.putTokens(token(`gateway-${server.name}`, `gateway-grant-${server.name}`, server.resource), undefined));
-  await Promise.all(writes);
+  for (let i = 0; i < count('BENCH_REFRESH_TOKENS'); i++) writes.push(() => store.putTokens(token(`access-${i}`, `refresh-grant-${i}`), token(`refresh-${i}`, `refresh-grant-${i}`)));
+  writes.push(() => store.putTokens(token('introspected', 'introspected-grant'), undefined));
+  for (const server of services.gateway?.status() ?? []) writes.push(() => store.putTokens(token(`gateway-${server.name}`, `gateway-grant-${server.name}`, server.resource), undefined));
+  // A few hundred at a time: the files commit each group with one fsync, and PostgreSQL's pool
+  // (10 connections, 5 s to get one) would refuse a queue of 150,000.
+  for (let i = 0; i < writes.length; i += PREPARE_AT_ONCE) await Promise.all(writes.slice(i, i + PREPARE_AT_ONCE).map((write) => write()));
   // Fold the preparation into the snapshots now, so the measured window pays for the
   // compactions its own writes cause, not for those of the setup.
   if (services.backend.kind === 'files') await services.backend.store.compact();
-  listen(services.app);
-  // A gateway ends its stdio servers' process groups before the bench server goes.
-  process.on('SIGTERM', () => {
-    void (services.gateway?.close() ?? Promise.resolve()).then(() => process.exit(0));
-  });
 }
 
 /**

@@ -9,9 +9,15 @@
  * Then the gateway rows (scripts/bench-gateway.ts): G1, MCP tool calls to an HTTP MCP server
  * directly and through the gateway; G2, through the gateway to a stdio server.
  *
+ * W1–W4 run again on PostgreSQL (issue 13): with one instance, and with two instances on one
+ * database behind the same autocannon run (its connections alternate between them). The
+ * database is a throwaway cluster started as the tests start theirs (test/helpers/postgres.ts:
+ * initdb and pg_ctl, fsync on), or a fresh database on the server of OAUTH_TEST_DATABASE_URL.
+ *
  * BENCH_DURATION and BENCH_WARMUP (seconds) shorten a run while working on this script,
  * BENCH_GATEWAY_ROUNDS (3) sets how many paired runs each G row takes, and
  * BENCH_ONLY=<prefix> (e.g. W2, or G) runs only the scenarios whose name starts with it, and
+ * BENCH_BACKEND=files|postgres only the scenarios of one backend (postgres: no G rows), and
  * BENCH_CPU_PROF=<dir> writes a CPU profile of each server process into <dir>.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { startTestPostgres, type TestPostgres } from '../test/helpers/postgres.js';
 import { gatewayRows } from './bench-gateway.js';
 import { spawnBenchServer, stopBenchServer } from './bench-process.js';
 import { BENCH_REDIRECT, BENCH_VERIFIER } from './bench-shared.js';
@@ -53,6 +60,8 @@ interface Scenario {
   /** The body of request number `i` (distinct codes and refresh tokens per request). */
   body: (i: number) => string;
   expect: { status: number; contains: string };
+  /** On PostgreSQL, with this many instances on one database; absent: the files. */
+  postgres?: { instances: 1 | 2 };
 }
 
 interface Result {
@@ -67,6 +76,8 @@ interface Result {
 
 /** Codes and refresh tokens to prepare: more than the fastest run can use up. */
 const SUPPLY = 150_000;
+/** The same on PostgreSQL, where a run uses far fewer (and preparing costs a round trip each). */
+const POSTGRES_SUPPLY = 60_000;
 
 function scenarios(): Scenario[] {
   const form = 'application/x-www-form-urlencoded';
@@ -89,25 +100,34 @@ function scenarios(): Scenario[] {
     body: (i) => new URLSearchParams({ grant_type: 'refresh_token', refresh_token: `refresh-${i}`, client_id: 'bench-client' }).toString(),
     expect: { status: 200, contains: '"refresh_token"' },
   });
+  const w1: Scenario = { name: 'W1 POST /register (Claude body)', mode: 'latchkey', env: {}, path: '/register', contentType: 'application/json', body: () => CLAUDE_REGISTRATION, expect: { status: 201, contains: '"client_id"' } };
+  const w4: Scenario = {
+    name: 'W4 POST /introspect (live token)',
+    mode: 'latchkey',
+    env: {},
+    path: '/introspect',
+    contentType: form,
+    headers: { authorization: `Bearer ${SECRET}` },
+    body: () => 'token=introspected',
+    expect: { status: 200, contains: '"active":true' },
+  };
+  const core = [w1, w2(0, 'W2 code exchange + PKCE'), w3(0, 'W3 refresh with rotation'), w4];
+  const onPostgres = (instances: 1 | 2): Scenario[] =>
+    core.map((sc) => ({
+      ...sc,
+      name: `${sc.name}, PostgreSQL, ${instances === 1 ? '1 instance' : '2 instances'}`,
+      env: Object.fromEntries(Object.entries(sc.env).map(([k, v]) => [k, k === 'BENCH_LIVE_TOKENS' ? v : String(Math.min(Number(v), POSTGRES_SUPPLY))])),
+      postgres: { instances },
+    }));
   return [
     { name: 'W0 bare Express, 200-byte form POST', mode: 'w0', env: {}, path: '/echo', contentType: form, body: () => W0_BODY, expect: { status: 200, contains: '{"ok":true}' } },
-    { name: 'W1 POST /register (Claude body)', mode: 'latchkey', env: {}, path: '/register', contentType: 'application/json', body: () => CLAUDE_REGISTRATION, expect: { status: 201, contains: '"client_id"' } },
-    w2(0, 'W2 code exchange + PKCE'),
-    w3(0, 'W3 refresh with rotation'),
-    {
-      name: 'W4 POST /introspect (live token)',
-      mode: 'latchkey',
-      env: {},
-      path: '/introspect',
-      contentType: form,
-      headers: { authorization: `Bearer ${SECRET}` },
-      body: () => 'token=introspected',
-      expect: { status: 200, contains: '"active":true' },
-    },
+    ...core,
     w2(1_000, 'W2 with 1,000 live tokens'),
     w2(100_000, 'W2 with 100,000 live tokens'),
     w3(1_000, 'W3 with 1,000 live tokens'),
     w3(100_000, 'W3 with 100,000 live tokens'),
+    ...onPostgres(1),
+    ...onPostgres(2),
   ];
 }
 
@@ -125,14 +145,17 @@ function latchkeyEnv(dataDir: string): Record<string, string> {
   };
 }
 
-function startServer(scenario: Scenario, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  return spawnBenchServer({ BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env });
+function startServer(scenario: Scenario, dataDir: string, extraEnv: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
+  return spawnBenchServer({ BENCH_MODE: scenario.mode, ...latchkeyEnv(dataDir), ...scenario.env, ...extraEnv });
 }
 
-async function drive(scenario: Scenario, port: number, seconds: number, next: { i: number }): Promise<autocannon.Result & { badBodies: number }> {
+async function drive(scenario: Scenario, ports: number[], seconds: number, next: { i: number }): Promise<autocannon.Result & { badBodies: number }> {
   let badBodies = 0;
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
   const result = await autocannon({
-    url: `http://127.0.0.1:${port}`,
+    // Several URLs: autocannon gives connection i to URL i mod n (its README documents arrays;
+    // its types do not yet), so two instances share the load evenly.
+    url: (urls.length === 1 ? urls[0] : urls) as string,
     connections: CONNECTIONS,
     duration: seconds,
     requests: [
@@ -150,19 +173,36 @@ async function drive(scenario: Scenario, port: number, seconds: number, next: { 
   return { ...result, badBodies };
 }
 
+/** The PostgreSQL server of the PostgreSQL scenarios, started by the first of them. */
+let postgres: TestPostgres | undefined;
+
 async function run(scenario: Scenario): Promise<Result> {
-  const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-bench-'));
-  const { child, port } = await startServer(scenario, dataDir);
+  const dataDirs: string[] = [];
+  const servers: { child: ChildProcess; port: number }[] = [];
   try {
+    // On PostgreSQL each scenario gets a fresh database; the first instance fills it, the
+    // second (each has a data directory of its own, for its pid lock) only serves.
+    let database: Record<string, string> = {};
+    if (scenario.postgres) {
+      postgres ??= await startTestPostgres();
+      database = { OAUTH_DATABASE_URL: await postgres.createDatabase() };
+    }
+    for (let n = 0; n < (scenario.postgres?.instances ?? 1); n++) {
+      const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-bench-'));
+      dataDirs.push(dataDir);
+      servers.push(await startServer(scenario, dataDir, { ...database, ...(n > 0 ? { BENCH_PREPARE: '0' } : {}) }));
+    }
+    const ports = servers.map((s) => s.port);
     const next = { i: 0 };
-    await drive(scenario, port, WARMUP, next);
-    const r = await drive(scenario, port, DURATION, next);
-    if (next.i > SUPPLY && (scenario.env.BENCH_CODES ?? scenario.env.BENCH_REFRESH_TOKENS) !== undefined) process.stderr.write(`bench: ${scenario.name} ran out of prepared values\n`);
+    await drive(scenario, ports, WARMUP, next);
+    const r = await drive(scenario, ports, DURATION, next);
+    const supply = Number(scenario.env.BENCH_CODES ?? scenario.env.BENCH_REFRESH_TOKENS ?? Infinity);
+    if (next.i > supply) process.stderr.write(`bench: ${scenario.name} ran out of prepared values\n`);
     return { name: scenario.name, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, badBodies: r.badBodies };
   } finally {
-    // The data directory goes whether the server was killed or wrote its profile.
-    await stopBenchServer(child);
-    await fsp.rm(dataDir, { recursive: true, force: true });
+    // The data directories go whether the servers were killed or wrote their profiles.
+    for (const { child } of servers) await stopBenchServer(child);
+    for (const dir of dataDirs) await fsp.rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -200,8 +240,12 @@ async function main(): Promise<void> {
   const results: (Result & { ceiling: number })[] = [];
   // BENCH_ONLY=W2 runs only the scenarios whose name starts with it.
   const only = process.env.BENCH_ONLY;
-  const [ceilingScenario, ...rest] = scenarios();
+  const backend = process.env.BENCH_BACKEND;
+  const [ceilingScenario, ...all] = scenarios();
+  const rest = all.filter((sc) => backend === undefined || (backend === 'postgres') === (sc.postgres !== undefined));
   if (!ceilingScenario) throw new Error('no W0 scenario');
+  // Other work on the machine shows in every ratio: the load average is printed with the results.
+  const loadBefore = os.loadavg();
   // A 2-core machine drifts by ±10% over minutes, so each scenario is measured right after
   // its own W0 run and compared with that one: the ratio is not skewed by when it ran.
   const ceilings: number[] = [];
@@ -229,20 +273,41 @@ async function main(): Promise<void> {
     const r = results.find((x) => x.name.startsWith(name));
     return r ? r.rps / r.ceiling : NaN;
   };
+  await postgres?.close();
   // How fast this machine is right now: the G rows run long after any W row, and the load of
   // other processes moves every figure.
-  const gatewayWanted = !only || only.startsWith('G');
+  const gatewayWanted = (!only || only.startsWith('G')) && backend !== 'postgres';
   const calibration = gatewayWanted ? await run(ceilingScenario) : undefined;
-  const gateway = await gatewayRows({ connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: GATEWAY_ROUNDS, only, latchkeyEnv });
-  const s = only && !'startup'.startsWith(only) ? { ms: NaN, rssMb: NaN } : await startup();
-  if (results.length > 0) {
+  const gateway = gatewayWanted
+    ? await gatewayRows({ connections: CONNECTIONS, durationSeconds: DURATION, warmupSeconds: WARMUP, rounds: GATEWAY_ROUNDS, only, latchkeyEnv })
+    : { lines: [], failed: [] };
+  const s = (only && !'startup'.startsWith(only)) || backend === 'postgres' ? { ms: NaN, rssMb: NaN } : await startup();
+  if (results.some((r) => r.name.startsWith('W2 with 100,000'))) {
     lines.push(`W2 at 100,000 live tokens / at 1,000 (each as its ratio to W0): ${(find('W2 with 100,000') / find('W2 with 1,000')).toFixed(2)}; W3: ${(find('W3 with 100,000') / find('W3 with 1,000')).toFixed(2)}`);
   }
   if (!Number.isNaN(s.ms)) lines.push(`Startup with 100,000 live tokens (spawn to /healthz 200): ${s.ms.toFixed(0)} ms; resident memory then: ${s.rssMb.toFixed(0)} MB`);
+  // Issue 13's targets for one instance on PostgreSQL, each as its ratio to its own W0.
+  const targets: [string, number][] = [
+    ['W1', 0.4],
+    ['W2', 0.3],
+    ['W3', 0.3],
+    ['W4', 0.5],
+  ];
+  const onPostgres = (w: string, instances: string): number => {
+    const r = results.find((x) => x.name.startsWith(`${w} `) && x.name.endsWith(`PostgreSQL, ${instances}`));
+    return r ? r.rps / r.ceiling : NaN;
+  };
+  if (results.some((r) => r.name.includes('PostgreSQL'))) {
+    lines.push(
+      `PostgreSQL, 1 instance, against the targets: ${targets.map(([w, t]) => `${w} ${onPostgres(w, '1 instance').toFixed(2)} (≥ ${t.toFixed(2)})`).join('; ')}`,
+      `PostgreSQL, 2 instances: ${targets.map(([w]) => `${w} ${onPostgres(w, '2 instances').toFixed(2)}`).join('; ')}`,
+    );
+  }
+  const loadAfter = os.loadavg();
   lines.push(
     ...(gateway.lines.length > 0 ? ['', ...gateway.lines, `W0 right before the G rows: ${calibration?.rps.toFixed(0) ?? 'not run'} req/s`, ''] : []),
-    `Load average (1, 5, 15 min) at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}`,
     `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}; ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${DURATION} s measured`,
+    `Load average (1, 5, 15 min) at the start: ${loadBefore.map((l) => l.toFixed(2)).join(', ')}; at the end: ${loadAfter.map((l) => l.toFixed(2)).join(', ')}`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);
   const failed = [...results.filter((r) => r.badBodies > 0 || r.non2xx > 0).map((r) => r.name), ...gateway.failed];

@@ -21,7 +21,7 @@ export { ConfigError } from './config-error.js';
 type Env = Record<string, string | undefined>;
 
 /** Variables whose value must never be repeated in an error line (it ends up in journald). */
-const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET', 'OAUTH_DATABASE_URL']);
+const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET', 'OAUTH_DATABASE_URL', 'OAUTH_METRICS_TOKEN']);
 
 const LOOPBACK_ISSUER = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
 
@@ -163,6 +163,11 @@ const configSchema = z
       .pipe(z.array(httpUrl))
       .optional(),
     OAUTH_INTROSPECTION_SECRET: z.string().min(16, 'must be at least 16 characters (use: openssl rand -hex 32)').optional(),
+    OAUTH_METRICS_TOKEN: z
+      .string()
+      .min(16, 'must be at least 16 characters (use: openssl rand -hex 32)')
+      .regex(/^\S+$/, 'must not contain spaces (it is sent as a bearer token)')
+      .optional(),
     TRUST_PROXY: trustProxy,
     LOG_LEVEL: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     OAUTH_MAX_CLIENTS: positiveInt.default(10_000),
@@ -271,6 +276,8 @@ const configSchema = z
       admin: { idleTimeoutMs: env.OAUTH_ADMIN_IDLE_TIMEOUT },
       /** How long audit events are kept; older ones are deleted by the cleanup job. */
       audit: { retentionMs: env.OAUTH_AUDIT_RETENTION },
+      /** OAUTH_METRICS_TOKEN: GET /metrics answers a bearer of it; unset, /metrics is off (404). */
+      metrics: { token: env.OAUTH_METRICS_TOKEN },
       gateway: {
         /** OAUTH_GATEWAY_CONFIG: the MCP servers file (docs/gateway.md); unset means no gateway. */
         configFile: env.OAUTH_GATEWAY_CONFIG,

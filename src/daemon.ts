@@ -16,6 +16,7 @@ import { createApp } from './http/app.js';
 import { listenControl, type ControlSocket } from './control-socket.js';
 import { createControlApp } from './http/control-routes.js';
 import { createLoginProviders } from './identity/providers.js';
+import { Metrics } from './metrics/metrics.js';
 import { createMetadataFetcher } from './net/metadata-document-fetch.js';
 import { FETCH_TIMEOUT_MS, MAX_DOCUMENT_BYTES } from './oauth/client-metadata-document.js';
 import { ClientResolver } from './oauth/client-resolver.js';
@@ -30,7 +31,9 @@ import { OwnerConsole } from './owner/owner-console.js';
 import { serverStats } from './owner/server-status.js';
 import type { FsOps } from './store/file/atomic-file.js';
 import { lockDataDir } from './store/file/data-dir-lock.js';
+import { observeBackend } from './store/observed-backend.js';
 import { openBackend, type OpenedBackend } from './store/open-backend.js';
+import { describeUrl } from './store/postgres/pool.js';
 import type { LoadReport, Store } from './store/types.js';
 
 /** The package root: where views/, public/ and package.json are, from src/ or dist/. */
@@ -62,6 +65,8 @@ export interface Services {
   cleanup(): Promise<void>;
   /** The MCP gateway, when OAUTH_GATEWAY_CONFIG is set. */
   gateway: Gateway | undefined;
+  /** What GET /metrics reports, when OAUTH_METRICS_TOKEN is set. */
+  metrics: Metrics | undefined;
 }
 
 export interface ServiceOptions {
@@ -82,7 +87,11 @@ export async function createServices(config: Config, logger: Logger, options: Se
     ...(config.store.databaseUrl !== undefined ? { databaseUrl: config.store.databaseUrl } : {}),
     ...(options.fs ? { fs: options.fs } : {}),
   });
-  const store = backend.store;
+  // With /metrics on, every storage operation is timed on its way through; otherwise the
+  // parts are used as they are, at no cost.
+  const metrics = config.metrics.token !== undefined ? new Metrics(backend.kind === 'postgres' ? { poolStats: () => backend.poolStats() } : {}) : undefined;
+  const parts = metrics ? observeBackend(backend, metrics) : backend;
+  const store = parts.store;
   let gateway: Gateway | undefined;
   try {
     gateway = await openGateway(config, store, clock, logger);
@@ -92,9 +101,21 @@ export async function createServices(config: Config, logger: Logger, options: Se
   }
   // A getter: a gateway reload (SIGHUP) may change the resources tokens can be issued for.
   const resources = gateway ? (): readonly string[] => [...config.resources, ...(gateway?.resources() ?? [])] : (): readonly string[] => config.resources;
-  const audit = new AuditLog(backend.audit, clock);
+  const audit = new AuditLog(parts.audit, clock);
   const { identity } = config;
-  const ctx: OAuthContext = { issuer: config.issuer, tokens: config.tokens, scopes: config.scopes, resources, store, accessPolicy: identity.policy, audit, clock, random, logger };
+  const ctx: OAuthContext = {
+    issuer: config.issuer,
+    tokens: config.tokens,
+    scopes: config.scopes,
+    resources,
+    store,
+    accessPolicy: identity.policy,
+    audit,
+    clock,
+    random,
+    logger,
+    ...(metrics ? { observer: metrics } : {}),
+  };
   const source = config.pin.source;
   const pin = source.kind === 'plain' ? source.pin : source.kind === 'generate' ? String(randomInt(0, 100_000_000)).padStart(8, '0') : undefined;
   const verifier = source.kind === 'hash' ? hashedPinVerifier(source.hash) : plainPinVerifier(pin ?? '');
@@ -103,14 +124,14 @@ export async function createServices(config: Config, logger: Logger, options: Se
   // every instance on one database shares it.
   const signingKey = await backend.consentKey();
   const signer = new ConsentSigner(signingKey, random, CONSENT_PAGE_TTL_MS);
-  const devices = new KnownDevices(signingKey, random, backend.kv, clock);
-  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(backend.kv), random, audit);
+  const devices = new KnownDevices(signingKey, random, parts.kv, clock);
+  const pins = new PinGuard(verifier, clock, config.pin.maxFailuresPerHour, config.pin.maxAttemptsPerRequest, kvFailureLog(parts.kv), random, audit, metrics);
   const signInFlow: SignInDeps = {
     providers: await createLoginProviders(identity, { logger }),
     policy: identity.policy,
     issuer: config.issuer,
     states: new SignInStates(signingKey),
-    kv: backend.kv,
+    kv: parts.kv,
     audit,
     clock,
     logger,
@@ -118,7 +139,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
   const { cimd } = config;
   const clients = new ClientResolver({
     store,
-    kv: backend.kv,
+    kv: parts.kv,
     clock,
     logger,
     fetchDocument: cimd.enabled
@@ -134,31 +155,48 @@ export async function createServices(config: Config, logger: Logger, options: Se
     logger.warn('OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES is on: client metadata fetches may reach this network. Use it only in tests.');
   }
   const startedAt = clock.now();
-  const owner = new OwnerConsole({ store, audit, clock, logger, version: VERSION, startedAt, unlockPins: () => pins.unlock(), forgetDevices: () => devices.forgetAll(), health: () => backend.health(), gateway });
+  const owner = new OwnerConsole({
+    store,
+    audit,
+    clock,
+    logger,
+    version: VERSION,
+    startedAt,
+    unlockPins: () => pins.unlock(),
+    forgetDevices: () => devices.forgetAll(),
+    health: () => backend.health(),
+    gateway,
+    ...(metrics ? { observer: metrics } : {}),
+  });
   const app = createApp({
     settings: config,
     ctx,
     clients,
-    counters: backend.counters,
-    kv: backend.kv,
+    counters: parts.counters,
+    kv: parts.kv,
     health: () => backend.health(),
     signer,
     pins,
     devices,
     loginForms: new TokenSigner(signingKey, 'admin-login-form'),
     owner,
-    adminSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs),
-    accountSessions: new AdminSessions(backend.kv, clock, random, config.admin.idleTimeoutMs, ACCOUNT_SESSIONS),
+    adminSessions: new AdminSessions(parts.kv, clock, random, config.admin.idleTimeoutMs),
+    accountSessions: new AdminSessions(parts.kv, clock, random, config.admin.idleTimeoutMs, ACCOUNT_SESSIONS),
     signIn: { pin: identity.login.includes('pin'), providers: offeredProviders(signInFlow) },
     signInFlow,
     version: VERSION,
     startedAt,
     rootDir: ROOT_DIR,
     gateway,
+    metrics: metrics && config.metrics.token !== undefined ? { token: config.metrics.token, scrape: () => metrics.scrape(), observer: metrics } : undefined,
   });
   const cleanup = async (): Promise<void> => {
     const now = clock.now();
     const removed = await store.deleteExpired(now);
+    if (removed.skipped) {
+      logger.info('cleanup skipped: another instance is running it');
+      return;
+    }
     // Registration is open: clients that never completed an authorization go after
     // OAUTH_UNUSED_CLIENT_TTL, so a registration flood cannot fill the table for good. Approved
     // clients never expire (hosts cache their client_id for months).
@@ -179,7 +217,7 @@ export async function createServices(config: Config, logger: Logger, options: Se
     }),
   );
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
-  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway };
+  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway, metrics };
 }
 
 export interface RunningDaemon {
@@ -213,7 +251,11 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
 
   logger.info(
     { issuer: config.issuer, listen, dataDir: path.resolve(dataDir), loaded: report.counts, journal: report.journal, version: VERSION },
-    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; data in ${path.resolve(dataDir)} (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
+    `Latchkey ${VERSION} listening on ${listen} as issuer ${config.issuer}; ${
+      config.store.databaseUrl === undefined
+        ? `data in ${path.resolve(dataDir)}`
+        : `state in PostgreSQL at ${describeUrl(config.store.databaseUrl)} (schema version ${report.migrations?.version ?? '?'})`
+    } (loaded ${report.counts.clients} clients, ${report.counts.accessTokens} access tokens, ${report.counts.refreshTokens} refresh tokens, ${report.counts.codes} pending codes${
       report.journal.records > 0 ? `; ${report.journal.records} changes replayed from the journal after an unclean stop` : ''
     }${report.journal.tornRecords > 0 ? `; dropped ${report.journal.tornRecords} half-written record(s) a crash cut short, never acknowledged` : ''})`,
   );

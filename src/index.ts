@@ -20,6 +20,20 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  // Listening comes before startDaemon resolves (the control socket, the timers): a SIGTERM in
+  // that moment (systemd stopping a service it just started, a test restarting as soon as
+  // /healthz answers) is remembered and served once the daemon can shut down cleanly, rather
+  // than killing it by the signal's default action.
+  let stop: ((signal: string) => void) | undefined;
+  let pending: string | undefined;
+  const onSignal = (signal: string): void => {
+    if (stop) return stop(signal);
+    pending ??= signal;
+    // A start that does not finish (a database that never answers) must not hold the stop up.
+    setTimeout(() => process.exit(1), 10_000).unref();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   let daemon;
   try {
     daemon = await startDaemon(config, logger);
@@ -45,7 +59,7 @@ async function main(): Promise<void> {
       `\n  No OAUTH_PIN is set. The approval PIN for this run is: ${daemon.services.pin}\n  Set OAUTH_PIN_HASH (from: latchkey hash-pin) or OAUTH_PIN in .env to choose a permanent one.\n\n`,
     );
   }
-  const stop = (signal: string): void => {
+  stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down: finishing requests in flight');
     const force = setTimeout(() => {
       logger.error('requests still running after 10 s; exiting');
@@ -75,8 +89,7 @@ async function main(): Promise<void> {
           : logger.error({ err }, 'gateway reload failed'),
     );
   });
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (pending !== undefined) stop(pending);
 }
 
 void main();

@@ -4,14 +4,12 @@ import path from 'node:path';
 import { FILES, type CollectionName } from '../store/file/collections.js';
 import { AUDIT_DIR, readAuditDays } from '../store/file/audit-log.js';
 import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
-import { readDataDir, type DataDirState } from '../store/file/data-dir.js';
+import { readDataDirSettled, type DataDirState } from '../store/file/data-dir.js';
 import { serializeSnapshot } from '../store/file/snapshot.js';
 import type { CliIo } from './io.js';
 
-const MAX_TRIES = 20;
 export const BACKUP_MANIFEST = 'latchkey-backup.json';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /**
@@ -28,20 +26,14 @@ export async function backup(io: CliIo, dataDir: string, targetParent: string): 
   const source = path.resolve(io.cwd, dataDir);
 
   let state: DataDirState | undefined;
-  for (let attempt = 0; attempt < MAX_TRIES && !state; attempt++) {
-    try {
-      const read = await readDataDir(source);
-      // A snapshot that does not parse will not parse on the next try either: report it below.
-      if (read.consistent || Object.values(read.snapshots).some((snap) => snap.status === 'bad')) state = read;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') break;
-      if (code !== 'ECHANGED') {
-        io.err(`latchkey backup: ${(err as Error).message}; run it as the user that runs Latchkey\n`);
-        return 1;
-      }
+  try {
+    // A snapshot that does not parse comes back as it is: reported below.
+    state = await readDataDirSettled(source);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+      io.err(`latchkey backup: ${(err as Error).message}; run it as the user that runs Latchkey\n`);
+      return 1;
     }
-    if (!state) await sleep(50);
   }
   if (!state) {
     const exists = await fsp.stat(source).then(

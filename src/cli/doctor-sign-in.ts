@@ -3,7 +3,7 @@ import { LoginError } from '../identity/login-provider.js';
 import { OidcLogin } from '../identity/oidc-login.js';
 import { createLogger } from '../logger.js';
 import { callbackUrl } from '../oauth/sign-in/sign-in-flow.js';
-import type { Check } from './doctor.js';
+import type { Check } from './check.js';
 
 /** Doctor waits this long for the provider's discovery document. */
 const DISCOVERY_TIMEOUT_MS = 5000;

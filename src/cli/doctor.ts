@@ -3,22 +3,17 @@ import path from 'node:path';
 import { ConfigError, isLoopbackIssuer, loadConfig, type Config } from '../config.js';
 import { baseEnvOf, GatewayConfigError, loadGatewayFile, probeHttpServer, probeStdioServer, type GatewayFile } from '../gateway/index.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { describeUrl } from '../store/postgres/pool.js';
 import { FILES, OPTIONAL_COLLECTIONS, type CollectionName } from '../store/file/collections.js';
 import { CONSENT_KEY_FILE } from '../store/file/consent-key.js';
 import { readDataDir, setAsideFiles, type DataDirState } from '../store/file/data-dir.js';
 import { readSnapshotFile } from '../store/file/snapshot.js';
+import type { Check, Level } from './check.js';
+import { checkDatabase } from './doctor-database.js';
 import { checkSignIn } from './doctor-sign-in.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
-type Level = 'ok' | 'warn' | 'fail';
-
-export interface Check {
-  level: Level;
-  name: string;
-  detail: string;
-  /** What to do about it; every warning and failure has one. */
-  fix?: string;
-}
+export type { Check } from './check.js';
 
 const LABEL: Record<Level, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
 const HTTP_TIMEOUT_MS = 5000;
@@ -29,10 +24,11 @@ const HTTP_TIMEOUT_MS = 5000;
 const GATEWAY_PROBE_TIMEOUT_MS = 30_000;
 
 /**
- * `latchkey doctor`: checks the configuration, the data directory (ownership, modes, every
- * file parses), that the running daemon and the public issuer URL both serve metadata for
- * exactly OAUTH_ISSUER_URL, and, with OAUTH_GATEWAY_CONFIG, the gateway file and each of its
- * servers. Prints each check with a fix; exits 1 if any check failed.
+ * `latchkey doctor`: checks the configuration, the storage (the data directory: ownership,
+ * modes, every file parses; or, with OAUTH_DATABASE_URL, the database: connection, schema
+ * version, TLS, round-trip time), that the running daemon and the public issuer URL both
+ * serve metadata for exactly OAUTH_ISSUER_URL, and, with OAUTH_GATEWAY_CONFIG, the gateway
+ * file and each of its servers. Prints each check with a fix; exits 1 if any check failed.
  */
 export async function doctor(io: CliIo, env: Record<string, string | undefined>): Promise<number> {
   const checks: Check[] = [];
@@ -50,12 +46,18 @@ export async function doctor(io: CliIo, env: Record<string, string | undefined>)
     add({ level: 'fail', name: 'config', detail: err.message, fix: `correct ${err.variable} in the env file, then run doctor again` });
     return summarize(io, checks);
   }
-  io.out(`Latchkey doctor: issuer ${config.issuer}, data in ${path.resolve(io.cwd, config.store.dataDir)}\n`);
+  const { databaseUrl } = config.store;
+  const dataDir = path.resolve(io.cwd, config.store.dataDir);
+  io.out(`Latchkey doctor: issuer ${config.issuer}, ${databaseUrl === undefined ? `data in ${dataDir}` : `state in PostgreSQL (${describeUrl(databaseUrl)}), pid lock and control socket in ${dataDir}`}\n`);
   add({ level: 'ok', name: 'config', detail: 'every variable is valid' });
 
   checkSettings(config, add);
   await checkSignIn(config, add);
-  await checkDataDir(path.resolve(io.cwd, config.store.dataDir), add);
+  if (databaseUrl === undefined) await checkDataDir(dataDir, add);
+  else {
+    await checkDatabase(databaseUrl, add);
+    await checkDataDir(dataDir, add, { files: false });
+  }
   await checkServer(config, add);
   if (config.gateway.configFile !== undefined) await checkGateway(config, path.resolve(io.cwd, config.gateway.configFile), env, add);
   return summarize(io, checks);
@@ -156,7 +158,8 @@ function describeOwner(stat: Stats): string | undefined {
   return `owned by uid ${stat.uid}, but doctor runs as uid ${uid}`;
 }
 
-async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void> {
+/** `files: false` (PostgreSQL): the directory holds only the pid lock and the control socket, no data files. */
+async function checkDataDir(dir: string, add: (c: Check) => void, { files = true } = {}): Promise<void> {
   let stat: Stats | undefined;
   try {
     stat = await statOrUndefined(dir);
@@ -165,7 +168,8 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
     return;
   }
   if (!stat) {
-    add({ level: 'warn', name: 'data dir', detail: `${dir} does not exist yet`, fix: 'start Latchkey once: it creates the directory (mode 0700) and its files' });
+    if (files) add({ level: 'warn', name: 'data dir', detail: `${dir} does not exist yet`, fix: 'start Latchkey once: it creates the directory (mode 0700) and its files' });
+    else add({ level: 'ok', name: 'data dir', detail: `${dir} does not exist yet: the daemon creates it for its pid lock and control socket` });
     return;
   }
   if (!stat.isDirectory()) {
@@ -181,6 +185,7 @@ async function checkDataDir(dir: string, add: (c: Check) => void): Promise<void>
   } else {
     add({ level: 'ok', name: 'data dir', detail: `${dir} mode ${mode.toString(8).padStart(4, '0')}${owner ? ` (${owner}; root can read it)` : ''}` });
   }
+  if (!files) return;
 
   for (const name of Object.keys(FILES) as CollectionName[]) {
     await checkFile(dir, FILES[name], add, () => readSnapshotFile(name, path.join(dir, FILES[name])), OPTIONAL_COLLECTIONS.has(name));
@@ -347,9 +352,17 @@ async function checkServer(config: Config, add: (c: Check) => void): Promise<voi
     }
     localUp = true;
     const health = await fetchJson(`${local}${ENDPOINTS.health.path}`);
-    if (health.status === 200) add({ level: 'ok', name: 'store', detail: 'the daemon can write its data directory' });
+    const postgres = config.store.databaseUrl !== undefined;
+    if (health.status === 200) add({ level: 'ok', name: 'store', detail: postgres ? 'the daemon reaches its database' : 'the daemon can write its data directory' });
     else {
-      add({ level: 'fail', name: 'store', detail: `/healthz answers ${health.status}: ${JSON.stringify(health.body)}`, fix: 'free disk space and check that the data directory belongs to the service user; the daemon recovers by itself' });
+      add({
+        level: 'fail',
+        name: 'store',
+        detail: `/healthz answers ${health.status}: ${JSON.stringify(health.body)}`,
+        fix: postgres
+          ? 'check that the database is up and reachable from the daemon (see the database check above); the daemon reconnects by itself'
+          : 'free disk space and check that the data directory belongs to the service user; the daemon recovers by itself',
+      });
     }
   } catch (err) {
     add({ level: 'warn', name: 'daemon', detail: `nothing answers at ${local} (${reason(err)})`, fix: 'start it (systemctl start latchkey), or check PORT and HOST' });

@@ -9,17 +9,24 @@ import { auditCommand } from './audit-command.js';
 import { deleteClients, forgetDevices, listClients, listGrants, revoke, unlock } from './owner-commands.js';
 import { migrateCommand } from './migrate.js';
 import { stats } from './stats.js';
+import { exportCommand, importCommand } from './transfer.js';
 
 export const USAGE = `Usage: latchkey <command> [options]
 
 Commands:
-  latchkey doctor [--env-file FILE]            check config, data directory, daemon, issuer URL and
-                                               each gateway server (started once, tools listed)
+  latchkey doctor [--env-file FILE]            check config, data directory (or database), daemon,
+                                               issuer URL and each gateway server (started once,
+                                               tools listed)
   latchkey backup <dir> [--env-file FILE] [--data-dir DIR]
                                                copy a consistent snapshot of the data directory
                                                into <dir>/latchkey-backup-<time>/ (safe while running)
   latchkey migrate [--env-file FILE]           apply the PostgreSQL schema migrations the database
                                                at OAUTH_DATABASE_URL lacks (the daemon also does at start)
+  latchkey export <dir> [--env-file FILE]      write the whole installation (the files, or the database
+                                               at OAUTH_DATABASE_URL) into a new directory <dir>
+  latchkey import <dir> [--env-file FILE] [--force]
+                                               load an export into this configuration's backend
+                                               (empty, or replaced with --force; no daemon running)
   latchkey hash-pin                            print an OAUTH_PIN_HASH value for a PIN (read from
                                                the terminal, or the first line of standard input)
   latchkey stats [--env-file FILE] [--url URL] [--json]
@@ -66,6 +73,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const args = parseArgs(rest, { values: ['env-file'] });
         if (args.positional.length > 0) throw new UsageError('migrate takes no arguments');
         return await migrateCommand(io, loadEnv(io, args.values['env-file']).OAUTH_DATABASE_URL?.trim());
+      }
+      case 'export': {
+        const args = parseArgs(rest, { values: ['env-file'] });
+        const [target, extra] = args.positional;
+        if (target === undefined || extra !== undefined) throw new UsageError('export needs exactly one target directory');
+        return await exportCommand(io, loadConfig(loadEnv(io, args.values['env-file'])), target);
+      }
+      case 'import': {
+        const args = parseArgs(rest, { values: ['env-file'], flags: ['force'] });
+        const [source, extra] = args.positional;
+        if (source === undefined || extra !== undefined) throw new UsageError('import needs exactly one directory, made by latchkey export');
+        return await importCommand(io, loadConfig(loadEnv(io, args.values['env-file'])), source, args.flags.has('force'));
       }
       case 'hash-pin': {
         const args = parseArgs(rest, {});

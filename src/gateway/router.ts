@@ -1,5 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
+import { STORE_RETRY_AFTER_SECONDS } from '../oauth/errors.js';
+import { StoreUnavailableError } from '../store/types.js';
 import { checkAccess } from './access-check.js';
 import { GATEWAY_ERROR, sendJsonRpcError } from './json-rpc.js';
 import { readJsonBody } from './request-body.js';
@@ -87,6 +89,13 @@ export function gatewayHandler(registry: ServerRegistry, verify: AccessTokenVeri
       if (mcp) await serveMcp(mcp, req, res);
       else if (metadata) serveMetadata(metadata, req, res);
     } catch (err) {
+      if (err instanceof StoreUnavailableError) {
+        // The token could not be checked (the database down): the client should retry shortly.
+        logger.warn({ path: req.path, reason: err.reason }, 'gateway: the store is unavailable; the token could not be checked');
+        if (!res.headersSent) sendJsonRpcError(res, 503, GATEWAY_ERROR, 'Latchkey cannot check tokens right now; try again shortly', [], { 'Retry-After': String(STORE_RETRY_AFTER_SECONDS) });
+        else res.destroy();
+        return;
+      }
       logger.error({ err, path: req.path }, 'gateway request failed');
       if (!res.headersSent) sendJsonRpcError(res, 500, GATEWAY_ERROR, 'The gateway hit an unexpected condition; try again');
       else res.destroy();

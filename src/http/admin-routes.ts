@@ -5,6 +5,7 @@ import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/s
 import type { TokenSigner } from '../crypto/signed-token.js';
 import type { AccessPolicy } from '../identity/access-policy.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { isUnavailable } from '../oauth/errors.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
 import { describeLockout, type PinGuard } from '../oauth/pin-guard.js';
@@ -14,7 +15,7 @@ import { redirectHosts, type OwnerConsole } from '../owner/owner-console.js';
 import { renderErrorPage } from './consent-page.js';
 import { ADMIN_COOKIE, cookieJar, DEVICE_COOKIE, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
-import { clientFaultStatus, noStore } from './oauth-response.js';
+import { clientFaultStatus, noStore, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 import { singleParams } from './params.js';
 import { readSessionForm } from './session-form.js';
 import { sendToProvider } from './sign-in-routes.js';
@@ -418,6 +419,12 @@ export function adminRouter(deps: AdminDeps): Router {
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const fault = clientFaultStatus(err);
     if (fault !== undefined) return renderError(res, fault, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
+    if (isUnavailable(err)) {
+      // The store cannot be reached (the database down): worth trying again shortly.
+      logger.warn({ reason: (err as Error).message }, 'owner\u2019s page: the store is unavailable');
+      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      return renderError(res, 503, 'Temporarily unavailable', 'The server cannot reach its data right now; nothing was changed. Wait a moment and reload the page.');
+    }
     logger.error({ err }, 'owner\u2019s page failed');
     renderError(res, 503, 'Something went wrong', 'The change could not be made right now; nothing was changed. Check the store health with latchkey doctor and try again.');
   });

@@ -8,6 +8,7 @@ import type { ConsentSigner } from '../oauth/consent/consent-form.js';
 import type { SignInChoice } from '../oauth/consent/outcomes.js';
 import type { OAuthContext } from '../oauth/context.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { isUnavailable } from '../oauth/errors.js';
 import { resourceServerAuthenticator } from '../oauth/introspection.js';
 import { authorizationServerMetadata } from '../oauth/metadata.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
@@ -23,11 +24,13 @@ import { consentRouter } from './consent-routes.js';
 import { CSP_DIRECTIVES } from './csp.js';
 import { infoRouter } from './info-routes.js';
 import { introspectRouter } from './introspect-routes.js';
-import { clientFaultStatus } from './oauth-response.js';
+import { metricsRouter, type MetricsRouteDeps } from './metrics-routes.js';
+import { clientFaultStatus, sendOAuthError } from './oauth-response.js';
 import { registerRouter } from './register-routes.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
 import { jsonRateLimit } from './rate-limits.js';
 import { requestLog } from './request-log.js';
+import { ENDPOINT_LOCAL, requestMetrics, type RequestObserver } from './request-metrics.js';
 import { revokeRouter } from './revoke-routes.js';
 import { securityHeaders } from './security-headers.js';
 import { signInRouter } from './sign-in-routes.js';
@@ -65,6 +68,8 @@ export interface AppDeps {
   rootDir: string;
   /** The MCP gateway: it serves its servers' paths and their protected-resource metadata. */
   gateway?: Pick<Gateway, 'handler'> | undefined;
+  /** GET /metrics and the observer of every request: only when OAUTH_METRICS_TOKEN is set. */
+  metrics?: (MetricsRouteDeps & { observer: RequestObserver }) | undefined;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -80,6 +85,7 @@ export function createApp(deps: AppDeps): Express {
   // Express 5 parses the query with the "simple" parser: repeated keys become arrays, no nesting.
   app.set('query parser', 'simple');
 
+  if (deps.metrics) app.use(requestMetrics(deps.metrics.observer));
   app.use(requestLog(ctx.logger));
   app.use(
     securityHeaders({
@@ -91,9 +97,20 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: settings.https,
     }),
   );
+  if (deps.metrics) app.use(metricsRouter(deps.metrics));
   // The gateway's MCP paths first: a proxied MCP call is the hottest request there is, and the
   // file refuses any path of Latchkey's own, so nothing below is ever shadowed.
-  if (deps.gateway) app.use(deps.gateway.handler);
+  const gateway = deps.gateway;
+  if (gateway && deps.metrics) {
+    // Counted as `gateway` when it serves the request; a path it does not know goes on.
+    app.use((req: Request, res: Response, next: NextFunction) => {
+      res.locals[ENDPOINT_LOCAL] = 'gateway';
+      void gateway.handler(req, res, (err?: unknown) => {
+        delete res.locals[ENDPOINT_LOCAL];
+        next(err);
+      });
+    });
+  } else if (gateway) app.use(gateway.handler);
   // The JSON endpoints, by exact path: a request goes straight to its router instead of being
   // offered to every router before it. The key follows Express's own matching:
   // case-insensitive, one trailing slash allowed.
@@ -184,6 +201,8 @@ export function createApp(deps: AppDeps): Express {
   });
   // Last resort: never a stack trace, never a 500 for what a client sent.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // A read the store cannot serve now (/oauth/stats with the database down): retry later.
+    if (isUnavailable(err) && !res.headersSent) return sendOAuthError(res, err, ctx.logger);
     const fault = clientFaultStatus(err);
     if (fault === undefined) ctx.logger.error({ err }, 'unhandled error');
     if (res.headersSent) return;

@@ -1,8 +1,9 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { OwnerConsole } from '../owner/owner-console.js';
+import { isUnavailable } from '../oauth/errors.js';
 import { serverStats } from '../owner/server-status.js';
-import { clientFaultStatus } from './oauth-response.js';
+import { clientFaultStatus, noStore, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 
 /**
  * The control API the `latchkey` command uses while the daemon runs, served only on a Unix
@@ -113,6 +114,12 @@ export function controlRouter(deps: ControlDeps): Router {
     res.status(404).json({ error: `no control command at ${req.method} ${req.path}` });
   });
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    noStore(res);
+    if (isUnavailable(err)) {
+      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      res.status(503).json({ error: 'the store is unavailable right now (see latchkey doctor and the daemon\u2019s log); try again shortly' });
+      return;
+    }
     const fault = clientFaultStatus(err);
     if (fault === undefined) deps.logger.error({ err }, 'control command failed');
     res.status(fault ?? 503).json({ error: fault !== undefined ? 'the request could not be read' : 'the daemon could not do that right now; see its log' });

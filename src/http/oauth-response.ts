@@ -1,15 +1,14 @@
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { InvalidClientBasicError } from '../oauth/client-auth.js';
-import { OAuthError, toOAuthError } from '../oauth/errors.js';
+import { OAuthError, STORE_RETRY_AFTER_SECONDS, toOAuthError } from '../oauth/errors.js';
 
 /**
  * The response helpers every route shares: caching headers, the RFC error JSON, and the
  * statuses of errors Express and its body parsers raise.
  */
 
-/** Seconds a client should wait after the store refused a write. */
-export const STORE_RETRY_AFTER_SECONDS = 5;
+export { STORE_RETRY_AFTER_SECONDS } from '../oauth/errors.js';
 
 /** RFC 6749 §5.1: responses carrying credentials must not be cached; nor must our pages. */
 export function noStore(res: Response): void {

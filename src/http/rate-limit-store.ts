@@ -1,4 +1,5 @@
 import type { ClientRateLimitInfo, Options, Store as RateLimitStore } from 'express-rate-limit';
+import { isUnavailable } from '../oauth/errors.js';
 
 /** A counter's window: how many hits, and when it ends. */
 interface CounterWindow {
@@ -55,8 +56,19 @@ export class CounterRateLimitStore implements RateLimitStore {
     return window && CounterRateLimitStore.info(window);
   }
 
+  /**
+   * While the backend cannot count (the database down), the request goes through uncounted:
+   * it then meets the same outage and answers 503 with Retry-After. Counted here, quietly,
+   * rather than by express-rate-limit's passOnStoreError, which logs every such request.
+   */
   async increment(key: string): Promise<ClientRateLimitInfo> {
-    return CounterRateLimitStore.info(await this.counters.increment(this.key(key), this.windowMs, this.now()));
+    const now = this.now();
+    try {
+      return CounterRateLimitStore.info(await this.counters.increment(this.key(key), this.windowMs, now));
+    } catch (err) {
+      if (!isUnavailable(err)) throw err;
+      return { totalHits: 0, resetTime: new Date(now + this.windowMs) };
+    }
   }
 
   async decrement(key: string): Promise<void> {

@@ -5,11 +5,13 @@ import type { ScopePolicy, TokenPolicy } from '../config.js';
 import type { RandomSource } from '../crypto/secrets.js';
 import type { AccessPolicy } from '../identity/access-policy.js';
 import type { Store } from '../store/types.js';
+import type { OAuthObserver } from './observer.js';
 
 /**
  * What the protocol rules need from the outside world, and only that: the issuer, the token
  * and scope policy, the protected resources, the store, the allow-lists, the audit log,
- * time, randomness and the log. Tests pass their own clock and randomness.
+ * time, randomness, the log, and an observer for monitoring. Tests pass their own clock
+ * and randomness.
  */
 export interface OAuthContext {
   /** OAUTH_ISSUER_URL, verbatim. */
@@ -29,4 +31,6 @@ export interface OAuthContext {
   clock: Clock;
   random: RandomSource;
   logger: Logger;
+  /** Hears what the rules do, for /metrics; absent when nobody listens. */
+  observer?: OAuthObserver;
 }

@@ -21,6 +21,7 @@ export const ENDPOINTS = {
   health: { path: '/healthz' },
   admin: { path: '/admin' },
   assets: { path: '/assets' },
+  metrics: { path: '/metrics' },
 } as const satisfies Record<string, { path: string; metadataField?: string }>;
 
 export type EndpointName = keyof typeof ENDPOINTS;

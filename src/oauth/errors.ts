@@ -51,11 +51,23 @@ export const invalidClientMetadata = (description: string): OAuthError =>
 export const invalidRedirectUri = (description: string): OAuthError =>
   new OAuthError('invalid_redirect_uri', description, 400);
 
+/** Seconds a client should wait after the store could not serve a request (Retry-After). */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
 export const temporarilyUnavailable = (description: string, detail?: string): OAuthError =>
   new OAuthError('temporarily_unavailable', description, 503, detail);
 
 export const serverError = (detail?: string): OAuthError =>
   new OAuthError('server_error', 'The server hit an unexpected condition; try again.', 500, detail);
+
+/**
+ * Whether `err` means "the store cannot serve right now; try again shortly" (the database
+ * unreachable or restarting, the disk refusing writes): answered 503 with Retry-After, never
+ * 500, whether it happened in a read or a write.
+ */
+export function isUnavailable(err: unknown): boolean {
+  return err instanceof StoreUnavailableError || (err instanceof OAuthError && err.status === 503);
+}
 
 /** Any thrown value as an OAuthError; the store's refusal is temporarily_unavailable, anything unexpected is logged and becomes server_error. */
 export function toOAuthError(err: unknown, logger: Logger): OAuthError {

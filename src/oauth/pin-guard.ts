@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import { verifyPinHash, type PinHash } from '../crypto/pin-hash.js';
 import { newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { KeyValueStore } from '../store/types.js';
+import type { OAuthObserver } from './observer.js';
 
 /** Says whether an attempt is the owner's PIN, in constant time. */
 export type PinVerifier = (attempt: string) => Promise<boolean>;
@@ -89,6 +90,8 @@ export class PinGuard {
     private readonly failures: PinFailureLog,
     private readonly random: RandomSource,
     private readonly audit?: Pick<AuditLog, 'record'>,
+    /** Hears failures and lockouts, for /metrics. */
+    private readonly observer?: Pick<OAuthObserver, 'pinFailed' | 'pinLockedOut'>,
   ) {}
 
   /** When the lockout of a budget ends, or undefined if it is not locked. */
@@ -150,10 +153,15 @@ export class PinGuard {
     entry.failures++;
     this.perRequest.set(requestId, entry);
     const where = { purpose: options.purpose ?? 'consent', ip: options.ip, knownDevice: options.device !== undefined };
+    this.observer?.pinFailed(where.purpose);
     const formClosed = entry.failures >= this.maxAttemptsPerRequest;
     await this.audit?.record(pinFailed({ ...where, formClosed }));
     const lockedNow = await this.lockedFor(options);
-    if (lockedNow !== undefined) await this.audit?.record(pinLockedOut({ ...where, until: lockedNow }));
+    if (lockedNow !== undefined) {
+      // This failure spent the budget (it was not locked before it): a lockout starts.
+      this.observer?.pinLockedOut(where.purpose);
+      await this.audit?.record(pinLockedOut({ ...where, until: lockedNow }));
+    }
     if (formClosed) return { kind: 'request-exhausted' };
     if (lockedNow !== undefined) return { kind: 'locked', retryAt: lockedNow };
     return { kind: 'wrong', attemptsLeft: this.maxAttemptsPerRequest - entry.failures };

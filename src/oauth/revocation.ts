@@ -30,6 +30,7 @@ export async function revokeToken(
         await ctx.audit.record(
           grantRevoked({ actor: 'client', reason: 'revocation-endpoint', clientId: client.clientId, clientName: client.metadata.client_name, grantId: refresh.grantId, person: refresh.approvedBy, ip }),
         );
+        ctx.observer?.grantRevoked('client_request');
       }
       return true;
     },

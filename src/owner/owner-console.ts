@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
 import { describeRedirect } from '../oauth/consent/outcomes.js';
 import { safeDisplayText } from '../oauth/display-text.js';
+import type { OAuthObserver } from '../oauth/observer.js';
 import type { Approver, AuditEvent, ClientRecord, GrantSummary, Store, StoreCounts, StoreHealth } from '../store/types.js';
 
 /**
@@ -122,6 +123,8 @@ export interface OwnerConsoleDeps {
   health: () => Promise<StoreHealth>;
   /** The MCP gateway's live status, when one is configured. */
   gateway?: GatewayStatusSource | undefined;
+  /** Hears the owner's revocations, for /metrics. */
+  observer?: Pick<OAuthObserver, 'grantRevoked'>;
 }
 
 /** Where a client's redirect URIs lead: their hosts, or scheme, host and path for a native app's scheme. */
@@ -248,6 +251,7 @@ export class OwnerConsole {
 
   private async revoke(grant: GrantSummary & { clientName?: string | undefined }, actor: AuditActor, reason: 'owner' | 'person'): Promise<void> {
     const removed = await this.deps.store.revokeGrant(grant.grantId);
+    this.deps.observer?.grantRevoked(reason);
     await this.deps.audit.record(grantRevoked({ actor, reason, clientId: grant.clientId, clientName: grant.clientName, grantId: grant.grantId, person: grant.approvedBy }));
     this.deps.logger.info({ clientId: grant.clientId, removed, by: reason }, `${reason} revoked a grant`);
   }

@@ -22,6 +22,8 @@ export interface ExpiredCounts {
   codes: number;
   accessTokens: number;
   refreshTokens: number;
+  /** Another instance was running the cleanup at that moment, so this one did nothing (PostgreSQL). */
+  skipped?: true;
 }
 
 /**

@@ -25,6 +25,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   gateway: ['clock', 'crypto', 'store', 'oauth', 'resource-server'],
   http: ['clock', 'crypto', 'config', 'oauth', 'owner', 'identity', 'gateway'],
   'resource-server': ['oauth'],
+  metrics: ['oauth', 'store'],
   cli: ['clock', 'crypto', 'config', 'store', 'oauth', 'logger', 'identity', 'gateway'],
 };
 /** Packages an area must not import: the protocol rules know nothing of HTTP frameworks. */

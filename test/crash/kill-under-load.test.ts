@@ -147,6 +147,8 @@ it(`loses nothing acknowledged across ${KILLS} kill -9 under load, and invents n
   await verifyNew();
   await verifyCounts();
   expect(ledger.clients.length).toBeGreaterThan(KILLS);
+  // The disk never failed: no request was refused as unavailable.
+  expect(ledger.unavailable).toBe(0);
   expect(ledger.chains.length).toBeGreaterThan(KILLS);
   await daemon.stop('SIGTERM');
   // A clean stop folds the journal into the snapshots: the JSON files alone hold everything.

@@ -2,11 +2,18 @@ import { createHash, randomBytes } from 'node:crypto';
 
 /**
  * A load generator for the crash tests: registrations, code exchanges through the real
- * consent flow, and refreshes, against a daemon at `baseUrl`. It keeps a ledger of what the
- * daemon acknowledged (a 2xx it received in full) and of requests whose outcome is unknown
- * (the connection died first), so a test can check, after a crash, that everything
- * acknowledged survived and that nothing beyond the unknown requests appeared.
+ * consent flow, and refreshes, against a daemon at `baseUrl`, or spread over several (a
+ * function that names the next one, e.g. round-robin). It keeps a ledger of what the daemon
+ * acknowledged (a 2xx it received in full) and of requests whose outcome is unknown (the
+ * connection died first, or a 503 said the store could not be reached: a change may have been
+ * committed before the answer was lost), so a test can check, after a crash or an outage, that
+ * everything acknowledged survived and that nothing beyond the unknown requests appeared.
+ * Any other 5xx fails the load.
  */
+
+/** Where requests go: one daemon, or a function that picks one per request. */
+export type Target = string | (() => string);
+const at = (target: Target): string => (typeof target === 'string' ? target : target());
 
 export const PIN = '13572468';
 export const INTROSPECTION_SECRET = 'crash-test-introspection-secret-0123';
@@ -36,6 +43,8 @@ export class Ledger {
   /** Requests that may have changed state but whose answer never arrived. */
   unknownRegistrations = 0;
   unknownIssuances = 0;
+  /** Requests answered 503 (the store unavailable): each is also counted as unknown. */
+  unavailable = 0;
   /** Acknowledged access tokens, across all chains. */
   get accessTokens(): number {
     return this.chains.reduce((n, c) => n + c.accessTokens.length, 0);
@@ -43,15 +52,29 @@ export class Ledger {
 }
 
 class Lost extends Error {}
+/** A 503: the store could not be reached; as unknown as a lost answer. */
+class Unavailable extends Lost {}
 
-/** fetch that turns a dead connection into {@link Lost}: the outcome is unknown. */
+/** fetch that turns a dead connection into {@link Lost} and a 503 into {@link Unavailable}: the outcome is unknown. */
 async function call(url: string, init: RequestInit): Promise<Response> {
+  let res: Response;
   try {
-    return await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
+    res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     throw new Lost((err as Error).message);
   }
+  if (res.status === 503) {
+    await res.arrayBuffer().catch(() => undefined);
+    if (!/^\d+$/.test(res.headers.get('retry-after') ?? '')) throw new Error(`a 503 from ${url} without Retry-After`);
+    throw new Unavailable(`${url} answered 503`);
+  }
+  return res;
 }
+
+/** Counts an unknown outcome's 503 in the ledger. */
+const noteUnavailable = (err: unknown, ledger: Ledger): void => {
+  if (err instanceof Unavailable) ledger.unavailable++;
+};
 
 /** Reads the body; a body cut off by the crash is as unknown as no answer at all. */
 async function text(res: Response): Promise<string> {
@@ -62,10 +85,10 @@ async function text(res: Response): Promise<string> {
   }
 }
 
-export async function registerClient(baseUrl: string, ledger: Ledger): Promise<string | undefined> {
+export async function registerClient(baseUrl: Target, ledger: Ledger): Promise<string | undefined> {
   let res: Response;
   try {
-    res = await call(`${baseUrl}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(REGISTRATION) });
+    res = await call(`${at(baseUrl)}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(REGISTRATION) });
     const body = await text(res);
     if (res.status !== 201) throw new Error(`registration answered ${res.status}: ${body}`);
     const clientId = (JSON.parse(body) as { client_id: string }).client_id;
@@ -73,6 +96,7 @@ export async function registerClient(baseUrl: string, ledger: Ledger): Promise<s
     return clientId;
   } catch (err) {
     if (err instanceof Lost) {
+      noteUnavailable(err, ledger);
       ledger.unknownRegistrations++;
       return undefined;
     }
@@ -81,7 +105,7 @@ export async function registerClient(baseUrl: string, ledger: Ledger): Promise<s
 }
 
 /** Consent page, PIN, approve: the code from the redirect (codes are not counted: they are not tokens). */
-export async function authorize(baseUrl: string, clientId: string): Promise<{ code: string; verifier: string }> {
+export async function authorize(baseUrl: Target, clientId: string): Promise<{ code: string; verifier: string }> {
   const verifier = randomBytes(32).toString('base64url');
   const query = new URLSearchParams({
     response_type: 'code',
@@ -91,13 +115,14 @@ export async function authorize(baseUrl: string, clientId: string): Promise<{ co
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
   });
-  const page = await call(`${baseUrl}/authorize?${query.toString()}`, { method: 'GET' });
+  const page = await call(`${at(baseUrl)}/authorize?${query.toString()}`, { method: 'GET' });
   const html = await text(page);
   if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
   const csrf = /latchkey_csrf=([^;]+)/.exec(page.headers.get('set-cookie') ?? '')?.[1];
   const consent = /name="consent" value="([^"]+)"/.exec(html)?.[1];
   if (!csrf || !consent) throw new Error('consent page without CSRF cookie or consent field');
-  const approved = await call(`${baseUrl}/authorize/consent`, {
+  // On several instances, the approval may land on another than the page: they share the key.
+  const approved = await call(`${at(baseUrl)}/authorize/consent`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: `latchkey_csrf=${csrf}` },
     body: new URLSearchParams({ consent, pin: PIN, decision: 'approve' }).toString(),
@@ -113,8 +138,8 @@ interface Tokens {
   refresh_token: string;
 }
 
-async function token(baseUrl: string, form: Record<string, string>): Promise<Tokens> {
-  const res = await call(`${baseUrl}/token`, {
+async function token(baseUrl: Target, form: Record<string, string>): Promise<Tokens> {
+  const res = await call(`${at(baseUrl)}/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(form).toString(),
@@ -125,12 +150,15 @@ async function token(baseUrl: string, form: Record<string, string>): Promise<Tok
 }
 
 /** Authorizes an acknowledged client and exchanges the code: a new chain when acknowledged. */
-export async function exchangeCode(baseUrl: string, ledger: Ledger, clientId: string): Promise<void> {
+export async function exchangeCode(baseUrl: Target, ledger: Ledger, clientId: string): Promise<void> {
   let approval: { code: string; verifier: string };
   try {
     approval = await authorize(baseUrl, clientId);
   } catch (err) {
-    if (err instanceof Lost) return; // no token can have been issued yet
+    if (err instanceof Lost) {
+      noteUnavailable(err, ledger);
+      return; // no token can have been issued yet
+    }
     throw err;
   }
   try {
@@ -144,6 +172,7 @@ export async function exchangeCode(baseUrl: string, ledger: Ledger, clientId: st
     ledger.chains.push({ clientId, accessTokens: [t.access_token], refreshToken: t.refresh_token, busy: false, lostRefreshes: 0 });
   } catch (err) {
     if (err instanceof Lost) {
+      noteUnavailable(err, ledger);
       ledger.unknownIssuances++;
       return;
     }
@@ -152,7 +181,7 @@ export async function exchangeCode(baseUrl: string, ledger: Ledger, clientId: st
 }
 
 /** Refreshes a chain; an acknowledged refresh moves the chain to the new refresh token. */
-export async function refreshChain(baseUrl: string, ledger: Ledger, chain: Chain): Promise<void> {
+export async function refreshChain(baseUrl: Target, ledger: Ledger, chain: Chain): Promise<void> {
   chain.busy = true;
   try {
     const t = await token(baseUrl, { grant_type: 'refresh_token', refresh_token: chain.refreshToken, client_id: chain.clientId });
@@ -160,6 +189,7 @@ export async function refreshChain(baseUrl: string, ledger: Ledger, chain: Chain
     chain.refreshToken = t.refresh_token;
   } catch (err) {
     if (!(err instanceof Lost)) throw err;
+    noteUnavailable(err, ledger);
     ledger.unknownIssuances++;
     chain.lostRefreshes++;
   } finally {
@@ -168,9 +198,15 @@ export async function refreshChain(baseUrl: string, ledger: Ledger, chain: Chain
 }
 
 /** Runs `workers` loops of mixed operations until `stop()` says so; resolves when all ended. */
-export async function runLoad(baseUrl: string, ledger: Ledger, workers: number, stop: () => boolean): Promise<void> {
+export async function runLoad(baseUrl: Target, ledger: Ledger, workers: number, stop: () => boolean): Promise<void> {
   const worker = async (n: number): Promise<void> => {
+    let seen = ledger.unavailable;
     for (let i = 0; !stop(); i++) {
+      // After a 503, wait a moment as a client honouring Retry-After would (scaled down), so
+      // an outage is not a busy loop.
+      const refused = ledger.unavailable;
+      if (i > 0 && refused > seen) await new Promise((r) => setTimeout(r, 20));
+      seen = refused;
       const pick = (n + i) % 3;
       if (pick === 0 || ledger.clients.length === 0) {
         await registerClient(baseUrl, ledger);

@@ -82,13 +82,17 @@ describe('PostgreSQL backend', () => {
     await other.connect();
     await other.query('BEGIN');
     await other.query('SELECT pg_advisory_xact_lock($1)', [CLEANUP_LOCK]);
-    expect(await first.store.deleteExpired(NOW + 10)).toEqual({ codes: 0, accessTokens: 0, refreshTokens: 0 });
+    expect(await first.store.deleteExpired(NOW + 10)).toEqual({ codes: 0, accessTokens: 0, refreshTokens: 0, skipped: true });
     expect(await first.store.getCode(hash('old-code'), NOW)).toBeDefined();
     await other.query('COMMIT');
     await other.end();
 
     const results = await Promise.all(instances.map((b) => b.store.deleteExpired(NOW + 10)));
-    const total = results.reduce((n, r) => ({ codes: n.codes + r.codes, accessTokens: n.accessTokens + r.accessTokens, refreshTokens: n.refreshTokens + r.refreshTokens }));
+    const total = results.reduce((n, r) => ({ codes: n.codes + r.codes, accessTokens: n.accessTokens + r.accessTokens, refreshTokens: n.refreshTokens + r.refreshTokens }), {
+      codes: 0,
+      accessTokens: 0,
+      refreshTokens: 0,
+    });
     expect(total).toEqual({ codes: 1, accessTokens: 200, refreshTokens: 0 });
     expect(await first.store.getAccessToken(hash('old-1'), NOW)).toBeUndefined();
     expect(await first.store.getAccessToken(hash('live'), NOW)).toBeDefined();

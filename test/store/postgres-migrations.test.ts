@@ -5,7 +5,7 @@ import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { migrate } from '../../src/store/postgres/migrate.js';
 import { LATEST_VERSION, MIGRATIONS } from '../../src/store/postgres/migrations.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
-import { StoreOpenError } from '../../src/store/types.js';
+import { StoreOpenError, type ClientMetadata } from '../../src/store/types.js';
 import { captureIo } from '../helpers/cli-io.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
@@ -53,6 +53,41 @@ describe('PostgreSQL migrations', () => {
     const url = await db.createDatabase();
     expect(await migrate(url)).toEqual({ applied: MIGRATIONS.map((m) => m.version), version: LATEST_VERSION });
     expect(await migrate(url)).toEqual({ applied: [], version: LATEST_VERSION });
+  });
+
+  it('migration 2 counts the clients a version 1 database holds, and its triggers keep the count through every change', async () => {
+    const url = await db.createDatabase();
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      // A database as Latchkey left it at schema version 1, with clients.
+      const first = MIGRATIONS.find((m) => m.version === 1);
+      await client.query(first?.sql ?? '');
+      await client.query("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO schema_migrations (version, name) VALUES (1, 'v1')");
+      const metadata: ClientMetadata = { redirect_uris: ['https://claude.ai/api/mcp/auth_callback'], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'] };
+      for (let i = 0; i < 7; i++) await client.query('INSERT INTO clients (client_id, issued_at, metadata) VALUES ($1, 1, $2)', [`old-${i}`, JSON.stringify(metadata)]);
+      expect(await migrate(url)).toEqual({ applied: MIGRATIONS.filter((m) => m.version > 1).map((m) => m.version), version: LATEST_VERSION });
+
+      const { backend } = await open(url);
+      const exact = async (): Promise<number> => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM clients')).rows[0]?.n ?? -1;
+      expect(await backend.store.clientCount()).toBe(7);
+      // Registrations from several connections at once, deletions of every kind, plain SQL: always the exact count.
+      await Promise.all(Array.from({ length: 30 }, (_, i) => backend.store.putClient({ clientId: `new-${i}`, issuedAt: 2, metadata })));
+      await backend.store.putClient({ clientId: 'new-0', issuedAt: 3, metadata });
+      expect(await backend.store.clientCount()).toBe(37);
+      await backend.store.deleteClients(['new-1', 'new-2', 'absent']);
+      expect(await backend.store.deleteUnusedClients(2)).toBe(7);
+      await client.query("DELETE FROM clients WHERE client_id = 'new-3'");
+      expect(await backend.store.clientCount()).toBe(await exact());
+      expect(await backend.store.clientCount()).toBe(27);
+      await client.query('TRUNCATE clients');
+      expect(await backend.store.clientCount()).toBe(0);
+      await backend.store.putClient({ clientId: 'after', issuedAt: 4, metadata });
+      expect(await backend.store.clientCount()).toBe(1);
+      await backend.close();
+    } finally {
+      await client.end();
+    }
   });
 
   it('stops startup with a clear error when the database is newer than the code', async () => {

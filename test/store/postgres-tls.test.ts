@@ -3,10 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { generate } from 'selfsigned';
+import { runCli } from '../../src/cli/run.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { StoreOpenError } from '../../src/store/types.js';
+import { captureIo } from '../helpers/cli-io.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { freePort } from '../helpers/running-app.js';
 import { silentLogger } from '../helpers/unit-context.js';
 
 /**
@@ -65,5 +68,15 @@ describe('PostgreSQL over TLS', () => {
 
   it('refuses to start against a certificate it cannot verify', async () => {
     await expect(PostgresBackend.open({ url: withParams('sslmode=verify-full'), logger: silentLogger(), random: cryptoRandom })).rejects.toBeInstanceOf(StoreOpenError);
+  });
+
+  it('latchkey doctor says the connection is encrypted and verified, or encrypted only', async () => {
+    const check = async (params: string): Promise<string> => {
+      const io = captureIo({ env: { OAUTH_DATABASE_URL: withParams(params), PORT: String(await freePort()) } });
+      await runCli(['doctor'], io);
+      return io.text().split('\n').find((l) => l.includes(' database TLS: ')) ?? '';
+    };
+    expect(await check(`sslmode=verify-full&sslrootcert=${caFile}`)).toMatch(/ok .*encrypted \(TLSv1\.[23]\), certificate verified \(sslmode=verify-full\)/);
+    expect(await check('sslmode=no-verify')).toMatch(/warn .*encrypted \(TLSv1\.[23]\), but the server's certificate is not checked/);
   });
 });

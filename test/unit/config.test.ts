@@ -130,6 +130,8 @@ describe('loadConfig', () => {
       ['OAUTH_RESOURCES', 'https://mcp.example.com#frag'],
       ['OAUTH_INTROSPECTION_SECRET', 'short'],
       ['OAUTH_INTROSPECTION_SECRET', '0123456789abcde'],
+      ['OAUTH_METRICS_TOKEN', 'short'],
+      ['OAUTH_METRICS_TOKEN', 'a long token with spaces'],
       ['LOG_LEVEL', 'verbose'],
       ['LOG_LEVEL', 'INFO'],
       ['TRUST_PROXY', 'every$thing'],
@@ -167,6 +169,8 @@ describe('loadConfig', () => {
     it('never repeats a secret value in the error line', () => {
       expect(configError({ OAUTH_INTROSPECTION_SECRET: 'short-secret' }).message).not.toContain('short-secret');
       expect(configError({ OAUTH_PIN: 'a b' }).message).not.toContain('a b');
+      expect(configError({ OAUTH_METRICS_TOKEN: 'short-token' }).message).not.toContain('short-token');
+      expect(configError({ OAUTH_METRICS_TOKEN: 'a long metrics token' }).message).not.toContain('metrics token');
     });
 
     it('TRUST_PROXY=true names the safe values', () => {

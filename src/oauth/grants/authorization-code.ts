@@ -78,6 +78,7 @@ export async function exchangeAuthorizationCode(
     throw invalidGrant('The authorization code was already used; tokens issued from it are revoked');
   }
   ctx.store.touchClient(client.clientId, now);
+  ctx.observer?.tokensIssued('authorization_code');
   return issued.response;
 }
 
@@ -87,6 +88,7 @@ async function revokeReplayedGrant(ctx: OAuthContext, code: CodeRecord, presente
   const removed = await ctx.store.revokeGrant(grantId);
   const clientName = presenter.clientId === clientId ? presenter.metadata.client_name : undefined;
   await ctx.audit.record(grantRevoked({ actor: 'system', reason: 'code-replay', clientId, clientName, grantId, person: code.approvedBy }));
+  ctx.observer?.grantRevoked('code_replay');
   ctx.logger.warn({ clientId, grantId, removed }, 'authorization code replayed: grant revoked');
 }
 

@@ -75,6 +75,7 @@ export async function refreshAccessToken(
       await ctx.audit.record(
         grantRevoked({ actor: 'system', reason: 'refresh-reuse', clientId: client.clientId, clientName: client.metadata.client_name, grantId: token.grantId, person: token.approvedBy }),
       );
+      ctx.observer?.grantRevoked('refresh_reuse');
       ctx.logger.warn({ clientId: client.clientId, grantId: token.grantId, removed }, 'rotated refresh token reused: grant revoked');
       throw invalidGrant('The refresh token was already used; this grant is revoked, authorize again');
     }
@@ -82,6 +83,7 @@ export async function refreshAccessToken(
     await ctx.store.putTokens(issued.access, successor);
   }
   ctx.store.touchClient(client.clientId, now);
+  ctx.observer?.tokensIssued('refresh_token');
   return issued.response;
 }
 

@@ -20,6 +20,8 @@ const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
 const OPEN_FILES = 2;
 
 const dayOf = (at: number): string => new Date(at).toISOString().slice(0, 10);
+/** The day file (in the audit directory) an event stamped `at` belongs in. */
+export const auditDayFile = (at: number): string => `${dayOf(at)}.jsonl`;
 const dayStart = (day: string): number => Date.parse(`${day}T00:00:00.000Z`);
 
 interface DayFile {

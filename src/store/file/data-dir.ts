@@ -230,3 +230,23 @@ export const SET_ASIDE_FILE = /\.(corrupt|rejected)-[0-9TZ-]+(\.jsonl)?$/;
 export async function setAsideFiles(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir).catch(() => [] as string[])).filter((entry) => SET_ASIDE_FILE.test(entry)).sort();
 }
+
+/**
+ * Reads the directory until what it read is one point in time: a running daemon may finish
+ * a compaction meanwhile (a journal file vanishes, or the snapshots disagree), and the next
+ * read is then settled. A snapshot that does not parse is returned as it is (reading again
+ * would not help). Undefined if it kept changing for `tries` reads; throws what
+ * {@link readDataDir} throws otherwise (ENOENT: no such directory).
+ */
+export async function readDataDirSettled(dir: string, tries = 20): Promise<DataDirState | undefined> {
+  for (let attempt = 0; attempt < tries; attempt++) {
+    try {
+      const read = await readDataDir(dir);
+      if (read.consistent || Object.values(read.snapshots).some((snap) => snap.status === 'bad')) return read;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ECHANGED') throw err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return undefined;
+}

@@ -11,7 +11,7 @@ import { createPool, describeUrl } from './pool.js';
  */
 
 /** The advisory lock key of schema migrations (any constant; only Latchkey takes it). */
-const MIGRATION_LOCK = 7_260_513_001;
+export const MIGRATION_LOCK = 7_260_513_001;
 
 export interface MigrationResult {
   /** Versions applied now, in order. */
@@ -63,6 +63,17 @@ export async function applyMigrations(pool: pg.Pool, where: string, logger: Logg
     // A connection that failed mid-way is not given back to the pool.
     client.release(failed);
   }
+}
+
+/**
+ * The schema version the database is at, without changing anything: undefined when Latchkey
+ * never migrated it (no schema_migrations table). For `latchkey doctor` and `latchkey export`.
+ */
+export async function schemaVersion(db: pg.Pool | pg.PoolClient): Promise<number | undefined> {
+  const { rows } = await db.query<{ present: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS present");
+  if (!rows[0]?.present) return undefined;
+  const { rows: versions } = await db.query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
+  return versions[0]?.version ?? 0;
 }
 
 /**

@@ -117,6 +117,43 @@ CREATE TABLE consent_key (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'the number of clients, kept by triggers',
+    sql: `
+-- The number of registered clients, kept as clients come and go: every registration checks
+-- it against OAUTH_MAX_CLIENTS, and count(*) costs a scan of the whole table (750 us of the
+-- server's time at 15,000 clients, most of a registration). Spread over up to 16 rows, one
+-- per connection (by backend pid), so concurrent registrations do not wait on each other's
+-- commit; the count is their sum. Row triggers cover every way a client is added or removed;
+-- TRUNCATE empties the count with the table.
+-- An instance of the previous version may be registering clients right now: hold them off
+-- until the triggers exist, so the first count is exact.
+LOCK TABLE clients IN SHARE ROW EXCLUSIVE MODE;
+CREATE TABLE client_count (
+  shard smallint PRIMARY KEY,
+  n     bigint NOT NULL
+);
+INSERT INTO client_count (shard, n) SELECT 0, count(*) FROM clients;
+
+CREATE FUNCTION client_count_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO client_count (shard, n) VALUES (pg_backend_pid() % 16, CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END)
+    ON CONFLICT (shard) DO UPDATE SET n = client_count.n + EXCLUDED.n;
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER clients_counted AFTER INSERT OR DELETE ON clients FOR EACH ROW EXECUTE FUNCTION client_count_row();
+
+CREATE FUNCTION client_count_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM client_count;
+  RETURN NULL;
+END;
+$$;
+CREATE TRIGGER clients_truncated AFTER TRUNCATE ON clients FOR EACH STATEMENT EXECUTE FUNCTION client_count_truncate();
+`,
+  },
 ];
 
 /** The schema version this code writes and reads. */

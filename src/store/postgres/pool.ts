@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../types.js';
@@ -15,6 +16,13 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
   /** Connections at most. */
   max?: number;
+  /**
+   * Commit without waiting for the WAL to reach the disk (synchronous_commit = off): for
+   * the rate-limit counters only, where a crash may forget the last moment's counts (the file
+   * backend keeps them in memory and forgets them all) but every commit must not wait for an
+   * fsync while holding the row every request of one address updates.
+   */
+  asyncCommit?: boolean;
 }
 
 export const DEFAULT_STATEMENT_TIMEOUT_MS = 5_000;
@@ -43,6 +51,7 @@ export function createPool(options: PoolOptions): pg.Pool {
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     types,
+    ...(options.asyncCommit ? { options: '-c synchronous_commit=off' } : {}),
   });
   // An idle connection dropped by the server (restart, failover) is reported here; without a
   // listener it would crash the process. The pool replaces it on the next query.
@@ -78,6 +87,8 @@ export function isUnavailable(err: unknown): boolean {
 export function reasonOf(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
   if (e.code === '57014' || e.code === '55P03') return 'database statement timeout';
+  // A socket's errno (ECONNREFUSED, ETIMEDOUT, ...): the server cannot be reached at all.
+  if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return 'database unreachable';
   if (typeof e.code === 'string') return `database unavailable (${e.code})`;
   if (typeof e.message === 'string' && /timeout/i.test(e.message)) return 'database timeout';
   return 'database unreachable';
@@ -97,4 +108,22 @@ export function describeUrl(url: string): string {
   } catch {
     return 'the configured database';
   }
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A statement as a query that is prepared once per connection: PostgreSQL parses and plans
+ * it at its first use there, and only binds and runs it afterwards. Planning was more than
+ * half of the work of a code exchange's statement (docs/benchmarks.md). The name comes from
+ * the text, so each distinct statement is prepared once; every statement of this backend is
+ * a fixed text with parameters, so the names stay few.
+ */
+export function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `latchkey_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values };
 }

@@ -9,6 +9,9 @@ import { PostgresKeyValueStore } from './postgres-kv.js';
 import { PostgresStore } from './postgres-store.js';
 import { createPool, describeUrl, rethrow } from './pool.js';
 
+/** The counters' pool: every request that is rate-limited makes one short statement there. */
+const COUNTER_CONNECTIONS = 4;
+
 export interface PostgresBackendOptions {
   /** postgres://… connection URL; TLS as its sslmode says (docs/scaling.md). */
   url: string;
@@ -37,29 +40,29 @@ export class PostgresBackend implements Backend {
 
   private constructor(
     private readonly pool: pg.Pool,
+    /** The counters' own few connections, committing asynchronously (see PoolOptions.asyncCommit). */
+    private readonly counterPool: pg.Pool,
     logger: Logger,
     private readonly random: RandomSource,
   ) {
     this.store = new PostgresStore(pool, logger);
     this.kv = new PostgresKeyValueStore(pool);
-    this.counters = new PostgresCounterStore(pool);
+    this.counters = new PostgresCounterStore(counterPool);
     this.audit = new PostgresAuditLog(pool);
   }
 
   static async open(options: PostgresBackendOptions): Promise<{ backend: PostgresBackend; report: LoadReport }> {
     const where = describeUrl(options.url);
-    const pool = createPool({
-      url: options.url,
-      logger: options.logger,
-      ...(options.statementTimeoutMs !== undefined ? { statementTimeoutMs: options.statementTimeoutMs } : {}),
-      ...(options.poolMax !== undefined ? { max: options.poolMax } : {}),
-    });
+    const timeout = options.statementTimeoutMs !== undefined ? { statementTimeoutMs: options.statementTimeoutMs } : {};
+    const pool = createPool({ url: options.url, logger: options.logger, ...timeout, ...(options.poolMax !== undefined ? { max: options.poolMax } : {}) });
+    const counterPool = createPool({ url: options.url, logger: options.logger, ...timeout, max: COUNTER_CONNECTIONS, asyncCommit: true });
     try {
       const migrations = await applyMigrations(pool, where, options.logger);
-      const backend = new PostgresBackend(pool, options.logger, options.random);
+      const backend = new PostgresBackend(pool, counterPool, options.logger, options.random);
       const counts = await backend.store.counts(Date.now());
       return { backend, report: { counts, setAside: [], journal: { files: 0, records: 0, tornRecords: 0, corruptRecords: 0 }, migrations } };
     } catch (err) {
+      await counterPool.end().catch(() => undefined);
       await pool.end().catch(() => undefined);
       if (err instanceof StoreOpenError) throw err;
       throw new StoreOpenError(`cannot open the PostgreSQL database ${where}: ${(err as Error).message}. Check OAUTH_DATABASE_URL and that the server accepts connections.`);
@@ -89,11 +92,14 @@ export class PostgresBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     await this.store.close();
+    await this.counterPool.end();
     await this.pool.end();
   }
 
-  /** Connections in use and callers waiting for one, for monitoring. */
+  /** Connections open, idle, and callers waiting for one, over both pools: for monitoring. */
   poolStats(): { total: number; idle: number; waiting: number } {
-    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+    const pools = [this.pool, this.counterPool];
+    const sum = (of: (p: pg.Pool) => number): number => pools.reduce((n, p) => n + of(p), 0);
+    return { total: sum((p) => p.totalCount), idle: sum((p) => p.idleCount), waiting: sum((p) => p.waitingCount) };
   }
 }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { CounterStore, CounterWindow } from '../types.js';
-import { rethrow } from './pool.js';
+import { prepared, rethrow } from './pool.js';
 
 /**
  * Fixed-window counters on PostgreSQL (table counters), shared by every instance: rate
@@ -13,7 +13,7 @@ export class PostgresCounterStore implements CounterStore {
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.pool.query<R>(prepared(text, values));
     } catch (err) {
       return rethrow(err);
     }

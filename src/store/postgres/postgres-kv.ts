@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { KeyValueStore } from '../types.js';
-import { rethrow } from './pool.js';
+import { prepared, rethrow } from './pool.js';
 
 /**
  * The key-value store on PostgreSQL (table kv_entries), shared by every instance. Each
@@ -13,7 +13,7 @@ export class PostgresKeyValueStore implements KeyValueStore {
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.pool.query<R>(prepared(text, values));
     } catch (err) {
       return rethrow(err);
     }

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from '../records.js';
 import type { ClientQuery, ExpiredCounts, GrantQuery, GrantSummary, Store, StoreCounts, StoreHealth } from '../types.js';
-import { reasonOf, rethrow } from './pool.js';
+import { prepared, reasonOf, rethrow } from './pool.js';
 import {
   ACCESS_COLUMNS,
   accessFromRow,
@@ -75,7 +75,7 @@ export class PostgresStore implements Store {
 
   private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      return await this.pool.query<R>(prepared(text, values));
     } catch (err) {
       return rethrow(err);
     }
@@ -115,7 +115,7 @@ export class PostgresStore implements Store {
     this.touched.set(clientId, at);
     // Not waited for: losing it costs nothing. The condition keeps other instances' updates to one a minute too.
     const update = this.pool
-      .query('UPDATE clients SET last_used_at = $2 WHERE client_id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)', [clientId, at, at - TOUCH_EVERY_MS])
+      .query(prepared('UPDATE clients SET last_used_at = $2 WHERE client_id = $1 AND (last_used_at IS NULL OR last_used_at <= $3)', [clientId, at, at - TOUCH_EVERY_MS]))
       .then(
         () => undefined,
         (err: Error & { code?: string }) => this.logger.warn({ errno: err.code, reason: err.message }, 'could not record a client’s last use'),
@@ -176,7 +176,10 @@ export class PostgresStore implements Store {
   }
 
   async clientCount(query: Pick<ClientQuery, 'unapprovedOnly'> = {}): Promise<number> {
-    const { rows } = await this.query<{ n: number }>(`SELECT count(*)::int AS n FROM clients ${query.unapprovedOnly ? NEVER_APPROVED : ''}`);
+    // All clients: the count the triggers keep (migration 2), not a scan of the table.
+    const { rows } = await this.query<{ n: number }>(
+      query.unapprovedOnly ? `SELECT count(*)::int AS n FROM clients ${NEVER_APPROVED}` : 'SELECT coalesce(sum(n), 0)::int AS n FROM client_count',
+    );
     return rows[0]?.n ?? 0;
   }
 
@@ -328,7 +331,7 @@ export class PostgresStore implements Store {
       const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [CLEANUP_LOCK]);
       if (!lock[0]?.locked) {
         await client.query('COMMIT');
-        return { codes: 0, accessTokens: 0, refreshTokens: 0 };
+        return { codes: 0, accessTokens: 0, refreshTokens: 0, skipped: true };
       }
       const { rows } = await client.query<ExpiredCounts>(
         `WITH c AS (DELETE FROM codes WHERE expires_at <= $1 RETURNING 1),
