@@ -3,7 +3,7 @@ import { runCli } from '../../src/cli/run.js';
 import { migrate } from '../../src/store/postgres/migrate.js';
 import { LATEST_VERSION } from '../../src/store/postgres/migrations.js';
 import { captureIo } from '../helpers/cli-io.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/postgres.js';
 import { freePort, startApp } from '../helpers/running-app.js';
 
 /**
@@ -15,17 +15,11 @@ import { freePort, startApp } from '../helpers/running-app.js';
 const PASSWORD = 'correct-horse-battery-staple';
 const line = (text: string, name: string): string => text.split('\n').find((l) => l.includes(` ${name}: `)) ?? '';
 
-let db: TestPostgres;
-beforeAll(async () => {
-  db = await startTestPostgres();
-}, 180_000);
-afterAll(async () => {
-  await db?.close();
-}, 180_000);
+const db = useTestPostgres();
 
 /** A fresh database's URL with a password in it (the test server trusts local users, so any works). */
 async function database(): Promise<string> {
-  const url = new URL(await db.createDatabase());
+  const url = new URL(await db().createDatabase());
   url.password = PASSWORD;
   return url.toString();
 }

@@ -1,7 +1,7 @@
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import type { Backend } from '../../src/store/types.js';
-import { emptyDatabase, startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { emptyDatabase, useTestPostgres } from '../helpers/postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
 import { storeContract, type ContractHarness } from './contract.js';
 
@@ -11,22 +11,16 @@ import { storeContract, type ContractHarness } from './contract.js';
  * server stopped (fast shutdown, connections cut) and started again.
  */
 
-let db: TestPostgres;
-beforeAll(async () => {
-  db = await startTestPostgres();
-}, 180_000);
-afterAll(async () => {
-  await db?.close();
-}, 180_000);
+const db = useTestPostgres();
 
 storeContract(
   'postgres',
   async (): Promise<ContractHarness> => {
     // The schema is created by the first open; later tests start on emptied tables.
-    await emptyDatabase(db.url);
+    await emptyDatabase(db().url);
     const open: Backend[] = [];
     const openOne = async (): Promise<Backend> => {
-      const { backend } = await PostgresBackend.open({ url: db.url, logger: silentLogger(), random: cryptoRandom });
+      const { backend } = await PostgresBackend.open({ url: db().url, logger: silentLogger(), random: cryptoRandom });
       open.push(backend);
       return backend;
     };
@@ -34,7 +28,7 @@ storeContract(
       open: openOne,
       openPeer: openOne,
       breakStorage: async () => {
-        const { stop, start } = db;
+        const { stop, start } = db();
         if (!stop || !start) throw new Error('an outage needs a server the tests started');
         await stop();
         return start;

@@ -4,7 +4,7 @@ import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { CLEANUP_LOCK } from '../../src/store/postgres/postgres-store.js';
 import { StoreUnavailableError, type AccessTokenRecord, type CodeRecord } from '../../src/store/types.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
 
 /**
@@ -36,17 +36,11 @@ const access = (raw: string, expiresAt = NOW + 3_600_000): AccessTokenRecord => 
   expiresAt,
 });
 
-let db: TestPostgres;
-beforeAll(async () => {
-  db = await startTestPostgres();
-}, 180_000);
-afterAll(async () => {
-  await db?.close();
-}, 180_000);
+const db = useTestPostgres();
 
 describe('PostgreSQL backend', () => {
   it('refuses, as unavailable, a change that waits on the database longer than the statement timeout', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     const { backend } = await PostgresBackend.open({ url, logger: silentLogger(), random: cryptoRandom, statementTimeoutMs: 300 });
     await backend.store.putCode(code('held'));
     // Another session holds the code's row lock and does not let go: a stuck transaction.
@@ -70,7 +64,7 @@ describe('PostgreSQL backend', () => {
   });
 
   it('runs the cleanup on one instance at a time, and each expired record goes once', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     const instances = await Promise.all([1, 2, 3].map(async () => (await PostgresBackend.open({ url, logger: silentLogger(), random: cryptoRandom })).backend));
     const first = instances[0] as PostgresBackend;
     for (let i = 0; i < 200; i++) await first.store.putTokens(access(`old-${i}`, NOW + 1), undefined);

@@ -4,7 +4,7 @@ import { s256 } from '../../src/oauth/pkce.js';
 import { refreshAccessToken } from '../../src/oauth/grants/refresh-token.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
-import { emptyDatabase, startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { emptyDatabase, useTestPostgres } from '../helpers/postgres.js';
 import { grantTests } from '../unit/grants.js';
 import { clientRecord, FakeClock, oauthContext, silentLogger, testConfig, type TestContext } from '../helpers/unit-context.js';
 
@@ -14,19 +14,13 @@ import { clientRecord, FakeClock, oauthContext, silentLogger, testConfig, type T
  * introspection behave exactly as on the files. And no raw credential reaches the database.
  */
 
-let db: TestPostgres;
-beforeAll(async () => {
-  db = await startTestPostgres();
-}, 180_000);
-afterAll(async () => {
-  await db?.close();
-}, 180_000);
+const db = useTestPostgres();
 
 async function postgresContext(): Promise<TestContext> {
-  await emptyDatabase(db.url);
+  await emptyDatabase(db().url);
   const clock = new FakeClock();
   const logger = silentLogger();
-  const { backend } = await PostgresBackend.open({ url: db.url, logger, random: cryptoRandom });
+  const { backend } = await PostgresBackend.open({ url: db().url, logger, random: cryptoRandom });
   const config = testConfig('/nonexistent-data-dir-postgres-is-used');
   return {
     ctx: oauthContext(config, backend.store, backend.audit, clock, logger),
@@ -54,7 +48,7 @@ describe('credentials in PostgreSQL', () => {
       const raw = [code, first.access_token, first.refresh_token, second.access_token, second.refresh_token];
       expect(raw.every((r) => typeof r === 'string' && r.length >= 43)).toBe(true);
 
-      const reader = new pg.Client({ connectionString: db.url });
+      const reader = new pg.Client({ connectionString: db().url });
       await reader.connect();
       try {
         const { rows: tables } = await reader.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'");

@@ -7,7 +7,7 @@ import { LATEST_VERSION, MIGRATIONS } from '../../src/store/postgres/migrations.
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { StoreOpenError, type ClientMetadata } from '../../src/store/types.js';
 import { captureIo } from '../helpers/cli-io.js';
-import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
 
 /**
@@ -16,13 +16,7 @@ import { silentLogger } from '../helpers/unit-context.js';
  * startup with one clear line.
  */
 
-let db: TestPostgres;
-beforeAll(async () => {
-  db = await startTestPostgres();
-}, 180_000);
-afterAll(async () => {
-  await db?.close();
-}, 180_000);
+const db = useTestPostgres();
 
 async function appliedVersions(url: string): Promise<number[]> {
   const client = new pg.Client({ connectionString: url });
@@ -39,7 +33,7 @@ const open = (url: string): Promise<{ backend: PostgresBackend; report: { migrat
 
 describe('PostgreSQL migrations', () => {
   it('are applied once when four instances start together on an empty database', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     const opened = await Promise.all([open(url), open(url), open(url), open(url)]);
     const applied = opened.map((o) => o.report.migrations?.applied ?? []);
     // Exactly one instance applied them; the others waited on the lock and found them done.
@@ -50,13 +44,13 @@ describe('PostgreSQL migrations', () => {
   });
 
   it('migrate() brings a database up to date, then finds nothing to do', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     expect(await migrate(url)).toEqual({ applied: MIGRATIONS.map((m) => m.version), version: LATEST_VERSION });
     expect(await migrate(url)).toEqual({ applied: [], version: LATEST_VERSION });
   });
 
   it('migration 2 counts the clients a version 1 database holds, and its triggers keep the count through every change', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
@@ -91,7 +85,7 @@ describe('PostgreSQL migrations', () => {
   });
 
   it('stops startup with a clear error when the database is newer than the code', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     await migrate(url);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
@@ -123,7 +117,7 @@ describe('PostgreSQL migrations', () => {
 
 describe('latchkey migrate', () => {
   it('applies the migrations to the database at OAUTH_DATABASE_URL and says so', async () => {
-    const url = await db.createDatabase();
+    const url = await db().createDatabase();
     const io = captureIo({ env: { OAUTH_DATABASE_URL: url } });
     expect(await runCli(['migrate'], io)).toBe(0);
     expect(io.text()).toMatch(new RegExp(`applied migration\\(s\\) ${MIGRATIONS.map((m) => m.version).join(', ')}; schema version ${LATEST_VERSION}`));

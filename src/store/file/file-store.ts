@@ -17,6 +17,7 @@ import {
   type StoreCounts,
   type StoreHealth,
 } from '../types.js';
+import { summarizeGrants } from '../grant-summaries.js';
 import { nodeFsOps, writeFileAtomic, type FsOps } from './atomic-file.js';
 import { COLLECTIONS, FILES, type CollectionName, type FileRecord } from './collections.js';
 import { prepareDataDir, readDataDir, removeStaleTempFiles, type DataDirState } from './data-dir.js';
@@ -400,30 +401,15 @@ export class FileStore implements Store {
   }
 
   async listGrants(now: number, query: GrantQuery = {}): Promise<GrantSummary[]> {
-    const grants = new Map<string, GrantSummary>();
-    const add = (token: AccessTokenRecord | RefreshTokenRecord, isAccess: boolean): void => {
-      if (query.clientId !== undefined && token.clientId !== query.clientId) return;
-      if (query.subject !== undefined && token.approvedBy?.subject !== query.subject) return;
-      const grant = grants.get(token.grantId) ?? {
-        grantId: token.grantId,
-        clientId: token.clientId,
-        scopes: token.scopes,
-        resource: token.resource,
-        issuedAt: token.issuedAt,
-        expiresAt: token.expiresAt,
-        accessTokens: 0,
-        refreshable: false,
-      };
-      if (grant.approvedBy === undefined && token.approvedBy !== undefined) grant.approvedBy = token.approvedBy;
-      grant.issuedAt = Math.min(grant.issuedAt, token.issuedAt);
-      grant.expiresAt = Math.max(grant.expiresAt, token.expiresAt);
-      if (isAccess) grant.accessTokens++;
-      else grant.refreshable = true;
-      grants.set(token.grantId, grant);
-    };
-    for (const t of this.data.refreshTokens.values()) if (t.expiresAt > now && t.rotatedAt === undefined) add(t, false);
-    for (const t of this.data.accessTokens.values()) if (t.expiresAt > now) add(t, true);
-    return [...grants.values()].sort((a, b) => a.issuedAt - b.issuedAt);
+    const wanted = (token: AccessTokenRecord | RefreshTokenRecord): boolean =>
+      token.expiresAt > now && (query.clientId === undefined || token.clientId === query.clientId) && (query.subject === undefined || token.approvedBy?.subject === query.subject);
+    const { refreshTokens, accessTokens } = this.data;
+    return summarizeGrants(
+      (function* () {
+        for (const t of refreshTokens.values()) if (t.rotatedAt === undefined && wanted(t)) yield { ...t, access: false };
+        for (const t of accessTokens.values()) if (wanted(t)) yield { ...t, access: true };
+      })(),
+    );
   }
 
   // ---- housekeeping --------------------------------------------------------------------

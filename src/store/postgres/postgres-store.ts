@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from '../records.js';
 import type { ClientQuery, ExpiredCounts, GrantQuery, GrantSummary, Store, StoreCounts, StoreHealth } from '../types.js';
+import { summarizeGrants } from '../grant-summaries.js';
 import { prepared, reasonOf, rethrow } from './pool.js';
 import {
   ACCESS_COLUMNS,
@@ -293,26 +294,18 @@ export class PostgresStore implements Store {
        ORDER BY issued_at, grant_id`,
       values,
     );
-    const grants = new Map<string, GrantSummary>();
-    for (const t of rows) {
-      const grant = grants.get(t.grant_id) ?? {
+    return summarizeGrants(
+      rows.map((t) => ({
         grantId: t.grant_id,
         clientId: t.client_id,
         scopes: t.scopes,
         resource: t.resource,
         issuedAt: t.issued_at,
         expiresAt: t.expires_at,
-        accessTokens: 0,
-        refreshable: false,
-      };
-      if (grant.approvedBy === undefined && t.approved_by !== null) grant.approvedBy = t.approved_by;
-      grant.issuedAt = Math.min(grant.issuedAt, t.issued_at);
-      grant.expiresAt = Math.max(grant.expiresAt, t.expires_at);
-      if (t.access) grant.accessTokens++;
-      else grant.refreshable = true;
-      grants.set(t.grant_id, grant);
-    }
-    return [...grants.values()].sort((a, b) => a.issuedAt - b.issuedAt);
+        approvedBy: t.approved_by ?? undefined,
+        access: t.access,
+      })),
+    );
   }
 
   // ---- housekeeping --------------------------------------------------------------------
