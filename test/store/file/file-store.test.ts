@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { nodeFsOps, type FsOps } from '../../../src/store/file/atomic-file.js';
+import type { FsOps } from '../../../src/store/file/atomic-file.js';
 import { FileStore } from '../../../src/store/file/file-store.js';
 import { SCHEMA_VERSION } from '../../../src/store/file/snapshot.js';
 import {
@@ -12,6 +12,7 @@ import {
 } from '../../../src/store/types.js';
 import { hashSecret, newSecret, cryptoRandom } from '../../../src/crypto/secrets.js';
 import { clientRecord, removeDir, silentLogger, tempDir } from '../../helpers/unit-context.js';
+import { faultyFs } from '../../helpers/faulty-fs.js';
 
 const NOW = Date.UTC(2026, 0, 1);
 const FILES = ['clients.json', 'codes.json', 'tokens.json', 'refresh_tokens.json'];
@@ -55,29 +56,6 @@ async function readAll(dir: string): Promise<string> {
   const names = await fsp.readdir(dir);
   const texts = await Promise.all(names.map((n) => fsp.readFile(path.join(dir, n), 'utf8')));
   return texts.join('\n');
-}
-
-/** nodeFsOps with a switchable ENOSPC fault on one operation. */
-function faultyFs(): { fs: FsOps; fail: (op: keyof FsOps | undefined) => void; calls: () => number } {
-  let failing: keyof FsOps | undefined;
-  let calls = 0;
-  const enospc = (): NodeJS.ErrnoException => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-  const guard = <A extends unknown[], R>(op: keyof FsOps, fn: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      calls++;
-      if (failing === op) throw enospc();
-      return fn(...args);
-    };
-  const fs: FsOps = {
-    open: guard('open', nodeFsOps.open),
-    write: guard('write', nodeFsOps.write),
-    truncate: guard('truncate', nodeFsOps.truncate),
-    fsync: guard('fsync', nodeFsOps.fsync),
-    rename: guard('rename', nodeFsOps.rename),
-    fsyncDir: guard('fsyncDir', nodeFsOps.fsyncDir),
-    unlink: nodeFsOps.unlink,
-  };
-  return { fs, fail: (op) => void (failing = op), calls: () => calls };
 }
 
 describe('FileStore', () => {
