@@ -3,7 +3,7 @@ import { runCli } from '../../src/cli/run.js';
 import { migrate } from '../../src/store/postgres/migrate.js';
 import { LATEST_VERSION } from '../../src/store/postgres/migrations.js';
 import { captureIo } from '../helpers/cli-io.js';
-import { useTestPostgres } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/use-test-postgres.js';
 import { freePort, startApp } from '../helpers/running-app.js';
 
 /**

@@ -1,7 +1,8 @@
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import type { Backend } from '../../src/store/types.js';
-import { emptyDatabase, useTestPostgres } from '../helpers/postgres.js';
+import { emptyDatabase } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/use-test-postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
 import { storeContract, type ContractHarness } from './contract.js';
 

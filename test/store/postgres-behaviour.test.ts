@@ -4,7 +4,7 @@ import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { CLEANUP_LOCK } from '../../src/store/postgres/postgres-store.js';
 import { StoreUnavailableError, type AccessTokenRecord, type CodeRecord } from '../../src/store/types.js';
-import { useTestPostgres } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/use-test-postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
 
 /**

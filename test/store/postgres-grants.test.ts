@@ -4,7 +4,8 @@ import { s256 } from '../../src/oauth/pkce.js';
 import { refreshAccessToken } from '../../src/oauth/grants/refresh-token.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
-import { emptyDatabase, useTestPostgres } from '../helpers/postgres.js';
+import { emptyDatabase } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/use-test-postgres.js';
 import { grantTests } from '../unit/grants.js';
 import { clientRecord, FakeClock, oauthContext, silentLogger, testConfig, type TestContext } from '../helpers/unit-context.js';
 

@@ -7,7 +7,7 @@ import { LATEST_VERSION, MIGRATIONS } from '../../src/store/postgres/migrations.
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
 import { StoreOpenError, type ClientMetadata } from '../../src/store/types.js';
 import { captureIo } from '../helpers/cli-io.js';
-import { useTestPostgres } from '../helpers/postgres.js';
+import { useTestPostgres } from '../helpers/use-test-postgres.js';
 import { silentLogger } from '../helpers/unit-context.js';
 
 /**
