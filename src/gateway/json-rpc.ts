@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { noStore } from '../net/cache-headers.js';
 
 /**
  * The few JSON-RPC 2.0 shapes the gateway looks at. Messages are otherwise passed on as
@@ -67,7 +68,7 @@ export function sendJsonRpcError(
 ): void {
   if (res.headersSent) return;
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  res.setHeader('Cache-Control', 'no-store');
+  noStore(res);
   const body = ids.length === 0 ? errorResponse(null, code, message) : ids.length === 1 ? errorResponse(ids[0] ?? null, code, message) : ids.map((id) => errorResponse(id, code, message));
   res.status(status).json(body);
 }

@@ -7,6 +7,7 @@ import { GATEWAY_ERROR, sendJsonRpcError } from './json-rpc.js';
 import { readJsonBody } from './request-body.js';
 import type { ServerRegistry, RoutedServer } from './server-registry.js';
 import type { AccessTokenVerifier } from './verified-token.js';
+import { noStore } from '../net/cache-headers.js';
 
 /**
  * CORS for browser clients (the MCP Inspector): bearer tokens travel in a header, never in
@@ -54,7 +55,7 @@ export function gatewayHandler(registry: ServerRegistry, verify: AccessTokenVeri
     const access = await checkAccess(req.headers.authorization, server, verify);
     if (!access.ok) {
       res.setHeader('WWW-Authenticate', access.challenge);
-      res.setHeader('Cache-Control', 'no-store');
+      noStore(res);
       res.status(access.status).json({ error: access.error, error_description: access.description });
       return;
     }
@@ -70,7 +71,7 @@ export function gatewayHandler(registry: ServerRegistry, verify: AccessTokenVeri
       // A hidden tool is refused here, for every kind of server: the call never leaves Latchkey.
       const refusal = server.policy?.refuse(body);
       if (refusal) {
-        res.setHeader('Cache-Control', 'no-store');
+        noStore(res);
         res.status(200).json(Array.isArray(body) ? refusal : refusal[0]);
         return;
       }

@@ -1,17 +1,17 @@
-import { formatTime } from '../clock.js';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.js';
+import { formatTime, type Clock } from '../clock.js';
 import { newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
+import { isUnavailable } from '../oauth/errors.js';
 import { offeredProviders, startSignIn, type SignInDeps } from '../oauth/sign-in/sign-in-flow.js';
 import type { AdminSession, AdminSessions } from '../owner/admin-sessions.js';
 import type { OwnerConsole } from '../owner/owner-console.js';
 import { renderErrorPage } from './consent-page.js';
 import { ACCOUNT_COOKIE, cookieJar, readCookie } from './cookies.js';
 import { cspHeader } from './csp.js';
-import { clientFaultStatus, noStore } from './oauth-response.js';
+import { clientFaultStatus, noStore, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 import { singleParams } from './params.js';
 import { readSessionForm } from './session-form.js';
 import { sendToProvider } from './sign-in-routes.js';
@@ -187,6 +187,12 @@ export function accountRouter(deps: AccountDeps): Router {
   router.use(base, (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const fault = clientFaultStatus(err);
     if (fault !== undefined) return message(res, fault, 'Invalid form', 'The form was not sent correctly. Nothing was changed.');
+    if (isUnavailable(err)) {
+      // The store cannot be reached (the database down): worth trying again shortly.
+      deps.logger.warn({ reason: (err as Error).message }, 'account page: the store is unavailable');
+      res.setHeader('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
+      return message(res, 503, 'Temporarily unavailable', 'The server cannot reach its data right now; nothing was changed. Wait a moment and reload the page.');
+    }
     deps.logger.error({ err }, 'account page failed');
     message(res, 503, 'Something went wrong', 'The change could not be made right now; nothing was changed. Try again in a moment.');
   });

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { InvalidClientBasicError } from '../oauth/client-auth.js';
+import { noStore } from '../net/cache-headers.js';
 import { OAuthError, STORE_RETRY_AFTER_SECONDS, toOAuthError } from '../oauth/errors.js';
 
 /**
@@ -10,11 +11,7 @@ import { OAuthError, STORE_RETRY_AFTER_SECONDS, toOAuthError } from '../oauth/er
 
 export { STORE_RETRY_AFTER_SECONDS } from '../oauth/errors.js';
 
-/** RFC 6749 §5.1: responses carrying credentials must not be cached; nor must our pages. */
-export function noStore(res: Response): void {
-  res.setHeader('Cache-Control', 'no-store');
-  res.setHeader('Pragma', 'no-cache');
-}
+export { noStore } from '../net/cache-headers.js';
 
 /** Sends the RFC's error JSON with its status; the private detail goes to the log only. */
 export function sendOAuthError(res: Response, err: unknown, logger: Logger): void {
