@@ -77,7 +77,7 @@ export function createApp(deps: AppDeps): Express {
   const { limits } = settings;
   const app = express();
   app.disable('x-powered-by');
-  // No ETags: every OAuth response is no-store, so a validator would only cost a hash per body.
+  // No ETags: the answers that change (tokens, pages) are no-store and the metadata is cached by max-age, so a validator would only cost a hash per body.
   app.set('etag', false);
   app.set('trust proxy', settings.trustProxy);
   app.set('views', path.join(deps.rootDir, 'views'));
