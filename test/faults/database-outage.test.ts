@@ -12,6 +12,8 @@ import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
  * again once the server is back, with no restart of Latchkey.
  */
 
+const METRICS_TOKEN = 'metrics-token-for-the-outage-test';
+
 let db: TestPostgres;
 let h: Harness;
 let work: string;
@@ -19,15 +21,25 @@ let client: RegisteredClient;
 let tokens: TokenBody;
 let adminCookie: string;
 
+/** The server is the test's own ({ own: true }), so it can be stopped and started. */
+const stopOrFail = async (server: TestPostgres): Promise<void> => {
+  if (!server.stop) throw new Error('an outage needs a server the tests started');
+  await server.stop();
+};
+const startOrFail = async (server: TestPostgres): Promise<void> => {
+  if (!server.start) throw new Error('an outage needs a server the tests started');
+  await server.start();
+};
+
 const csrfOf = (html: string): string => /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 
 beforeAll(async () => {
-  db = await startTestPostgres();
+  db = await startTestPostgres({ own: true });
   work = mkdtempSync(path.join(tmpdir(), 'latchkey-outage-'));
   const gatewayFile = path.join(work, 'gateway.json');
   // The upstream is never reached: the token check comes first.
   writeFileSync(gatewayFile, JSON.stringify({ mcpServers: { notes: { url: 'http://127.0.0.1:9/mcp' } } }));
-  h = await startHarness({ OAUTH_DATABASE_URL: db.url, OAUTH_GATEWAY_CONFIG: gatewayFile });
+  h = await startHarness({ OAUTH_DATABASE_URL: db.url, OAUTH_GATEWAY_CONFIG: gatewayFile, OAUTH_METRICS_TOKEN: METRICS_TOKEN });
   client = await register(h);
   tokens = await obtainTokens(h, client);
   // The harness's issuer is https: the cookies are Secure, so they are carried by hand.
@@ -77,7 +89,7 @@ const READS: { name: string; send: () => Promise<request.Response>; up: number }
 
 describe('PostgreSQL down', () => {
   beforeAll(async () => {
-    await db.stop?.();
+    await stopOrFail(db);
   }, 180_000);
 
   it.each(READS.map((r) => [r.name, r] as const))('%s answers 503 with Retry-After, never 500', async (_name, read) => {
@@ -98,6 +110,13 @@ describe('PostgreSQL down', () => {
     expect(registration.status).toBe(503);
   });
 
+  it('/metrics keeps answering (it needs no database) and counts the failed store operations', async () => {
+    const res = await http(h).get('/metrics').set('Authorization', `Bearer ${METRICS_TOKEN}`);
+    expect(res.status).toBe(200);
+    const failures = [...res.text.matchAll(/^latchkey_store_operation_errors_total\{backend="postgres",operation="[^"]+"\} (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(failures.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
   it('/healthz says why', async () => {
     const res = await http(h).get('/healthz');
     expect(res.status).toBe(503);
@@ -107,7 +126,7 @@ describe('PostgreSQL down', () => {
 
 describe('PostgreSQL back', () => {
   beforeAll(async () => {
-    await db.start?.();
+    await startOrFail(db);
   }, 180_000);
 
   it.each(READS.map((r) => [r.name, r] as const))('%s works again without a restart', async (_name, read) => {

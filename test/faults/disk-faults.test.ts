@@ -1,5 +1,4 @@
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { readDataDir } from '../../src/store/file/data-dir.js';
 import type { FileStore } from '../../src/store/file/file-store.js';
 import { faultyFs, type FaultCode } from '../helpers/faulty-fs.js';

@@ -2,11 +2,11 @@ import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './free-port.js';
 
 /**
  * A real PostgreSQL for the tests, with no manual step. With OAUTH_TEST_DATABASE_URL set
@@ -49,16 +49,6 @@ function findBinDir(): string {
   throw new Error('PostgreSQL server binaries (initdb, pg_ctl) not found: install them (apt-get install postgresql; .ci/run does) or set OAUTH_TEST_DATABASE_URL');
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Creates a database named after this process on the server of `adminUrl`; returns its URL. */
 async function createDatabaseOn(adminUrl: string, created: string[]): Promise<string> {
@@ -89,10 +79,12 @@ async function dropDatabases(adminUrl: string, names: string[]): Promise<void> {
 export interface TestPostgresOptions {
   /** Serve TLS with this certificate and key (PEM) besides plain connections; needs a server the tests start. */
   tls?: { cert: string; key: string };
+  /** A server of the test's own even when OAUTH_TEST_DATABASE_URL is set: for tests that stop and start it. */
+  own?: boolean;
 }
 
 export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
-  const external = options.tls ? undefined : process.env.OAUTH_TEST_DATABASE_URL;
+  const external = options.tls || options.own ? undefined : process.env.OAUTH_TEST_DATABASE_URL;
   const created: string[] = [];
   if (external) {
     return {

@@ -28,7 +28,7 @@ const checked = { clients: 0, tokens: new Map<Chain, number>() };
 let daemons: [Daemon, Daemon];
 
 beforeAll(async () => {
-  db = await startTestPostgres();
+  db = await startTestPostgres({ own: true });
   root = await fsp.mkdtemp(path.join(os.tmpdir(), 'latchkey-pg-faults-'));
   const ports = [await freePort(), await freePort()];
   const env = {
