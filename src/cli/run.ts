@@ -66,6 +66,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const [target, extra] = args.positional;
         if (target === undefined || extra !== undefined) throw new UsageError('backup needs exactly one target directory');
         const env = loadEnv(io, args.values['env-file']);
+        if (env.OAUTH_DATABASE_URL?.trim() && args.values['data-dir'] === undefined) {
+          // The state lives in PostgreSQL: the data directory holds only the pid lock.
+          io.err('latchkey backup: OAUTH_DATABASE_URL is set, so the data lives in PostgreSQL: back it up with pg_dump, or copy it with latchkey export <dir> (docs/scaling.md#backups)\n');
+          return 1;
+        }
         const dataDir = args.values['data-dir'] ?? (env.OAUTH_DATA_DIR?.trim() || DEFAULT_DATA_DIR);
         return await backup(io, dataDir, target);
       }

@@ -167,7 +167,8 @@ export interface Store {
 /**
  * Small values with an optional expiry, shared by every instance on the backend, durable.
  * For used consent forms (single use), sign-in transactions and replayed callbacks, the
- * owner's-page sessions and gateway session routing. Expired entries never come back from
+ * owner's and people's page sessions, known devices and the PIN budgets (docs/storage.md
+ * lists the namespaces). Expired entries never come back from
  * reads, and {@link Store.deleteExpired} removes them.
  */
 export interface KeyValueStore {

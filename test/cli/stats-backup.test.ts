@@ -140,6 +140,17 @@ describe('latchkey backup', () => {
     expect(usage.stderr.join('')).toMatch(/exactly one target directory/);
   });
 
+  it('on PostgreSQL, points to pg_dump and latchkey export instead of copying a directory without the data', async () => {
+    const target = backupDir();
+    const io = captureIo({ env: { ...app.env, OAUTH_DATABASE_URL: 'postgres://latchkey:hunter2@db.example.com/latchkey' } });
+    expect(await runCli(['backup', target], io)).toBe(1);
+    const said = io.stderr.join('');
+    expect(said).toMatch(/pg_dump/);
+    expect(said).toMatch(/latchkey export/);
+    expect(said).not.toContain('hunter2');
+    expect(readdirSync(target)).toEqual([]);
+  });
+
   it('is wired as the package bin', () => {
     const run = spawnSync(process.execPath, ['dist/cli.js', 'nonsense'], { encoding: 'utf8' });
     expect(run.status).toBe(2);

@@ -149,11 +149,15 @@ describe('loadConfig', () => {
       ['OAUTH_INTROSPECTION_RATE_LIMIT', 'many'],
       ['OAUTH_MAX_BODY_BYTES', '100'],
       ['OAUTH_MAX_BODY_BYTES', '99999999'],
+      ['OAUTH_DATABASE_URL', 'mysql://latchkey:hunter2@db.example.com/latchkey'],
+      ['OAUTH_DATABASE_URL', 'db.example.com:5432'],
     ])('%s=%j', (variable, value) => {
       const err = configError({ [variable]: value });
       expect(err.variable).toBe(variable);
       expect(err.message.startsWith(`${variable}: `)).toBe(true);
       expect(err.message).not.toContain('\n');
+      // A secret's value (the database URL carries a password) is never repeated.
+      expect(err.message).not.toContain('hunter2');
     });
 
     it('OAUTH_DEFAULT_SCOPES not in OAUTH_VALID_SCOPES', () => {
