@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { type Clock, formatDuration, formatTime } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
-import type { AccessPolicy } from '../identity/access-policy.js';
+import { isOwnerEmail, type AccessPolicy } from '../identity/access-policy.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { isUnavailable } from '../oauth/errors.js';
 import { safeDisplayText } from '../oauth/display-text.js';
@@ -180,8 +180,7 @@ export function adminRouter(deps: AdminDeps): Router {
   const liveSession = async (req: Request): Promise<AdminSession | undefined> => {
     const cookie = readCookie(req, sessionCookie);
     const session = await sessions.touch(cookie);
-    const email = session?.person?.email?.toLowerCase();
-    if (session?.person !== undefined && (email === undefined || !deps.accessPolicy.ownerEmails.includes(email))) {
+    if (session?.person !== undefined && !isOwnerEmail(session.person.email, deps.accessPolicy)) {
       await sessions.end(cookie);
       return undefined;
     }

@@ -1,11 +1,13 @@
-import type { Response } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
 import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
 import { approverLabel } from '../oauth/approver.js';
 import type { ErrorPage, ShowConsent } from '../oauth/consent/outcomes.js';
 import { safeDisplayText } from '../oauth/display-text.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { cspHeader } from './csp.js';
-import { noStore } from './oauth-response.js';
+import { toOAuthError } from '../oauth/errors.js';
+import { noStore, requestFaultStatus, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
 
 /**
  * The pages of the consent flow, shared by the consent routes and the sign-in callback: the
@@ -17,6 +19,28 @@ export function renderErrorPage(res: Response, page: Omit<ErrorPage, 'kind'>): v
   noStore(res);
   if (page.retryAfter !== undefined) res.setHeader('Retry-After', String(page.retryAfter));
   res.status(page.status).render('error', { title: page.title, message: page.message, link: page.link });
+}
+
+/**
+ * The error handler of the pages a person reaches from their app (consent, sign-in): a form
+ * the parser refused is the sender's fault (a 4xx page, never a 500); a store that cannot be
+ * reached is worth another try (503 with Retry-After); anything else is a plain page saying
+ * what to do next. `texts` are the page-specific sentences.
+ */
+export function pageErrorHandler(logger: Logger, texts: { invalidForm: string; failed: string }) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
+    // The form parser refuses an oversized form, too many fields or an unsupported charset
+    // with an error carrying a `type`.
+    const faultStatus = requestFaultStatus(err);
+    if (faultStatus !== undefined) return renderErrorPage(res, { status: faultStatus, title: 'Invalid form', message: texts.invalidForm });
+    const error = toOAuthError(err, logger);
+    renderErrorPage(
+      res,
+      error.status === 503
+        ? { status: 503, title: 'Temporarily unavailable', message: 'The server cannot save data right now. Wait a moment and try again.', retryAfter: STORE_RETRY_AFTER_SECONDS }
+        : { status: error.status >= 500 ? 500 : 400, title: 'Something went wrong', message: texts.failed },
+    );
+  };
 }
 
 /** A resource URL as people read it: host and path, without scheme or a trailing slash. */

@@ -1,14 +1,13 @@
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { decideConsent } from '../oauth/consent/consent-decision.js';
 import type { ConsentSignInDeps } from '../oauth/consent/consent-sign-in.js';
 import type { ErrorPage, RedirectBack, ShowConsent } from '../oauth/consent/outcomes.js';
 import { startAuthorization } from '../oauth/consent/start-authorization.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
-import { toOAuthError } from '../oauth/errors.js';
 import { KNOWN_DEVICE_MAX_AGE_MS, type KnownDevices } from '../oauth/known-devices.js';
-import { renderConsentPage, renderErrorPage } from './consent-page.js';
+import { pageErrorHandler, renderConsentPage, renderErrorPage } from './consent-page.js';
 import { cookieJar, CSRF_COOKIE, DEVICE_COOKIE, readCookie } from './cookies.js';
-import { noStore, requestFaultStatus, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
+import { noStore } from './oauth-response.js';
 import { queryParams, singleParams } from './params.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
 import { pageRateLimit } from './rate-limits.js';
@@ -94,20 +93,12 @@ export function consentRouter(deps: ConsentSignInDeps, settings: ConsentRouteSet
     renderError(res, { status: 405, title: 'Not allowed', message: 'This address only takes links from your app. Start the connection again from your app.' });
   });
 
-  router.use([authorizePath, consentPath], (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    // The form parser refuses an oversized form, too many fields or an unsupported charset
-    // with an error carrying a `type`: that is the sender's fault, a 4xx page, not a 500.
-    const faultStatus = requestFaultStatus(err);
-    if (faultStatus !== undefined) {
-      return renderError(res, { status: faultStatus, title: 'Invalid form', message: 'The approval form was not sent correctly. Start again from your app.' });
-    }
-    const error = toOAuthError(err, logger);
-    renderError(
-      res,
-      error.status === 503
-        ? { status: 503, title: 'Temporarily unavailable', message: 'The server cannot save data right now. Wait a moment and try again.', retryAfter: STORE_RETRY_AFTER_SECONDS }
-        : { status: error.status >= 500 ? 500 : 400, title: 'Something went wrong', message: 'The request could not be completed. Start the connection again from your app.' },
-    );
-  });
+  router.use(
+    [authorizePath, consentPath],
+    pageErrorHandler(logger, {
+      invalidForm: 'The approval form was not sent correctly. Start again from your app.',
+      failed: 'The request could not be completed. Start the connection again from your app.',
+    }),
+  );
   return router;
 }

@@ -1,14 +1,13 @@
-import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import express, { Router, type Request, type Response } from 'express';
 import { isOwner } from '../identity/access-policy.js';
 import { approverOf } from '../oauth/approver.js';
 import { consentAfterSignIn, startConsentSignIn, type ConsentSignInDeps } from '../oauth/consent/consent-sign-in.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
-import { toOAuthError } from '../oauth/errors.js';
 import { finishSignIn, type SignedIn, type ToProvider } from '../oauth/sign-in/sign-in-flow.js';
 import type { AdminSessions } from '../owner/admin-sessions.js';
-import { renderConsentPage, renderErrorPage } from './consent-page.js';
+import { pageErrorHandler, renderConsentPage, renderErrorPage } from './consent-page.js';
 import { ACCOUNT_COOKIE, ADMIN_COOKIE, cookieJar, CSRF_COOKIE, readCookie, SIGN_IN_COOKIE } from './cookies.js';
-import { noStore, requestFaultStatus, STORE_RETRY_AFTER_SECONDS } from './oauth-response.js';
+import { noStore } from './oauth-response.js';
 import { singleParams } from './params.js';
 import type { RateLimitCounters } from './rate-limit-store.js';
 import { pageRateLimit } from './rate-limits.js';
@@ -109,19 +108,13 @@ export function signInRouter(deps: ConsentSignInDeps, settings: SignInRouteSetti
     renderErrorPage(res, { status: 405, title: 'Not allowed', message: 'This address only takes the sign-in buttons and the provider’s return. Start again from your app.' });
   });
 
-  router.use([startPath, callbackPath], (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const faultStatus = requestFaultStatus(err);
-    if (faultStatus !== undefined) {
-      return renderErrorPage(res, { status: faultStatus, title: 'Invalid form', message: 'The form was not sent correctly. Start again from your app.' });
-    }
-    const error = toOAuthError(err, logger);
-    renderErrorPage(
-      res,
-      error.status === 503
-        ? { status: 503, title: 'Temporarily unavailable', message: 'The server cannot save data right now. Wait a moment and try again.', retryAfter: STORE_RETRY_AFTER_SECONDS }
-        : { status: error.status >= 500 ? 500 : 400, title: 'Something went wrong', message: 'The sign-in could not be completed. Start again from your app.' },
-    );
-  });
+  router.use(
+    [startPath, callbackPath],
+    pageErrorHandler(logger, {
+      invalidForm: 'The form was not sent correctly. Start again from your app.',
+      failed: 'The sign-in could not be completed. Start again from your app.',
+    }),
+  );
   return router;
 }
 

@@ -63,6 +63,13 @@ export function checkAccess(person: Person, policy: AccessPolicy): AccessDecisio
 
 /** An owner may use /admin. Only a verified address makes one. */
 export function isOwner(person: Person, policy: AccessPolicy): boolean {
-  const email = verifiedEmail(person);
-  return email !== undefined && policy.ownerEmails.includes(email);
+  return isOwnerEmail(verifiedEmail(person), policy);
+}
+
+/**
+ * Whether an address (verified when it was recorded, as a signed-in session's is) is on
+ * OAUTH_OWNER_EMAILS; addresses compare without case.
+ */
+export function isOwnerEmail(email: string | undefined, policy: AccessPolicy): boolean {
+  return email !== undefined && policy.ownerEmails.includes(email.toLowerCase());
 }
