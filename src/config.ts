@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from './config-error.js';
 import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
 import { parseIdentityConfig, type IdentityConfig } from './identity/identity-config.js';
+import { isLoopbackHttp } from './net/loopback.js';
 
 /**
  * Everything Latchkey can be configured with: one schema over the environment, parsed once at
@@ -23,10 +24,8 @@ type Env = Record<string, string | undefined>;
 /** Variables whose value must never be repeated in an error line (it ends up in journald). */
 const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET', 'OAUTH_DATABASE_URL', 'OAUTH_METRICS_TOKEN']);
 
-const LOOPBACK_ISSUER = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
-
-/** An issuer on this machine only (plain http to a loopback host): fine for trying Latchkey out. */
-export const isLoopbackIssuer = (issuer: string): boolean => LOOPBACK_ISSUER.test(issuer);
+/** An issuer on this machine only (plain http to a loopback host, nothing after the port): fine for trying Latchkey out. */
+export const isLoopbackIssuer = (issuer: string): boolean => URL.canParse(issuer) && isLoopbackHttp(new URL(issuer)) && new URL(issuer).origin === issuer;
 
 const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 §3.3 scope-token
 

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
+import { formatDuration } from '../clock.js';
 
 /** The daemon could not be reached over its control socket; the message says what to check. */
 export class ControlUnavailableError extends Error {
@@ -41,7 +42,7 @@ export async function callControl(socketPath: string, method: 'GET' | 'POST', ur
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${formatDuration(TIMEOUT_MS)}`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
         reject(new ControlUnavailableError(`no running Latchkey answers on ${socketPath} (${err.code}). Is it running, with this OAUTH_DATA_DIR (or OAUTH_CONTROL_SOCKET)?`));

@@ -4,6 +4,7 @@ import type { LookupFunction } from 'node:net';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { isPublicAddress } from './address-policy.js';
+import { formatDuration } from '../clock.js';
 
 /** Why a document could not be fetched. The message is for the log; see {@link publicReason}. */
 export class MetadataFetchError extends Error {
@@ -79,7 +80,7 @@ export function createMetadataFetcher(options: MetadataFetchOptions): MetadataFe
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(
-        () => reject(new MetadataFetchError('timeout', `the document did not arrive within ${options.timeoutMs / 1000} s`)),
+        () => reject(new MetadataFetchError('timeout', `the document did not arrive within ${formatDuration(options.timeoutMs)}`)),
         options.timeoutMs,
       );
     });

@@ -15,7 +15,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   crypto: [],
   logger: [],
   'config-error': [],
-  net: [],
+  net: ['clock'],
   identity: ['clock', 'crypto', 'config-error', 'net'],
   config: ['crypto', 'config-error', 'identity', 'net'],
   store: ['clock', 'crypto'],

@@ -45,10 +45,11 @@ export interface FileStoreOptions {
 
 /** One-character collection tags of the grant index entries. */
 const TAG: Record<CollectionName, string> = { clients: 'l', codes: 'c', accessTokens: 'a', refreshTokens: 'r', kv: 'k' };
+/** The collection of a tag: TAG read backwards. */
+const UNTAG: Record<string, CollectionName> = Object.fromEntries(Object.entries(TAG).map(([name, tag]) => [tag, name as CollectionName]));
 /** See ClientQuery.unapprovedOnly. */
 const neverApproved = (client: ClientRecord): boolean => client.approvedAt === undefined && client.lastUsedAt === undefined;
 
-const UNTAG: Record<string, CollectionName> = { l: 'clients', c: 'codes', a: 'accessTokens', r: 'refreshTokens' };
 /** The collections whose records belong to a grant. */
 const GRANT_COLLECTIONS = ['codes', 'accessTokens', 'refreshTokens'] as const;
 

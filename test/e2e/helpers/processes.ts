@@ -1,25 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const LATCHKEY_ENTRY = path.join(ROOT, 'dist', 'index.js');
+/** The built daemon (one path for every end-to-end test: test/e2e/daemon.ts). */
+export { DAEMON_ENTRY as LATCHKEY_ENTRY } from '../daemon.js';
 export const DEMO_SERVER_ENTRY = path.join(ROOT, 'dist-scripts', 'scripts', 'demo-mcp-server.js');
 
-/** A port nobody listens on right now, chosen by the kernel. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../helpers/free-port.js';
 
 /** Polls until `url` answers 2xx; gives up after `attempts` tries with the process output. */
 async function waitUntilUp(url: string, child: ChildProcess, output: () => string, attempts = 200): Promise<void> {
