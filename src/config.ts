@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from './config-error.js';
+import { ConfigError, listOf as list, SCOPE_TOKEN as scopeToken } from './config-error.js';
 import { parsePinHash, PIN_PATTERN, PIN_RULE } from './crypto/pin-hash.js';
 import { parseIdentityConfig, type IdentityConfig } from './identity/identity-config.js';
 import { isLoopbackHttp } from './net/loopback.js';
@@ -27,13 +27,6 @@ const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPE
 /** An issuer on this machine only (plain http to a loopback host, nothing after the port): fine for trying Latchkey out. */
 export const isLoopbackIssuer = (issuer: string): boolean => URL.canParse(issuer) && isLoopbackHttp(new URL(issuer)) && new URL(issuer).origin === issuer;
 
-const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 §3.3 scope-token
-
-const list = (value: string): string[] =>
-  value
-    .split(/[\s,]+/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 
 /** An absolute http(s) URL without query or fragment, kept as the exact string given. */
 const httpUrl = z.string().superRefine((value, ctx) => {

@@ -1,4 +1,4 @@
-import { ConfigError } from '../config-error.js';
+import { ConfigError, listOf as list, SCOPE_TOKEN as scopeToken } from '../config-error.js';
 import { isLoopbackHttp } from '../net/loopback.js';
 import type { AccessPolicy } from './access-policy.js';
 
@@ -42,18 +42,10 @@ export interface IdentityConfig {
 
 const LOGIN_METHODS: readonly LoginMethod[] = ['pin', 'oidc', 'github'];
 const DEFAULT_SCOPES = 'openid email profile';
-const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 §3.3 scope-token
 const emailAddress = /^[^\s@,;<>"]+@[^\s@,;<>"]+$/;
 const domainName = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
 /** GitHub user and organisation names: letters, digits, single inner hyphens, at most 39 characters. */
 const githubName = /^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}$/;
-
-function list(value: string | undefined): string[] {
-  return (value ?? '')
-    .split(/[\s,]+/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
 
 /** https, or http to a loopback host (tests, an IdP on the same machine); no query, fragment or credentials. */
 function providerUrl(variable: string, value: string): string {
