@@ -297,6 +297,14 @@ describe('GET /authorize', () => {
       expect(html).toMatch(/<input type="hidden" name="consent" value="[^"]+">/);
     });
 
+    it('shows the whole redirect URI of a private-use scheme, as the host to recognise and in the warning', async () => {
+      const uri = 'cursor://anysphere.cursor-retrieval/oauth/callback';
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: [uri] });
+      const { res } = await openConsent(s.h, client);
+      expect(/<strong class="host">([^<]*)<\/strong>/.exec(res.text)?.[1]).toBe(uri);
+      expect(/<p class="warn">[^]*?<strong>([^<]*)<\/strong>/.exec(res.text)?.[1]).toBe(uri);
+    });
+
     it('escapes a hostile client name', async () => {
       const client = await register(s.h, { ...BODIES.claude, client_name: '<script>alert(1)</script>"><img src=x>' });
       const { res } = await openConsent(s.h, client);
