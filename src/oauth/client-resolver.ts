@@ -166,20 +166,23 @@ export class ClientResolver {
       this.lastGood.set(clientId, { client, until: this.options.clock.now() + Math.max(lifetime, STALE_IF_ERROR_MS) });
     } catch (err) {
       const stale = err instanceof MetadataFetchError && err.transient ? this.stale(clientId, this.options.clock.now()) : undefined;
+      // A failure answered with the last good copy is an answer like any other: it is cached for
+      // the floor too, or every lookup while the host is down would fetch it again.
+      lifetime = REFUSAL_CACHE_MS;
       if (stale) {
         this.options.logger.warn({ clientId, reason: (err as Error).message }, 'client metadata document unreachable; serving the last good copy');
-        return stale;
+        lookup = stale;
+      } else {
+        // Anything but our own errors came from parsing a stranger's document: refuse the client
+        // rather than answer 500, and keep the detail out of the response.
+        const reason =
+          err instanceof MetadataFetchError ? err.publicReason : err instanceof MetadataDocumentError ? err.message : 'the document could not be processed';
+        if (err instanceof MetadataFetchError || !(err instanceof MetadataDocumentError)) {
+          this.options.logger.warn({ clientId, reason: (err as Error).message }, 'client metadata document refused');
+        }
+        lookup = { kind: 'refused', reason };
+        this.lastGood.delete(clientId);
       }
-      // Anything but our own errors came from parsing a stranger's document: refuse the client
-      // rather than answer 500, and keep the detail out of the response.
-      const reason =
-        err instanceof MetadataFetchError ? err.publicReason : err instanceof MetadataDocumentError ? err.message : 'the document could not be processed';
-      if (err instanceof MetadataFetchError || !(err instanceof MetadataDocumentError)) {
-        this.options.logger.warn({ clientId, reason: (err as Error).message }, 'client metadata document refused');
-      }
-      lookup = { kind: 'refused', reason };
-      lifetime = REFUSAL_CACHE_MS;
-      this.lastGood.delete(clientId);
     }
     this.cache.set(clientId, { lookup, until: this.options.clock.now() + lifetime });
     // Oldest first: a Map iterates in insertion order.

@@ -4,12 +4,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
-import { createServices, type Services } from '../../src/daemon.js';
+import { createServices, type ServiceOptions, type Services } from '../../src/daemon.js';
 import { createLogger } from '../../src/logger.js';
+import { MAX_FETCHES_PER_HOST_PER_MINUTE } from '../../src/oauth/client-resolver.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { approveHeadlessly } from '../e2e/helpers/headless-consent.js';
 import { freePort } from '../e2e/helpers/processes.js';
 import { json, startHttpsFixture, type HttpsFixture } from './https-fixture.js';
@@ -18,6 +20,9 @@ const PIN = '97531864';
 let fixture: HttpsFixture;
 let dir: string;
 const running: { services: Services; server: Server }[] = [];
+/** Requests that reached the fixture under /budget/, the host the budget test floods. */
+let budgetHits = 0;
+const FLOOD = MAX_FETCHES_PER_HOST_PER_MINUTE + 5;
 
 const doc = (id: string, overrides: Record<string, unknown> = {}) => ({
   client_id: id,
@@ -29,7 +34,7 @@ const doc = (id: string, overrides: Record<string, unknown> = {}) => ({
   ...overrides,
 });
 
-async function startLatchkey(env: Record<string, string>): Promise<string> {
+async function startLatchkey(env: Record<string, string>, options: ServiceOptions = {}): Promise<string> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const config = loadConfig({
@@ -40,7 +45,7 @@ async function startLatchkey(env: Record<string, string>): Promise<string> {
     OAUTH_CIMD_CA_FILE: path.join(dir, 'ca.pem'),
     ...env,
   });
-  const services = await createServices(config, createLogger('silent'));
+  const services = await createServices(config, createLogger('silent'), options);
   const server = await new Promise<Server>((resolve) => {
     const s = services.app.listen(port, '127.0.0.1', () => resolve(s));
   });
@@ -61,6 +66,15 @@ beforeAll(async () => {
     '/clients/redirect.json': (_req, res) => res.writeHead(302, { location: '/clients/good.json' }).end(),
     '/clients/bad.json': (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"client_id":'),
     '/clients/secret.json': (req, res) => json(doc(url('/clients/secret.json'), { token_endpoint_auth_method: 'client_secret_basic' }))(req, res),
+    ...Object.fromEntries(
+      ['known', ...Array.from({ length: FLOOD }, (_, i) => `c${i}`)].map((name) => [
+        `/budget/${name}.json`,
+        (req: IncomingMessage, res: ServerResponse) => {
+          budgetHits++;
+          json(doc(url(`/budget/${name}.json`)), { 'cache-control': 'max-age=0' })(req, res);
+        },
+      ]),
+    ),
   });
   writeFileSync(path.join(dir, 'ca.pem'), fixture.caPem);
   issuer = await startLatchkey({ OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' });
@@ -96,6 +110,16 @@ async function tokenWith(base: string, clientId: string, params: Record<string, 
     body: new URLSearchParams({ client_id: clientId, ...params }).toString(),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function postForm(base: string, endpoint: '/token' | '/revoke', params: Record<string, string>): Promise<{ status: number; error: unknown; retryAfter: string | null }> {
+  const res = await fetch(`${base}${endpoint}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(params).toString(),
+  });
+  const body = (await res.json()) as Record<string, unknown>;
+  return { status: res.status, error: body.error, retryAfter: res.headers.get('retry-after') };
 }
 
 describe('Client ID Metadata Documents', () => {
@@ -159,5 +183,41 @@ describe('Client ID Metadata Documents', () => {
     expect(await res.text()).toContain('private, loopback or link-local');
     const token = await tokenWith(strictIssuer, clientId, { grant_type: 'authorization_code', code: 'x', code_verifier: 'y'.repeat(43) });
     expect(token).toEqual({ status: 401, body: expect.objectContaining({ error: 'invalid_client' }) });
+  });
+});
+
+describe('the fetch budget, over HTTP', () => {
+  it(`lets at most ${MAX_FETCHES_PER_HOST_PER_MINUTE} fetches a minute reach one host however many URLs /token names; the rest get 503 temporarily_unavailable, and a known client is never invalid_client`, async () => {
+    const clock = new FakeClock();
+    // Its own Latchkey: the other tests spend the budget of the fixture's host on theirs.
+    const base = await startLatchkey({ OAUTH_CIMD_ALLOW_PRIVATE_ADDRESSES: 'true' }, { clock });
+    const bogusCode = { grant_type: 'authorization_code', code: 'x', code_verifier: 'y'.repeat(43) };
+    const known = fixture.url('/budget/known.json');
+    // The client is known: its document was fetched and was good. It says max-age=0, so after
+    // the minute's floor the next lookup would fetch it again.
+    expect(await postForm(base, '/token', { client_id: known, ...bogusCode })).toMatchObject({ status: 400, error: 'invalid_grant' });
+    expect(budgetHits).toBe(1);
+    clock.advance(61_000);
+
+    const answers = [];
+    for (let i = 0; i < FLOOD; i++) answers.push(await postForm(base, '/token', { client_id: fixture.url(`/budget/c${i}.json`), ...bogusCode }));
+    expect(budgetHits).toBe(1 + MAX_FETCHES_PER_HOST_PER_MINUTE);
+    // The first ten were fetched and found (the code is what is wrong); the rest never reached the host.
+    expect(answers.slice(0, MAX_FETCHES_PER_HOST_PER_MINUTE).map((a) => a.error)).toEqual(Array(MAX_FETCHES_PER_HOST_PER_MINUTE).fill('invalid_grant'));
+    for (const refused of answers.slice(MAX_FETCHES_PER_HOST_PER_MINUTE)) {
+      expect(refused).toEqual({ status: 503, error: 'temporarily_unavailable', retryAfter: expect.stringMatching(/^\d+$/) });
+    }
+    expect(await postForm(base, '/revoke', { client_id: fixture.url(`/budget/c${FLOOD - 1}.json`), token: 'x' })).toMatchObject({ status: 503, error: 'temporarily_unavailable' });
+
+    // The known client's cached copy has run out and the host's budget is spent: its last good
+    // copy serves, at /token and /revoke, without a fetch.
+    expect(await postForm(base, '/token', { client_id: known, ...bogusCode })).toMatchObject({ status: 400, error: 'invalid_grant' });
+    expect(await postForm(base, '/revoke', { client_id: known, token: 'x' })).toMatchObject({ status: 200 });
+    expect(budgetHits).toBe(1 + MAX_FETCHES_PER_HOST_PER_MINUTE);
+
+    // A minute later the host's budget is back.
+    clock.advance(60_000);
+    expect(await postForm(base, '/token', { client_id: fixture.url(`/budget/c${FLOOD - 1}.json`), ...bogusCode })).toMatchObject({ status: 400, error: 'invalid_grant' });
+    expect(budgetHits).toBe(2 + MAX_FETCHES_PER_HOST_PER_MINUTE);
   });
 });

@@ -190,6 +190,24 @@ describe('ClientResolver', () => {
     expect(await resolver.lookup(URL_ID)).toEqual({ kind: 'refused', reason: 'the document URL answered with HTTP 404' });
   });
 
+  it('while the host is down, fetches it once a minute, not on every lookup: the last good copy served in its place is cached for the floor too', async () => {
+    let answer: () => Promise<FetchedDocument> = async () => ({ body: doc(), cacheControl: 'max-age=60' });
+    const { resolver, clock, fetches } = setup(() => answer());
+    expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    answer = async () => {
+      throw new MetadataFetchError('network', 'connection refused');
+    };
+    clock.advance(61_000);
+    for (let i = 0; i < MAX_FETCHES_PER_HOST_PER_MINUTE + 5; i++) {
+      expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+      expect(await resolver.getClient(URL_ID)).toMatchObject({ clientId: URL_ID });
+    }
+    expect(fetches()).toBe(2);
+    clock.advance(REFUSAL_CACHE_MS);
+    expect((await resolver.lookup(URL_ID)).kind).toBe('found');
+    expect(fetches()).toBe(3);
+  });
+
   it('tells a stranger nothing about hosts it cannot reach: every transport failure reads the same', async () => {
     for (const failure of [new MetadataFetchError('dns', 'the host x could not be resolved'), new MetadataFetchError('network', 'the TLS certificate of x is not trusted (E)'), new MetadataFetchError('timeout', 'no answer')]) {
       const { resolver } = setup(async () => {

@@ -72,6 +72,31 @@ describe('latchkey doctor', () => {
     expect(line(io.text(), 'trust proxy')).toMatch(/warn .*TRUST_PROXY=2 trusts 2 proxies/);
   });
 
+  describe('TRUST_PROXY unset behind an https issuer', () => {
+    // An https issuer on a closed loopback port: doctor's probe of the public URL stays on this machine.
+    const doctorWith = async (env: Record<string, string>): Promise<string> => {
+      const io = captureIo({ env: { ...app.env, OAUTH_ISSUER_URL: 'https://127.0.0.1:1', ...env } });
+      await runCli(['doctor'], io);
+      return io.text();
+    };
+
+    it('warns when HOST is loopback: every client looks like 127.0.0.1 to the rate limits', async () => {
+      const out = await doctorWith({ HOST: '127.0.0.1' });
+      expect(line(out, 'trust proxy')).toMatch(/warn .*TRUST_PROXY is off but the daemon listens on loopback behind an https URL/);
+      expect(out).toMatch(/trust proxy: .*\n +fix: .*set TRUST_PROXY=loopback/);
+    });
+
+    it('warns when HOST is not loopback: the port is reachable around the proxy', async () => {
+      const out = await doctorWith({ HOST: '0.0.0.0' });
+      expect(line(out, 'trust proxy')).toMatch(/warn .*HOST=0\.0\.0\.0 is reachable from other machines and TRUST_PROXY is off/);
+      expect(out).toMatch(/trust proxy: .*\n +fix: run the proxy \(cloudflared\) on this machine with HOST=127\.0\.0\.1 and TRUST_PROXY=loopback/);
+    });
+
+    it('is satisfied once TRUST_PROXY names the proxy', async () => {
+      for (const host of ['127.0.0.1', '0.0.0.0']) expect(line(await doctorWith({ HOST: host, TRUST_PROXY: 'loopback' }), 'trust proxy')).toMatch(/ok .*TRUST_PROXY=loopback/);
+    });
+  });
+
   it('warns about unreadable records, before and after the daemon kept them aside', async () => {
     writeFileSync(path.join(app.dataDir, 'tokens.json'), '{"version":1,"records":[{"hash":1},{"hash":"h","clientId":"c","grantId":"g","scopes":[],"resource":"r","issuedAt":1,"expiresAt":2}]}');
     writeFileSync(path.join(app.dataDir, 'clients.json.rejected-2026-11-25T10-00-00-000Z.jsonl'), '{"clientId":42}\n', { mode: 0o600 });

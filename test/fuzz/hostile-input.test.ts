@@ -28,6 +28,9 @@ import { checkRedirectUri } from '../../src/oauth/redirect-uri.js';
 
 const JSON_ENDPOINTS = ['/register', '/token', '/revoke', '/introspect'];
 
+/** The redirect URI of a stranger's client: errors and denials must never be sent there (RFC 9700 §4.11.2). */
+const STRANGER_REDIRECT = 'https://attacker.example/cb';
+
 /** Runs per property; together they make the ≥ 10,000 cases the issue asks for. */
 const RUNS = {
   register: 2000,
@@ -47,6 +50,9 @@ let h: Harness;
 let client: RawClient;
 let publicClient: RegisteredClient;
 let confidential: RegisteredClient;
+/** A client registered by a stranger: its redirect URI's host is neither listed nor approved. */
+let stranger: RegisteredClient;
+let strangerConsentField = '';
 let tokens: TokenBody;
 let consentField = '';
 let csrfCookie = '';
@@ -80,6 +86,8 @@ beforeAll(async () => {
   const page = await openConsent(h, publicClient);
   consentField = page.consent;
   csrfCookie = page.csrf;
+  stranger = await register(h, { ...BODIES.claude, redirect_uris: [STRANGER_REDIRECT] });
+  strangerConsentField = (await openConsent(h, stranger, {}, csrfCookie)).consent;
   const started = await pressContinue(h, await openConsent(h, publicClient));
   signInCookie = started.signIn;
   signInState = new URL(started.location).searchParams.get('state') ?? '';
@@ -131,7 +139,10 @@ const value = (): fc.Arbitrary<string> =>
         '%E0%A4',
       ),
     },
-    { weight: 3, arbitrary: fc.constantFrom('known-client', 'known-confidential', 'known-access', 'known-refresh', 'known-secret', 'known-consent', 'known-state', 'known-issuer') },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom('known-client', 'known-confidential', 'known-access', 'known-refresh', 'known-secret', 'known-consent', 'known-state', 'known-issuer', 'known-stranger', 'known-stranger-consent', STRANGER_REDIRECT),
+    },
   );
 
 /** Replaces the placeholders for real values once the fixtures exist (arbitraries are built first). */
@@ -153,6 +164,10 @@ function resolve(v: string): string {
       return signInState;
     case 'known-issuer':
       return idp.issuer;
+    case 'known-stranger':
+      return stranger.client_id;
+    case 'known-stranger-consent':
+      return strangerConsentField;
     default:
       return v;
   }
@@ -278,8 +293,18 @@ function check(req: RawRequest, res: RawResponse): void {
 }
 
 async function sendAndCheck(req: RawRequest): Promise<void> {
-  check(req, await client.send(req));
+  await sendChecked(req);
 }
+
+/** Sends, checks the invariant, and returns the response for a property's own checks. */
+async function sendChecked(req: RawRequest): Promise<RawResponse> {
+  const res = await client.send(req);
+  check(req, res);
+  return res;
+}
+
+/** Where a 3xx response sends the browser, or undefined. */
+const locationOf = (res: RawResponse): string | undefined => (res.status >= 300 && res.status < 400 ? String(res.headers.location ?? '') : undefined);
 
 /** fast-check prints the whole counterexample; a 70 KiB body would drown the report. */
 async function assertProperty<T>(property: fc.IAsyncProperty<T>, numRuns: number): Promise<void> {
@@ -370,29 +395,70 @@ describe('hostile input never yields a 5xx and errors keep the RFC shape', () =>
     );
   });
 
-  it('GET /authorize: random, repeated and malformed query parameters', async () => {
+  it('GET /authorize: random, repeated and malformed query parameters; never a redirect to a stranger\'s host', async () => {
     const names = ['response_type', 'client_id', 'redirect_uri', 'state', 'code_challenge', 'code_challenge_method', 'scope', 'resource'];
+    // The stranger's client with its own redirect URI, the rest of the request right or broken:
+    // each protocol error (PKCE, resource, response_type) that would redirect a trusted client.
+    const strangerRequest = fc
+      .record(
+        {
+          response_type: fc.constantFrom('code', 'token', ''),
+          code_challenge: fc.constantFrom('E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', 'short', ''),
+          code_challenge_method: fc.constantFrom('S256', 'plain', ''),
+          resource: fc.constantFrom('https://mcp.example.com/mcp', 'https://evil.example/mcp', ''),
+          scope: value(),
+          state: value(),
+        },
+        { requiredKeys: [] },
+      )
+      .map((r) => Object.entries({ client_id: 'known-stranger', redirect_uri: STRANGER_REDIRECT, ...r }).map(([k, v]) => `${pct(k)}=${pct(resolve(v))}`).join('&'));
     const query = fc.oneof(
       { weight: 6, arbitrary: fc.array(field(names), { maxLength: 10 }).map((fs) => fs.map(([k, v]) => `${pct(k)}=${pct(resolve(v))}`).join('&')) },
+      { weight: 2, arbitrary: strangerRequest },
       { weight: 1, arbitrary: fc.array(fc.constantFrom('a', '=', '&', '%', '%zz', '[', ']', 'client_id[x]=1', '+'), { maxLength: 30 }).map((p) => p.join('')) },
     );
     const cookie = fc.option(fc.oneof(fc.constant(`${CSRF_COOKIE}=${csrfCookie}`), fc.string({ unit: 'binary-ascii', maxLength: 60 }).map(headerSafe)), { nil: undefined });
+    let strangerPages = 0;
     await assertProperty(
-      fc.asyncProperty(query, cookie, (q, c) => sendAndCheck({ method: 'GET', path: `/authorize?${q}`, headers: c === undefined ? {} : { cookie: c } })),
+      fc.asyncProperty(query, cookie, async (q, c) => {
+        const res = await sendChecked({ method: 'GET', path: `/authorize?${q}`, headers: c === undefined ? {} : { cookie: c } });
+        // GET /authorize never approves, so nothing may go to the stranger's host automatically.
+        expect(locationOf(res) ?? '').not.toMatch(/^https:\/\/attacker\.example/i);
+        if (res.text.includes('has not been approved on this server before')) strangerPages++;
+      }),
       RUNS.authorize,
     );
+    // The stranger's errors were reached, and each was a page, not a redirect.
+    expect(strangerPages).toBeGreaterThan(0);
   });
 
-  it('POST /authorize/consent: forged and altered consent forms, odd cookies', async () => {
+  it('POST /authorize/consent: forged and altered consent forms, odd cookies; no error or denial ever goes to a stranger\'s host', async () => {
     const cookie = fc.oneof(
       fc.constant(() => `${CSRF_COOKIE}=${csrfCookie}`),
       fc.string({ unit: 'binary-ascii', maxLength: 80 }).map((s) => () => headerSafe(s)),
       fc.constant(() => ''),
     );
+    // The stranger's own form, denied or posted with a wrong PIN, as a browser would send it.
+    const strangerForm: fc.Arbitrary<BodySpec> = fc
+      .record({ decision: fc.constantFrom('deny', 'approve', 'x'), pin: fc.constantFrom('', '00000000', '2468135'), extra: fc.option(field(['state', 'decision']), { nil: undefined }) })
+      .map(({ decision, pin, extra }) => ({
+        contentType: 'application/x-www-form-urlencoded',
+        contentEncoding: undefined,
+        authorization: undefined,
+        body: [['consent', 'known-stranger-consent'], ['decision', decision], ['pin', pin], ...(extra ? [extra] : [])].map(([k = '', v = '']) => `${pct(k)}=${pct(resolve(v))}`).join('&'),
+      }));
+    const spec = fc.oneof({ weight: 5, arbitrary: bodySpec(['consent', 'pin', 'decision']) }, { weight: 1, arbitrary: strangerForm });
     await assertProperty(
-      fc.asyncProperty(bodySpec(['consent', 'pin', 'decision']), cookie, (s, c) => {
+      fc.asyncProperty(spec, cookie, async (s, c) => {
         const value = c();
-        return sendAndCheck(toRequest('POST', '/authorize/consent', s, value ? { cookie: value } : {}));
+        const res = await sendChecked(toRequest('POST', '/authorize/consent', s, value ? { cookie: value } : {}));
+        // Only the owner's approval (the right PIN) may send the browser there, with a code.
+        const location = locationOf(res) ?? '';
+        if (/^https:\/\/attacker\.example/i.test(location)) {
+          const params = new URL(location).searchParams;
+          expect(params.get('error')).toBeNull();
+          expect(params.get('code')).toEqual(expect.any(String));
+        }
       }),
       RUNS.consent,
     );

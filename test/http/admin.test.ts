@@ -138,7 +138,7 @@ describe('/admin', () => {
     ]);
   });
 
-  it('shares the hourly PIN limit with the consent page', async () => {
+  it('pauses sign-in from one address once it has spent its share (a third) of the hourly PIN budget for new browsers', async () => {
     const { services } = await setup();
     const agent = request.agent(services.app);
     for (let i = 0; i < 6; i++) await signIn(agent, `00000${i}`);

@@ -188,6 +188,7 @@ describe('GET /authorize', () => {
       ['missing PKCE', { code_challenge: undefined }],
       ['unknown resource', { resource: 'https://evil.example/mcp' }],
       ['plain PKCE', { code_challenge_method: 'plain' }],
+      ['unsupported response_type', { response_type: 'token' }],
     ])('a fresh client on an unlisted host gets a page with a plain link, never a redirect: %s', async (_name, query) => {
       const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://attacker.example/landing?x=1'] });
       const res = await authorize(client, { query });
@@ -201,6 +202,30 @@ describe('GET /authorize', () => {
       expect(link.searchParams.get('error')).toEqual(expect.any(String));
       expect(link.searchParams.get('state')).toBe('state-123');
       expect(link.searchParams.get('iss')).toBe(ISSUER);
+    });
+
+    it('a bad scope is no error at /authorize (unknown scopes are dropped, RFC 6749 §3.3): a stranger gets the consent page, never a redirect', async () => {
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: ['https://attacker.example/landing'] });
+      const res = await authorize(client, { scope: 'nope' });
+      expect(res.status).toBe(200);
+      expect(res.headers.location).toBeUndefined();
+      expect(res.text.match(/<span class="scope">([^<]+)<\/span>/g)).toEqual(['<span class="scope">read</span>']);
+    });
+
+    it('OAUTH_TRUSTED_REDIRECT_HOSTS replaces the default hosts: a listed host gets errors back, claude.ai then does not', async () => {
+      const h = await s.start({ OAUTH_TRUSTED_REDIRECT_HOSTS: 'app.example.org' });
+      const authorizeOn = (client: RegisteredClient): Promise<Response> => http(h).get('/authorize').query(authorizeQuery(client, { query: { code_challenge: undefined } }));
+      const listed = await register(h, { ...BODIES.claude, redirect_uris: ['https://app.example.org/cb'] });
+      const back = await authorizeOn(listed);
+      expect(back.status).toBe(302);
+      expect(String(back.headers.location).startsWith('https://app.example.org/cb?')).toBe(true);
+      expect(redirectParams(back).get('error')).toBe('invalid_request');
+
+      const claude = await register(h, BODIES.claude);
+      const page = await authorizeOn(claude);
+      expect(page.status).toBe(400);
+      expect(page.headers.location).toBeUndefined();
+      expect(page.text).toContain('has not been approved on this server before');
     });
 
     it('a native app scheme is a stranger too until approved', async () => {
@@ -295,6 +320,14 @@ describe('GET /authorize', () => {
       expect(html).toMatch(/<button[^>]+name="decision" value="approve"/);
       expect(html).toMatch(/<button[^>]+name="decision" value="deny"/);
       expect(html).toMatch(/<input type="hidden" name="consent" value="[^"]+">/);
+    });
+
+    it('shows the whole redirect URI of a private-use scheme, as the host to recognise and in the warning', async () => {
+      const uri = 'cursor://anysphere.cursor-retrieval/oauth/callback';
+      const client = await register(s.h, { ...BODIES.claude, redirect_uris: [uri] });
+      const { res } = await openConsent(s.h, client);
+      expect(/<strong class="host">([^<]*)<\/strong>/.exec(res.text)?.[1]).toBe(uri);
+      expect(/<p class="warn">[^]*?<strong>([^<]*)<\/strong>/.exec(res.text)?.[1]).toBe(uri);
     });
 
     it('escapes a hostile client name', async () => {

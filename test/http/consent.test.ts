@@ -13,7 +13,9 @@ import {
   register,
   startHarness,
   useHarness,
+  type Harness,
   type LogCapture,
+  type RegisteredClient,
 } from '../helpers/http-harness.js';
 
 const expectPage = (res: Response, status: number): void => {
@@ -278,15 +280,67 @@ describe('POST /authorize/consent', () => {
     expect(owner.status).toBe(303);
     expect(redirectParams(owner).get('code')).toBeTruthy();
 
-    // Nor is the owner's page, which has its own budget: it still shows its sign-in form.
-    const admin = await http(h).get('/admin');
-    expect(admin.status).toBe(200);
-    expect(admin.text).toContain('Your PIN');
-
     // Devices are known server-side: once forgotten (latchkey forget-devices), the same
     // cookie, signature and all, is a stranger's again.
     expect(await h.services.owner.forgetDevices()).toBe(1);
     expectPage(await post(await openConsent(h, client), PIN, device), 429);
+  });
+
+  describe("the consent pages and the owner's page have separate PIN budgets", () => {
+    const env = { OAUTH_PIN_MAX_FAILURES_PER_HOUR: '3', TRUST_PROXY: 'loopback' };
+    const strangers = ['203.0.113.1', '203.0.113.2', '203.0.113.3'];
+    const owner = '198.51.100.7';
+
+    /** Posts a consent form as a new browser (no device cookie) from `ip`. */
+    const consentFrom = async (h: Harness, client: RegisteredClient, ip: string, pin: string): Promise<Response> => {
+      const page = await openConsent(h, client);
+      return http(h)
+        .post('/authorize/consent')
+        .type('form')
+        .set('Cookie', `${CSRF_COOKIE}=${page.csrf}`)
+        .set('X-Forwarded-For', ip)
+        .send({ consent: page.consent, pin, decision: 'approve' });
+    };
+
+    /** Signs in to /admin as a new browser from `ip`, with the form token the server issued. */
+    const adminFrom = async (h: Harness, ip: string, pin: string): Promise<Response> => {
+      const form = await http(h).get('/admin').set('X-Forwarded-For', ip);
+      const loginCookie = ([] as string[]).concat(form.headers['set-cookie'] as string[] | string).find((c) => /^(__Host-)?latchkey_admin_login=/.test(c));
+      const csrf = /name="csrf" value="([^"]+)"/.exec(form.text)?.[1];
+      expect(loginCookie).toBeDefined();
+      expect(csrf).toBeDefined();
+      return http(h)
+        .post('/admin/login')
+        .type('form')
+        .set('Cookie', (loginCookie ?? '').split(';')[0] ?? '')
+        .set('X-Forwarded-For', ip)
+        .send({ csrf, pin });
+    };
+
+    it('strangers spending the consent budget leave /admin sign-in accepting the right PIN', async () => {
+      const h = await s.start(env);
+      const client = await register(h, BODIES.claude);
+      for (const ip of strangers) expect((await consentFrom(h, client, ip, '99999999')).status).not.toBe(303);
+      // The consent budget is spent: a new browser's right PIN is refused there.
+      expectPage(await consentFrom(h, client, owner, PIN), 429);
+
+      const signedIn = await adminFrom(h, owner, PIN);
+      expect(signedIn.status).toBe(303);
+      expect(signedIn.headers.location).toBe('/admin');
+      expect(String(signedIn.headers['set-cookie'])).toMatch(/latchkey_admin=/);
+    });
+
+    it('strangers spending the /admin budget leave the consent page accepting the right PIN', async () => {
+      const h = await s.start(env);
+      const client = await register(h, BODIES.claude);
+      for (const ip of strangers) expect((await adminFrom(h, ip, '99999999')).status).not.toBe(303);
+      // The owner's page budget is spent: a new browser's right PIN is refused there.
+      expect((await adminFrom(h, owner, PIN)).status).toBe(429);
+
+      const approved = await consentFrom(h, client, owner, PIN);
+      expect(approved.status).toBe(303);
+      expect(redirectParams(approved).get('code')).toBeTruthy();
+    });
   });
 
   it('logs every wrong PIN and lockout with the client and the address seen through TRUST_PROXY', async () => {

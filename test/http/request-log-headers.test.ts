@@ -34,6 +34,16 @@ describe('securityHeaders (helmet computed once)', () => {
     expect(viaOnce.headers['content-security-policy']).toBe("default-src 'none';frame-ancestors 'none'");
     expect(viaOnce.headers['x-frame-options']).toBe('DENY');
   });
+
+  it('refuses a function-valued CSP directive, which would be computed once and frozen for every request', () => {
+    const nonce = (): string => "'nonce-abc'";
+    for (const value of [[nonce], ["'self'", nonce]]) {
+      const options: HelmetOptions = { contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], scriptSrc: value } } };
+      expect(() => securityHeaders(options)).toThrow('the CSP directive scriptSrc is computed per request');
+    }
+    // Helmet itself takes such a directive: only the precomputation must refuse it.
+    expect(() => helmet({ contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], scriptSrc: [nonce] } } })).not.toThrow();
+  });
 });
 
 describe('requestLog', () => {
