@@ -61,9 +61,11 @@ export interface GatewayFilePolicy {
 
 /**
  * Keys Claude Desktop, Cursor, VS Code, Cline or Windsurf write that mean nothing to the
- * gateway. `disabled` is not among them: a server its owner switched off stays off.
+ * gateway. `disabled` is not among them: a server its owner switched off stays off. `auth` is
+ * Cursor's static OAuth client for signing in to a remote server; the gateway never signs in
+ * to an upstream (it sends the configured `headers`), so it has no use for it.
  */
-const FOREIGN_KEYS = new Set(['type', 'autoApprove', 'alwaysAllow', 'transport', 'transportType', 'timeout', 'description', 'envFile']);
+const FOREIGN_KEYS = new Set(['type', 'autoApprove', 'alwaysAllow', 'transport', 'transportType', 'timeout', 'description', 'envFile', 'auth']);
 const OWN_KEYS = ['command', 'args', 'env', 'cwd', 'url', 'headers', 'path', 'scopes', 'tools'];
 
 /**

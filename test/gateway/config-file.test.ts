@@ -49,6 +49,16 @@ describe('gateway file: what Claude Desktop and Cursor write', () => {
     expect(parse({ mcpServers: {}, globalShortcut: 'Ctrl+Space' }).servers).toEqual([]);
   });
 
+  it('ignores Cursor\'s per-server "auth" (a static OAuth client for a remote server) with the other foreign keys', () => {
+    const file = servers({
+      linear: { url: 'https://mcp.example.com/mcp', auth: { CLIENT_ID: 'cursor-client', CLIENT_SECRET: 'shh', scopes: ['read'] } },
+      notes: { url: 'http://127.0.0.1:8000/mcp', headers: { 'X-Api-Key': 'k' } },
+    });
+    expect(file.servers.map((s) => s.name)).toEqual(['linear', 'notes']);
+    expect(file.servers[0]).toEqual({ name: 'linear', kind: 'http', path: '/linear/mcp', scopes: ['mcp'], url: 'https://mcp.example.com/mcp', headers: {} });
+    expect(file.ignoredKeys).toEqual(['linear.auth']);
+  });
+
   it.each([
     [{ mcpServers: { files: { command: 'x', args: 'not-an-array' } } }, 'server "files", key "args": expected an array of strings'],
     [{ mcpServers: { files: { command: 'x', env: { A: 1 } } } }, 'server "files", key "env.A": expected a string value'],
