@@ -101,6 +101,27 @@ describe('gateway to an HTTP MCP server', () => {
     expect(bad.headers.get('www-authenticate')).toContain('resource_metadata=');
   });
 
+  it('answers a malformed Bearer token with invalid_token, and another scheme with the bare challenge (RFC 6750 §3.1)', async () => {
+    const metadata = `resource_metadata="${url('/.well-known/oauth-protected-resource/notes/mcp')}"`;
+    const before = upstream.seen.length;
+    const post = (authorization: string): Promise<Response> =>
+      fetch(url('/notes/mcp'), {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify(INITIALIZE),
+      });
+    for (const malformed of ['Bearer', 'Bearer ', `Bearer ${accessToken(notes)} extra`, 'Bearer tok"en', 'Bearer tök', 'bearer a=b']) {
+      const res = await post(malformed);
+      expect({ malformed, status: res.status }).toEqual({ malformed, status: 401 });
+      expect(res.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="The access token is malformed", ${metadata}`);
+    }
+    // "attempted using an unsupported authentication method": no error code, only where to find Latchkey.
+    const basic = await post(`Basic ${Buffer.from('user:pass').toString('base64')}`);
+    expect(basic.status).toBe(401);
+    expect(basic.headers.get('www-authenticate')).toBe(`Bearer ${metadata}`);
+    expect(upstream.seen.length).toBe(before);
+  });
+
   it('the upstream sees who calls, its configured key, and never the token or cookies', async () => {
     const headers = JSON.parse(text(await notes.client.callTool({ name: 'whoami' }))) as Record<string, string>;
     expect(headers['x-latchkey-client-id']).toBe(notes.provider.client?.client_id);
