@@ -5,12 +5,16 @@
  */
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
+import type { Approver } from '../../src/store/types.js';
 import { freePort } from '../helpers/running-app.js';
+import { clientRecord, tokenPair } from '../helpers/records.js';
 import { startGatewayApp, PIN, type GatewayApp } from './helpers/gateway-app.js';
 import { accessToken, connectMcp, mcpPost, obtainToken, INITIALIZE, type Connection } from './helpers/oauth-client.js';
 import { startUpstream, type UpstreamServer } from './helpers/upstream-server.js';
 
 const UPSTREAM_KEY = 'upstream-api-key-not-for-logs';
+const INTROSPECTION_SECRET = 'gateway-test-introspection-secret';
 
 let upstream: UpstreamServer;
 let jsonUpstream: UpstreamServer;
@@ -38,7 +42,7 @@ beforeAll(async () => {
         vault: { url: upstream.url, scopes: ['vault'] },
       },
     },
-    { env: { OAUTH_VALID_SCOPES: 'mcp vault', OAUTH_DEFAULT_SCOPES: 'mcp' } },
+    { env: { OAUTH_VALID_SCOPES: 'mcp vault', OAUTH_DEFAULT_SCOPES: 'mcp', OAUTH_INTROSPECTION_SECRET: INTROSPECTION_SECRET } },
   );
   notes = await connectMcp(url('/notes/mcp'), PIN, { fetch: recording });
 });
@@ -136,6 +140,7 @@ describe('gateway to an HTTP MCP server', () => {
       'x-latchkey-client-id': 'someone-else',
       'x-latchkey-scope': 'admin',
       'x-latchkey-subject': 'root',
+      'x-latchkey-username': 'root',
       cookie: 'latchkey_admin=stolen',
     });
     expect(spoofed.status).toBe(200);
@@ -143,6 +148,7 @@ describe('gateway to an HTTP MCP server', () => {
     expect(last['x-latchkey-client-id']).toBe(notes.provider.client?.client_id);
     expect(last['x-latchkey-scope']).toBe('mcp');
     expect(last['x-latchkey-subject']).toBeUndefined();
+    expect(last['x-latchkey-username']).toBeUndefined();
     expect(last.cookie).toBeUndefined();
     expect(upstream.seen.length).toBeGreaterThan(3);
     for (const seen of upstream.seen) {
@@ -151,6 +157,40 @@ describe('gateway to an HTTP MCP server', () => {
     }
     expect(app.logs.join('')).not.toContain(token);
     expect(app.logs.join('')).not.toContain(UPSTREAM_KEY);
+  });
+
+  it('tells the upstream who approved the grant: subject, e-mail, and the username /introspect answers', async () => {
+    const { store } = app.services;
+    const clientId = 'signed-in-host';
+    await store.putClient(clientRecord(clientId, 'Signed-in host'));
+    const people: { token: string; approvedBy: Approver }[] = [
+      { token: 'tok-alice-signed-in', approvedBy: { subject: 'oidc:accounts.example.com:1098', email: 'alice@example.com', name: 'Alice Example', provider: 'oidc', emailVerified: true } },
+      { token: 'tok-zoe-signed-in', approvedBy: { subject: 'github:4242', name: 'Zoë Example', provider: 'github', githubLogin: 'zoe' } },
+    ];
+    for (const [i, { token, approvedBy }] of people.entries()) {
+      const { access, refresh } = tokenPair(clientId, `grant-signed-in-${i}`, hashSecret(token), hashSecret(`${token}-refresh`));
+      await store.putTokens({ ...access, resource: url('/notes/mcp'), approvedBy }, { ...refresh, resource: url('/notes/mcp'), approvedBy });
+      const introspected = (await (
+        await fetch(url('/introspect'), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${INTROSPECTION_SECRET}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token }).toString(),
+        })
+      ).json()) as { active: boolean; username?: string };
+      expect(introspected).toEqual(expect.objectContaining({ active: true, username: expect.any(String) }));
+
+      // The client's own X-Latchkey-* never reach the upstream; the gateway's do.
+      const res = await mcpPost(url('/notes/mcp'), token, INITIALIZE, { 'x-latchkey-username': 'root', 'x-latchkey-email': 'root@example.com' });
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+      const seen = upstream.seen.filter((h) => h['x-latchkey-client-id'] === clientId).at(-1) ?? {};
+      expect(seen['x-latchkey-subject']).toBe(approvedBy.subject);
+      expect(seen['x-latchkey-email']).toBe(approvedBy.email);
+      expect(decodeURIComponent(String(seen['x-latchkey-username']))).toBe(introspected.username);
+      expect(seen.authorization).toBeUndefined();
+    }
+    // A name in any script (Zoë's, who has no e-mail) arrives percent-encoded, as visible ASCII.
+    for (const h of upstream.seen.filter((seen) => seen['x-latchkey-client-id'] === clientId)) expect(h['x-latchkey-username']).toMatch(/^[\x20-\x7e]+$/);
   });
 
   it('passes progress on while the tool still runs: the tool finishes only after the client saw it', async () => {
