@@ -34,6 +34,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+  // SIGHUP's default action ends the process too: a `systemctl reload` while the daemon starts
+  // is remembered and served once it runs (the file may have changed after it was read).
+  let reload: (() => void) | undefined;
+  let reloadPending = false;
+  process.on('SIGHUP', () => {
+    if (reload) reload();
+    else reloadPending = true;
+  });
   let daemon;
   try {
     daemon = await startDaemon(config, logger);
@@ -75,7 +83,7 @@ async function main(): Promise<void> {
       });
   };
   // SIGHUP (systemctl reload) re-reads the gateway file; a bad file keeps the servers running.
-  process.on('SIGHUP', () => {
+  reload = (): void => {
     const gateway = daemon.services.gateway;
     if (!gateway) {
       logger.info('SIGHUP: nothing to reload (OAUTH_GATEWAY_CONFIG is not set)');
@@ -88,8 +96,9 @@ async function main(): Promise<void> {
           ? logger.error(`gateway not reloaded, the running servers stay as they were: ${err.message}`)
           : logger.error({ err }, 'gateway reload failed'),
     );
-  });
+  };
   if (pending !== undefined) stop(pending);
+  else if (reloadPending) reload();
 }
 
 void main();

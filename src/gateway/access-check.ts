@@ -14,16 +14,21 @@ export type AccessOutcome =
   | { ok: true; token: VerifiedToken }
   | { ok: false; status: 401 | 403; challenge: string; error: string; description: string };
 
+/** RFC 6750 §2.1: the Bearer scheme, then a b64token (token68 of RFC 9110 §11.2). */
+const BEARER_SCHEME = /^Bearer(?: |$)/i;
+const BEARER_TOKEN = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+
 /**
- * RFC 6750 §3 with RFC 9728 §5.1: who may call a gateway server. No token is a bare 401
- * naming the metadata (so clients can discover Latchkey); a token that is unknown, expired,
- * revoked or for another resource is `invalid_token`; one without the server's scopes is a
- * 403 `insufficient_scope` listing them.
+ * RFC 6750 §3 with RFC 9728 §5.1: who may call a gateway server. A request without
+ * authentication information is a bare 401 naming the metadata (so clients can discover
+ * Latchkey); RFC 6750 §3.1 counts a request using another scheme (Basic, …) as one, and says
+ * it gets no error code. A Bearer token that is malformed, unknown, expired, revoked or for
+ * another resource is `invalid_token`; one without the server's scopes is a 403
+ * `insufficient_scope` listing them.
  */
 export async function checkAccess(authorization: string | undefined, target: ProtectedTarget, verify: AccessTokenVerifier): Promise<AccessOutcome> {
   const metadata = `resource_metadata="${target.metadataUrl}"`;
-  const token = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization ?? '')?.[1];
-  if (token === undefined) {
+  if (authorization === undefined || !BEARER_SCHEME.test(authorization)) {
     return { ok: false, status: 401, challenge: `Bearer ${metadata}`, error: 'invalid_token', description: 'An access token is required' };
   }
   const invalid = (description: string): AccessOutcome => ({
@@ -33,6 +38,8 @@ export async function checkAccess(authorization: string | undefined, target: Pro
     error: 'invalid_token',
     description,
   });
+  const token = BEARER_TOKEN.exec(authorization)?.[1];
+  if (token === undefined) return invalid('The access token is malformed');
   const verified = await verify(token);
   if (!verified) return invalid('The access token is unknown, expired or revoked');
   // A token is good only for the server it was issued for: one for server A never opens B.

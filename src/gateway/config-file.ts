@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { endpointPaths } from '../oauth/endpoints.js';
 
 /**
  * The gateway's file (OAUTH_GATEWAY_CONFIG): the `mcpServers` shape of Claude Desktop's
@@ -60,17 +61,22 @@ export interface GatewayFilePolicy {
 
 /**
  * Keys Claude Desktop, Cursor, VS Code, Cline or Windsurf write that mean nothing to the
- * gateway. `disabled` is not among them: a server its owner switched off stays off.
+ * gateway. `disabled` is not among them: a server its owner switched off stays off. `auth` is
+ * Cursor's static OAuth client for signing in to a remote server; the gateway never signs in
+ * to an upstream (it sends the configured `headers`), so it has no use for it.
  */
-const FOREIGN_KEYS = new Set(['type', 'autoApprove', 'alwaysAllow', 'transport', 'transportType', 'timeout', 'description', 'envFile']);
+const FOREIGN_KEYS = new Set(['type', 'autoApprove', 'alwaysAllow', 'transport', 'transportType', 'timeout', 'description', 'envFile', 'auth']);
 const OWN_KEYS = ['command', 'args', 'env', 'cwd', 'url', 'headers', 'path', 'scopes', 'tools'];
 
 /**
- * Latchkey's own endpoints. Express matches routes case-insensitively and with a trailing
- * slash, so a gateway path is compared the same way; the prefixes cover everything below.
+ * Paths no gateway server may take, each with everything below it: Latchkey's own endpoints,
+ * from the one table of them (their pages such as /admin/audit and /login/callback/<provider>
+ * live below), and all of /.well-known/ (RFC 8615 site metadata; the gateway serves each
+ * server's RFC 9728 document there). The gateway answers before Latchkey's routes, so a
+ * collision would shadow Latchkey's own page. Express matches routes case-insensitively, so
+ * a gateway path is compared in lower case.
  */
-const RESERVED_EXACT = ['/token', '/register', '/revoke', '/introspect', '/healthz', '/health'];
-const RESERVED_PREFIXES = ['/authorize', '/admin', '/.well-known', '/oauth', '/assets'];
+const RESERVED = [...endpointPaths().map(([, p]) => p), '/.well-known'].map((p) => p.toLowerCase());
 
 /** RFC 3986 unreserved characters only, in one or more segments: no encoding questions, no dot segments. */
 const PATH_SYNTAX = /^(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
@@ -174,9 +180,8 @@ export function parseGatewayFile(text: string, file: string, policy: GatewayFile
       fail(file, where('path'), `"${serverPath}" must start with "/" and use only letters, digits and . _ ~ - (no trailing slash)`);
     }
     const lower = serverPath.toLowerCase();
-    if (RESERVED_EXACT.includes(lower) || RESERVED_PREFIXES.some((p) => lower === p || lower.startsWith(`${p}/`))) {
-      fail(file, where('path'), `"${serverPath}" collides with Latchkey's own endpoints`);
-    }
+    const reserved = RESERVED.find((p) => lower === p || lower.startsWith(`${p}/`));
+    if (reserved !== undefined) fail(file, where('path'), `"${serverPath}" collides with Latchkey's own endpoint ${reserved}`);
     const other = seenPaths.get(lower);
     if (other !== undefined) fail(file, where('path'), `"${serverPath}" is also the path of server "${other}"`);
     seenPaths.set(lower, name);

@@ -14,6 +14,7 @@ export function identityHeaders(token: VerifiedToken): Record<string, string> {
   if (token.clientName !== undefined) headers['X-Latchkey-Client-Name'] = headerValue(token.clientName);
   if (token.subject !== undefined) headers['X-Latchkey-Subject'] = headerValue(token.subject);
   if (token.email !== undefined) headers['X-Latchkey-Email'] = headerValue(token.email);
+  if (token.username !== undefined) headers['X-Latchkey-Username'] = headerValue(token.username);
   return headers;
 }
 

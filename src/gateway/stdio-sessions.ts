@@ -41,9 +41,16 @@ const KILL_GRACE_MS = 3_000;
 /** Longest stderr line logged as is: a server printing a huge blob must not flood the log. */
 const MAX_STDERR_LINE = 4_000;
 
+/** Who started a session: only the same client, for the same person, may use it. */
+interface SessionOwner {
+  clientId: string;
+  subject: string | undefined;
+}
+
 /** One MCP session: one child process, bridged to Streamable HTTP by the MCP SDK's own server transport. */
 interface StdioSession {
   id: string | undefined;
+  owner: SessionOwner;
   child: SupervisedProcess;
   transport: StreamableHTTPServerTransport;
   /** Client requests the server has not answered yet. */
@@ -170,7 +177,8 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
     void session.child.exited.then((exit) => onExit(session, exit));
   };
 
-  const start = async (req: Request, res: Response, body: unknown): Promise<void> => {
+  const start = async (req: Request, res: Response, call: AuthorizedCall): Promise<void> => {
+    const { body } = call;
     const ids = requestIds(body);
     if (live.size + starting >= options.maxProcesses) {
       noteError(`refused a session: ${options.maxProcesses} processes already running`);
@@ -190,6 +198,7 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
     }
     const session: StdioSession = {
       id: undefined,
+      owner: ownerOf(call),
       child,
       transport: new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
@@ -236,8 +245,12 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
       const sessionId = req.headers['mcp-session-id'];
       if (typeof sessionId === 'string') {
         const session = byId.get(sessionId);
-        if (!session || session.ending) {
+        const owned = session !== undefined && sameOwner(session.owner, ownerOf(call));
+        if (session && !owned) log.warn({ clientId: call.token.clientId }, 'refused a session id presented by a client other than the one that started it');
+        if (!session || session.ending || !owned) {
           // MCP transports, "Session Management": 404 tells the client to initialize anew.
+          // A session id of another client's session is unknown to this caller (MCP security
+          // best practices, "Session Hijacking"): the id alone never opens a session.
           sendJsonRpcError(res, 404, SESSION_NOT_FOUND, 'Session not found: start a new session with initialize', requestIds(call.body));
           return;
         }
@@ -245,7 +258,7 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
         return;
       }
       if (req.method === 'POST' && isInitializeRequest(call.body)) {
-        await start(req, res, call.body);
+        await start(req, res, call);
         return;
       }
       sendJsonRpcError(res, 400, GATEWAY_ERROR, 'Bad Request: Mcp-Session-Id header is required', requestIds(call.body));
@@ -261,3 +274,7 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
     },
   };
 }
+
+const ownerOf = (call: AuthorizedCall): SessionOwner => ({ clientId: call.token.clientId, subject: call.token.subject });
+
+const sameOwner = (a: SessionOwner, b: SessionOwner): boolean => a.clientId === b.clientId && a.subject === b.subject;

@@ -1,4 +1,5 @@
 import { hashSecret } from '../crypto/secrets.js';
+import { approverLabel } from '../oauth/approver.js';
 import type { Store } from '../store/types.js';
 import type { AccessTokenVerifier } from './verified-token.js';
 
@@ -21,7 +22,7 @@ export function storeTokenVerifier(store: Pick<Store, 'getAccessToken' | 'getCli
         ? {
             subject: record.approvedBy.subject,
             ...(record.approvedBy.email !== undefined ? { email: record.approvedBy.email } : {}),
-            ...(record.approvedBy.name !== undefined ? { name: record.approvedBy.name } : {}),
+            username: approverLabel(record.approvedBy),
           }
         : {}),
     };

@@ -9,7 +9,8 @@ export interface VerifiedToken {
   /** The person who approved the grant, when they signed in with an identity provider. */
   subject?: string;
   email?: string;
-  name?: string;
+  /** What /introspect answers as their `username` (src/oauth/approver.ts approverLabel). */
+  username?: string;
 }
 
 /** Checks a bearer token; undefined when it is unknown, expired or revoked. */

@@ -41,7 +41,6 @@ export function infoRouter(deps: InfoDeps): Router {
     noStore(res);
     res.status(report.healthy ? 200 : 503).json(report.body);
   };
-  router.get(ENDPOINTS.health.path, health);
-  router.get('/health', health);
+  router.get([ENDPOINTS.health.path, ...ENDPOINTS.health.aliases], health);
   return router;
 }

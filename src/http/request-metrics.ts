@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { ENDPOINTS } from '../oauth/endpoints.js';
+import { ENDPOINTS, endpointPaths } from '../oauth/endpoints.js';
 
 /** Hears each finished request (src/metrics/ counts them for /metrics). */
 export interface RequestObserver {
@@ -9,7 +9,7 @@ export interface RequestObserver {
 /** Set by a router that served a request under a name of its own (the gateway: `gateway`). */
 export const ENDPOINT_LOCAL = 'latchkeyEndpoint';
 
-const BY_PATH = new Map<string, string>(Object.entries(ENDPOINTS).map(([name, endpoint]) => [endpoint.path.toLowerCase(), name]));
+const BY_PATH = new Map<string, string>(endpointPaths().map(([name, p]) => [p.toLowerCase(), name]));
 const UNDER = Object.entries(ENDPOINTS).filter(([name]) => name === 'admin' || name === 'assets');
 
 /**
@@ -21,7 +21,6 @@ export function endpointOf(path: string): string {
   const p = path.toLowerCase().replace(/(.)\/$/, '$1');
   const exact = BY_PATH.get(p);
   if (exact !== undefined) return exact;
-  if (p === '/health') return 'health';
   for (const [name, endpoint] of UNDER) if (p.startsWith(`${endpoint.path}/`)) return name;
   return 'other';
 }

@@ -18,13 +18,21 @@ export const ENDPOINTS = {
   revocation: { path: '/revoke', metadataField: 'revocation_endpoint' },
   introspection: { path: '/introspect', metadataField: 'introspection_endpoint' },
   stats: { path: '/oauth/stats' },
-  health: { path: '/healthz' },
+  /** `/health` too: the name many monitors try first. */
+  health: { path: '/healthz', aliases: ['/health'] },
   admin: { path: '/admin' },
   assets: { path: '/assets' },
   metrics: { path: '/metrics' },
-} as const satisfies Record<string, { path: string; metadataField?: string }>;
+} as const satisfies Record<string, { path: string; metadataField?: string; aliases?: readonly string[] }>;
 
 export type EndpointName = keyof typeof ENDPOINTS;
+
+/** Each endpoint's paths, its aliases included, by name: every path Latchkey itself answers at. */
+export function endpointPaths(): [EndpointName, string][] {
+  return (Object.entries(ENDPOINTS) as [EndpointName, (typeof ENDPOINTS)[EndpointName]][]).flatMap(([name, endpoint]) =>
+    [endpoint.path, ...('aliases' in endpoint ? endpoint.aliases : [])].map((p): [EndpointName, string] => [name, p]),
+  );
+}
 
 /** The absolute URL of each endpoint the metadata advertises, keyed by its metadata field. */
 export function advertisedEndpoints(issuer: string): Record<string, string> {

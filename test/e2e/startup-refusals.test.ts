@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { chmodSync, mkdtempSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DAEMON_ENTRY } from './daemon.js';
@@ -43,6 +43,18 @@ describe('the daemon refuses to start', () => {
     const lines = run.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(line);
+  });
+
+  it.each([
+    [{ files: { command: 'npx', args: '-y @modelcontextprotocol/server-filesystem /srv' } }, 'server "files", key "args": expected an array of strings'],
+    [{ files: { command: 'npx', path: '/account' } }, 'server "files", key "path": "/account" collides with Latchkey\'s own endpoint /account'],
+  ])('on a bad OAUTH_GATEWAY_CONFIG file, in one line naming the server and the key (%#)', (mcpServers, says) => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'latchkey-gateway-refusal-'));
+    const file = path.join(dir, 'gateway.json');
+    writeFileSync(file, JSON.stringify({ mcpServers }));
+    const run = start({ OAUTH_DATA_DIR: path.join(dir, 'data'), OAUTH_GATEWAY_CONFIG: file });
+    expect(run.status).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual([`latchkey: configuration error: OAUTH_GATEWAY_CONFIG (${file}): ${says}`]);
   });
 
   it('when another process answers on its control socket, rather than let `latchkey revoke` talk to it', async () => {

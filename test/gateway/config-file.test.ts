@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GatewayConfigError, loadGatewayFile, parseGatewayFile, type GatewayFile } from '../../src/gateway/config-file.js';
+import { endpointPaths } from '../../src/oauth/endpoints.js';
 
 const FILE = '/etc/latchkey/gateway.json';
 const policy = { validScopes: ['mcp', 'files'], defaultScopes: ['mcp'] };
@@ -48,6 +49,16 @@ describe('gateway file: what Claude Desktop and Cursor write', () => {
     expect(parse({ mcpServers: {}, globalShortcut: 'Ctrl+Space' }).servers).toEqual([]);
   });
 
+  it('ignores Cursor\'s per-server "auth" (a static OAuth client for a remote server) with the other foreign keys', () => {
+    const file = servers({
+      linear: { url: 'https://mcp.example.com/mcp', auth: { CLIENT_ID: 'cursor-client', CLIENT_SECRET: 'shh', scopes: ['read'] } },
+      notes: { url: 'http://127.0.0.1:8000/mcp', headers: { 'X-Api-Key': 'k' } },
+    });
+    expect(file.servers.map((s) => s.name)).toEqual(['linear', 'notes']);
+    expect(file.servers[0]).toEqual({ name: 'linear', kind: 'http', path: '/linear/mcp', scopes: ['mcp'], url: 'https://mcp.example.com/mcp', headers: {} });
+    expect(file.ignoredKeys).toEqual(['linear.auth']);
+  });
+
   it.each([
     [{ mcpServers: { files: { command: 'x', args: 'not-an-array' } } }, 'server "files", key "args": expected an array of strings'],
     [{ mcpServers: { files: { command: 'x', env: { A: 1 } } } }, 'server "files", key "env.A": expected a string value'],
@@ -56,10 +67,18 @@ describe('gateway file: what Claude Desktop and Cursor write', () => {
     [{ mcpServers: { files: { command: 'x', url: 'http://a/mcp' } } }, 'server "files": set exactly one of "command"'],
     [{ mcpServers: { files: {} } }, 'server "files": set exactly one of "command"'],
     [{ mcpServers: { files: { command: 'x', scopes: ['admin'] } } }, 'server "files", key "scopes": "admin" is not listed in OAUTH_VALID_SCOPES'],
-    [{ mcpServers: { files: { command: 'x', path: '/token' } } }, 'server "files", key "path": "/token" collides with Latchkey\'s own endpoints'],
-    [{ mcpServers: { files: { command: 'x', path: '/Admin/mcp' } } }, 'collides with Latchkey\'s own endpoints'],
-    [{ mcpServers: { files: { command: 'x', path: '/authorize/consent' } } }, 'collides'],
-    [{ mcpServers: { files: { command: 'x', path: '/oauth/stats' } } }, 'collides'],
+    [{ mcpServers: { files: { command: 'x', path: '/token' } } }, 'server "files", key "path": "/token" collides with Latchkey\'s own endpoint /token'],
+    [{ mcpServers: { files: { command: 'x', path: '/Admin/mcp' } } }, 'key "path": "/Admin/mcp" collides with Latchkey\'s own endpoint /admin'],
+    [{ mcpServers: { files: { command: 'x', path: '/authorize/consent' } } }, 'key "path": "/authorize/consent" collides with Latchkey\'s own endpoint /authorize'],
+    [{ mcpServers: { files: { command: 'x', path: '/oauth/stats' } } }, 'key "path": "/oauth/stats" collides with Latchkey\'s own endpoint /oauth/stats'],
+    [{ mcpServers: { files: { command: 'x', path: '/account' } } }, 'server "files", key "path": "/account" collides with Latchkey\'s own endpoint /account'],
+    [{ mcpServers: { files: { command: 'x', path: '/login/callback/x' } } }, 'server "files", key "path": "/login/callback/x" collides with Latchkey\'s own endpoint /login/callback'],
+    [{ mcpServers: { files: { command: 'x', path: '/Login/Start/github' } } }, 'key "path": "/Login/Start/github" collides with Latchkey\'s own endpoint /login/start'],
+    [{ mcpServers: { files: { command: 'x', path: '/metrics' } } }, 'server "files", key "path": "/metrics" collides with Latchkey\'s own endpoint /metrics'],
+    [{ mcpServers: { files: { command: 'x', path: '/health' } } }, 'server "files", key "path": "/health" collides with Latchkey\'s own endpoint /health'],
+    [{ mcpServers: { files: { command: 'x', path: '/healthz' } } }, 'key "path": "/healthz" collides with Latchkey\'s own endpoint /healthz'],
+    [{ mcpServers: { files: { command: 'x', path: '/assets/mcp' } } }, 'key "path": "/assets/mcp" collides with Latchkey\'s own endpoint /assets'],
+    [{ mcpServers: { files: { command: 'x', path: '/.well-known/mcp' } } }, 'key "path"'],
     [{ mcpServers: { files: { command: 'x', path: 'mcp' } } }, 'key "path": "mcp" must start with "/"'],
     [{ mcpServers: { files: { command: 'x', path: '/a/../b' } } }, 'key "path"'],
     [{ mcpServers: { files: { command: 'x', path: '/a/' } } }, 'key "path"'],
@@ -77,6 +96,20 @@ describe('gateway file: what Claude Desktop and Cursor write', () => {
     const line = error(file);
     expect(line.startsWith(`OAUTH_GATEWAY_CONFIG (${FILE}): `)).toBe(true);
     expect(line).toContain(message);
+  });
+
+  it('refuses every path of Latchkey\'s endpoint table and anything below it, so no endpoint added later is shadowed', () => {
+    for (const [, own] of endpointPaths()) {
+      for (const p of [own, `${own}/mcp`]) {
+        if (p.startsWith('/.well-known')) continue; // refused earlier, by the path syntax (no dot segment may lead)
+        const line = error({ mcpServers: { files: { command: 'x', path: p } } });
+        const said = `server "files", key "path": "${p}" collides with Latchkey's own endpoint `;
+        expect(line).toContain(said);
+        // The endpoint named is this one, or one it lies below (/authorize/consent is under /authorize).
+        const named = line.slice(line.indexOf(said) + said.length);
+        expect({ p, named, under: own === named || own.startsWith(`${named}/`) }).toEqual({ p, named, under: true });
+      }
+    }
   });
 
   it('never repeats a header value in an error: they are often keys', () => {

@@ -5,12 +5,17 @@
  */
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
+import type { Approver } from '../../src/store/types.js';
 import { freePort } from '../helpers/running-app.js';
+import { clientRecord, tokenPair } from '../helpers/records.js';
+import { waitFor } from './helpers/proc.js';
 import { startGatewayApp, PIN, type GatewayApp } from './helpers/gateway-app.js';
 import { accessToken, connectMcp, mcpPost, obtainToken, INITIALIZE, type Connection } from './helpers/oauth-client.js';
 import { startUpstream, type UpstreamServer } from './helpers/upstream-server.js';
 
 const UPSTREAM_KEY = 'upstream-api-key-not-for-logs';
+const INTROSPECTION_SECRET = 'gateway-test-introspection-secret';
 
 let upstream: UpstreamServer;
 let jsonUpstream: UpstreamServer;
@@ -38,7 +43,7 @@ beforeAll(async () => {
         vault: { url: upstream.url, scopes: ['vault'] },
       },
     },
-    { env: { OAUTH_VALID_SCOPES: 'mcp vault', OAUTH_DEFAULT_SCOPES: 'mcp' } },
+    { env: { OAUTH_VALID_SCOPES: 'mcp vault', OAUTH_DEFAULT_SCOPES: 'mcp', OAUTH_INTROSPECTION_SECRET: INTROSPECTION_SECRET } },
   );
   notes = await connectMcp(url('/notes/mcp'), PIN, { fetch: recording });
 });
@@ -101,6 +106,27 @@ describe('gateway to an HTTP MCP server', () => {
     expect(bad.headers.get('www-authenticate')).toContain('resource_metadata=');
   });
 
+  it('answers a malformed Bearer token with invalid_token, and another scheme with the bare challenge (RFC 6750 §3.1)', async () => {
+    const metadata = `resource_metadata="${url('/.well-known/oauth-protected-resource/notes/mcp')}"`;
+    const before = upstream.seen.length;
+    const post = (authorization: string): Promise<Response> =>
+      fetch(url('/notes/mcp'), {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify(INITIALIZE),
+      });
+    for (const malformed of ['Bearer', 'Bearer ', `Bearer ${accessToken(notes)} extra`, 'Bearer tok"en', 'Bearer tök', 'bearer a=b']) {
+      const res = await post(malformed);
+      expect({ malformed, status: res.status }).toEqual({ malformed, status: 401 });
+      expect(res.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="The access token is malformed", ${metadata}`);
+    }
+    // "attempted using an unsupported authentication method": no error code, only where to find Latchkey.
+    const basic = await post(`Basic ${Buffer.from('user:pass').toString('base64')}`);
+    expect(basic.status).toBe(401);
+    expect(basic.headers.get('www-authenticate')).toBe(`Bearer ${metadata}`);
+    expect(upstream.seen.length).toBe(before);
+  });
+
   it('the upstream sees who calls, its configured key, and never the token or cookies', async () => {
     const headers = JSON.parse(text(await notes.client.callTool({ name: 'whoami' }))) as Record<string, string>;
     expect(headers['x-latchkey-client-id']).toBe(notes.provider.client?.client_id);
@@ -115,6 +141,7 @@ describe('gateway to an HTTP MCP server', () => {
       'x-latchkey-client-id': 'someone-else',
       'x-latchkey-scope': 'admin',
       'x-latchkey-subject': 'root',
+      'x-latchkey-username': 'root',
       cookie: 'latchkey_admin=stolen',
     });
     expect(spoofed.status).toBe(200);
@@ -122,6 +149,7 @@ describe('gateway to an HTTP MCP server', () => {
     expect(last['x-latchkey-client-id']).toBe(notes.provider.client?.client_id);
     expect(last['x-latchkey-scope']).toBe('mcp');
     expect(last['x-latchkey-subject']).toBeUndefined();
+    expect(last['x-latchkey-username']).toBeUndefined();
     expect(last.cookie).toBeUndefined();
     expect(upstream.seen.length).toBeGreaterThan(3);
     for (const seen of upstream.seen) {
@@ -130,6 +158,40 @@ describe('gateway to an HTTP MCP server', () => {
     }
     expect(app.logs.join('')).not.toContain(token);
     expect(app.logs.join('')).not.toContain(UPSTREAM_KEY);
+  });
+
+  it('tells the upstream who approved the grant: subject, e-mail, and the username /introspect answers', async () => {
+    const { store } = app.services;
+    const clientId = 'signed-in-host';
+    await store.putClient(clientRecord(clientId, 'Signed-in host'));
+    const people: { token: string; approvedBy: Approver }[] = [
+      { token: 'tok-alice-signed-in', approvedBy: { subject: 'oidc:accounts.example.com:1098', email: 'alice@example.com', name: 'Alice Example', provider: 'oidc', emailVerified: true } },
+      { token: 'tok-zoe-signed-in', approvedBy: { subject: 'github:4242', name: 'Zoë Example', provider: 'github', githubLogin: 'zoe' } },
+    ];
+    for (const [i, { token, approvedBy }] of people.entries()) {
+      const { access, refresh } = tokenPair(clientId, `grant-signed-in-${i}`, hashSecret(token), hashSecret(`${token}-refresh`));
+      await store.putTokens({ ...access, resource: url('/notes/mcp'), approvedBy }, { ...refresh, resource: url('/notes/mcp'), approvedBy });
+      const introspected = (await (
+        await fetch(url('/introspect'), {
+          method: 'POST',
+          headers: { authorization: `Bearer ${INTROSPECTION_SECRET}`, 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token }).toString(),
+        })
+      ).json()) as { active: boolean; username?: string };
+      expect(introspected).toEqual(expect.objectContaining({ active: true, username: expect.any(String) }));
+
+      // The client's own X-Latchkey-* never reach the upstream; the gateway's do.
+      const res = await mcpPost(url('/notes/mcp'), token, INITIALIZE, { 'x-latchkey-username': 'root', 'x-latchkey-email': 'root@example.com' });
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+      const seen = upstream.seen.filter((h) => h['x-latchkey-client-id'] === clientId).at(-1) ?? {};
+      expect(seen['x-latchkey-subject']).toBe(approvedBy.subject);
+      expect(seen['x-latchkey-email']).toBe(approvedBy.email);
+      expect(decodeURIComponent(String(seen['x-latchkey-username']))).toBe(introspected.username);
+      expect(seen.authorization).toBeUndefined();
+    }
+    // A name in any script (Zoë's, who has no e-mail) arrives percent-encoded, as visible ASCII.
+    for (const h of upstream.seen.filter((seen) => seen['x-latchkey-client-id'] === clientId)) expect(h['x-latchkey-username']).toMatch(/^[\x20-\x7e]+$/);
   });
 
   it('passes progress on while the tool still runs: the tool finishes only after the client saw it', async () => {
@@ -143,6 +205,65 @@ describe('gateway to an HTTP MCP server', () => {
     });
     expect(text(result)).toBe('released');
     expect(progress).toEqual([1, 2]);
+  });
+
+  it('a client that disconnects in the middle of a call aborts the request to the upstream', async () => {
+    const controller = new AbortController();
+    const res = await fetch(url('/notes/mcp'), {
+      method: 'POST',
+      signal: controller.signal,
+      headers: {
+        authorization: `Bearer ${accessToken(notes)}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-session-id': notes.transport.sessionId ?? '',
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'abandoned', method: 'tools/call', params: { name: 'gated', _meta: { progressToken: 'p-abandoned' } } }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    // The tool runs: its first progress came through; it waits to be released, which never happens.
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let received = '';
+    while (!received.includes('p-abandoned')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the stream ended early: ${received}`);
+      received += new TextDecoder().decode(value);
+    }
+    expect(upstream.cutOff).not.toContain('tools/call gated');
+    controller.abort();
+    await waitFor(() => upstream.cutOff.includes('tools/call gated'), 'the upstream to see the call’s connection close');
+    upstream.release(); // lets the abandoned tool finish; its answer has nowhere to go
+  });
+
+  it('a GET opens the upstream event stream, with MCP-Protocol-Version and Last-Event-ID passed on; DELETE ends the upstream session', async () => {
+    const token = accessToken(notes);
+    const init = await mcpPost(url('/notes/mcp'), token, INITIALIZE);
+    const session = init.headers.get('mcp-session-id') ?? '';
+    await init.body?.cancel();
+    expect(session).not.toBe('');
+    const sessionHeaders = { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+    expect((await mcpPost(url('/notes/mcp'), token, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionHeaders)).status).toBe(202);
+
+    const controller = new AbortController();
+    const stream = await fetch(url('/notes/mcp'), {
+      signal: controller.signal,
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'last-event-id': 'event-41', ...sessionHeaders },
+    });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(stream.headers.get('mcp-session-id')).toBe(session);
+    const get = upstream.seen[upstream.methods.lastIndexOf('GET')];
+    expect(get).toEqual(expect.objectContaining({ 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18', 'last-event-id': 'event-41', accept: 'text/event-stream' }));
+    controller.abort();
+
+    const deleted = await fetch(url('/notes/mcp'), { method: 'DELETE', headers: { authorization: `Bearer ${token}`, ...sessionHeaders } });
+    expect(deleted.status).toBe(200);
+    expect(upstream.seen[upstream.methods.lastIndexOf('DELETE')]?.['mcp-session-id']).toBe(session);
+    // The upstream ended its session: the id is unknown there now.
+    const after = await mcpPost(url('/notes/mcp'), token, { jsonrpc: '2.0', id: 5, method: 'tools/list' }, sessionHeaders);
+    expect(after.status).toBe(404);
+    expect(((await after.json()) as { error: { code: number } }).error.code).toBe(-32001);
   });
 
   it('hides a denied tool and refuses to call it without reaching the upstream (SSE responses)', async () => {
@@ -239,9 +360,11 @@ describe('gateway to an HTTP MCP server', () => {
 describe('gateway to HTTP upstreams that fail', () => {
   let failing: GatewayApp;
   let hanging: import('node:net').Server;
+  let keyed: UpstreamServer;
   const sockets = new Set<import('node:net').Socket>();
 
   beforeAll(async () => {
+    keyed = await startUpstream({ apiKey: 'the-right-key' });
     const { createServer } = await import('node:net');
     hanging = createServer((socket) => {
       sockets.add(socket); // accepts, reads, never answers
@@ -251,13 +374,22 @@ describe('gateway to HTTP upstreams that fail', () => {
     await new Promise<void>((resolve) => hanging.listen(hangPort, '127.0.0.1', () => resolve()));
     const downPort = await freePort();
     failing = await startGatewayApp(
-      { mcpServers: { down: { url: `http://127.0.0.1:${downPort}/mcp` }, hang: { url: `http://127.0.0.1:${hangPort}/mcp` } } },
+      {
+        mcpServers: {
+          down: { url: `http://127.0.0.1:${downPort}/mcp` },
+          hang: { url: `http://127.0.0.1:${hangPort}/mcp` },
+          keyed: { url: keyed.url, headers: { 'X-Api-Key': 'the-right-key' } },
+          locked: { url: keyed.url },
+          wrongkey: { url: keyed.url, headers: { 'X-Api-Key': 'a-wrong-key' } },
+        },
+      },
       { env: { OAUTH_GATEWAY_UPSTREAM_TIMEOUT: '1' } },
     );
   });
 
   afterAll(async () => {
     await failing?.stop();
+    await keyed?.stop();
     for (const s of sockets) s.destroy();
     await new Promise<void>((resolve) => hanging.close(() => resolve()));
   });
@@ -275,5 +407,26 @@ describe('gateway to HTTP upstreams that fail', () => {
     expect(res.status).toBe(504);
     expect(await res.json()).toEqual({ jsonrpc: '2.0', id: 0, error: { code: -32000, message: 'The MCP server "hang" did not answer in time' } });
     expect(failing.gateway.status().find((s) => s.name === 'hang')?.lastError?.message).toBe('no answer within 1 s');
+  });
+
+  it('an upstream refusing the gateway (401, 403) gives 502 with a message, never the upstream\'s challenge', async () => {
+    const withKey = await obtainToken(failing.baseUrl, PIN, `${failing.baseUrl}/keyed/mcp`, 'mcp');
+    const served = await mcpPost(`${failing.baseUrl}/keyed/mcp`, withKey, INITIALIZE);
+    expect(served.status).toBe(200);
+    await served.body?.cancel();
+    for (const [name, status] of [['locked', 401], ['wrongkey', 403]] as const) {
+      const token = await obtainToken(failing.baseUrl, PIN, `${failing.baseUrl}/${name}/mcp`, 'mcp');
+      const before = keyed.seen.length;
+      const res = await mcpPost(`${failing.baseUrl}/${name}/mcp`, token, INITIALIZE);
+      expect(keyed.seen.length).toBe(before + 1);
+      expect(res.status).toBe(502);
+      expect(res.headers.get('www-authenticate')).toBeNull();
+      expect(await res.json()).toEqual({
+        jsonrpc: '2.0',
+        id: 0,
+        error: { code: -32000, message: `The MCP server "${name}" refused the gateway's request (HTTP ${status}); its owner should check the headers configured for it` },
+      });
+      expect(failing.gateway.status().find((s) => s.name === name)?.lastError?.message).toBe(`answered HTTP ${status} to the gateway`);
+    }
   });
 });

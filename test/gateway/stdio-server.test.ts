@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayConfigError } from '../../src/gateway/index.js';
+import { SESSION_NOT_FOUND } from '../../src/gateway/json-rpc.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { startGatewayApp, PIN, type GatewayApp } from './helpers/gateway-app.js';
 import { accessToken, connectMcp, mcpPost, INITIALIZE, type Connection } from './helpers/oauth-client.js';
@@ -109,6 +110,30 @@ describe('gateway to a stdio MCP server (server-everything)', () => {
     expect(refused.headers.get('retry-after')).toBe('30');
     expect(((await refused.json()) as { id: number; error: { message: string } }).error.message).toContain('already runs 2 sessions');
     expect(serverPids()).toHaveLength(2);
+  });
+
+  it('binds a session to the client that started it: another client\'s token with its Mcp-Session-Id gets 404', async () => {
+    const owner = first;
+    const other = second;
+    if (!other) throw new Error('the second session is not open');
+    expect(other.provider.client?.client_id).not.toBe(owner.provider.client?.client_id);
+    const session = owner.transport.sessionId ?? '';
+    const intruder = accessToken(other);
+    const headers = { authorization: `Bearer ${intruder}`, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+
+    const call = await mcpPost(url('/everything/mcp'), intruder, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hijacked' } } }, headers);
+    expect(call.status).toBe(404);
+    expect(await call.json()).toEqual({ jsonrpc: '2.0', id: 7, error: { code: SESSION_NOT_FOUND, message: 'Session not found: start a new session with initialize' } });
+    const stream = await fetch(url('/everything/mcp'), { headers: { ...headers, accept: 'text/event-stream' } });
+    expect(stream.status).toBe(404);
+    await stream.body?.cancel();
+    const deleted = await fetch(url('/everything/mcp'), { method: 'DELETE', headers });
+    expect(deleted.status).toBe(404);
+
+    // Its owner's session is untouched: same process, still answering.
+    expect(status()).toEqual(expect.objectContaining({ sessions: 2, processes: 2 }));
+    expect(text(await owner.client.callTool({ name: 'echo', arguments: { message: 'still mine' } }))).toContain('still mine');
+    expect(app.logs.join('')).toContain('refused a session id presented by a client other than the one that started it');
   });
 
   it('DELETE ends the session and its process', async () => {

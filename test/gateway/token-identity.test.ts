@@ -8,7 +8,8 @@ import { makeContext, type TestContext } from '../helpers/unit-context.js';
 /**
  * Who the upstream is told about (issue 12, "Identity in tokens"): a token of a grant that a
  * person approved after signing in carries them, and the gateway forwards their subject and
- * e-mail as X-Latchkey-Subject and X-Latchkey-Email; a PIN-approved token names nobody.
+ * e-mail as X-Latchkey-Subject and X-Latchkey-Email, and the username /introspect answers as
+ * X-Latchkey-Username; a PIN-approved token names nobody.
  */
 describe('the gateway tells upstreams who approved the grant', () => {
   let t: TestContext;
@@ -30,7 +31,7 @@ describe('the gateway tells upstreams who approved the grant', () => {
       resource: 'https://mcp.example.com/mcp',
       subject: 'oidc:accounts.google.com:1098',
       email: 'alice@example.com',
-      name: 'Alice Example',
+      username: 'alice@example.com',
     });
     expect(identityHeaders(verified ?? { clientId: '', scopes: [], resource: '' })).toEqual({
       'X-Latchkey-Client-Id': 'client-1',
@@ -38,6 +39,7 @@ describe('the gateway tells upstreams who approved the grant', () => {
       'X-Latchkey-Client-Name': 'Claude %C3%9Cn%C3%AFcode',
       'X-Latchkey-Subject': 'oidc:accounts.google.com:1098',
       'X-Latchkey-Email': 'alice@example.com',
+      'X-Latchkey-Username': 'alice@example.com',
     });
   });
 

@@ -15,6 +15,10 @@ export interface UpstreamServer {
   url: string;
   /** Headers of every HTTP request, in order. */
   seen: IncomingHttpHeaders[];
+  /** The HTTP method of every request, in the order of `seen`. */
+  methods: string[];
+  /** JSON-RPC methods of requests whose connection closed before the upstream finished answering. */
+  cutOff: string[];
   /** Methods (and tool names of tools/call) of every JSON-RPC request, in order. */
   calls: string[];
   /** Lets the `gated` or `die` tool go on; the test calls it when the first progress arrived. */
@@ -22,8 +26,14 @@ export interface UpstreamServer {
   stop(): Promise<void>;
 }
 
-export async function startUpstream(options: { jsonResponse?: boolean } = {}): Promise<UpstreamServer> {
+/**
+ * `apiKey`: the server wants it in X-Api-Key, as many self-hosted servers do: without one it
+ * answers 401 with a challenge of its own, with a wrong one 403.
+ */
+export async function startUpstream(options: { jsonResponse?: boolean; apiKey?: string } = {}): Promise<UpstreamServer> {
   const seen: IncomingHttpHeaders[] = [];
+  const methods: string[] = [];
+  const cutOff: string[] = [];
   const calls: string[] = [];
   const transports = new Map<string, StreamableHTTPServerTransport>();
   let release: () => void = () => undefined;
@@ -60,17 +70,40 @@ export async function startUpstream(options: { jsonResponse?: boolean } = {}): P
     return mcp;
   };
 
+  const describe = (body: unknown): string[] =>
+    (Array.isArray(body) ? body : [body]).flatMap((m) => {
+      const message = m as { method?: string; params?: { name?: string } } | undefined;
+      return message?.method ? [message.method === 'tools/call' ? `tools/call ${message.params?.name}` : message.method] : [];
+    });
+
   const app = express();
   app.use((req: Request, _res: Response, next) => {
     seen.push(req.headers);
+    methods.push(req.method);
     next();
   });
+  const apiKey = options.apiKey;
+  if (apiKey !== undefined) {
+    app.use((req: Request, res: Response, next) => {
+      const key = req.headers['x-api-key'];
+      if (key === undefined) {
+        res.setHeader('WWW-Authenticate', 'Bearer realm="upstream"');
+        res.status(401).json({ error: 'unauthorized' });
+      } else if (key !== apiKey) {
+        res.setHeader('WWW-Authenticate', 'Bearer realm="upstream", error="insufficient_scope"');
+        res.status(403).json({ error: 'forbidden' });
+      } else next();
+    });
+  }
   app.use(express.json());
+  app.use((req: Request, res: Response, next) => {
+    res.once('close', () => {
+      if (!res.writableFinished) cutOff.push(...describe(req.body));
+    });
+    next();
+  });
   app.all('/mcp', async (req: Request, res: Response) => {
-    for (const m of Array.isArray(req.body) ? req.body : [req.body]) {
-      const message = m as { method?: string; params?: { name?: string } } | undefined;
-      if (message?.method) calls.push(message.method === 'tools/call' ? `tools/call ${message.params?.name}` : message.method);
-    }
+    calls.push(...describe(req.body));
     const sessionId = req.headers['mcp-session-id'];
     let transport = typeof sessionId === 'string' ? transports.get(sessionId) : undefined;
     if (!transport && req.method === 'POST' && isInitializeRequest(req.body)) {
@@ -78,6 +111,7 @@ export async function startUpstream(options: { jsonResponse?: boolean } = {}): P
         sessionIdGenerator: () => randomUUID(),
         enableJsonResponse: options.jsonResponse ?? false,
         onsessioninitialized: (id) => void transports.set(id, created),
+        onsessionclosed: (id) => void transports.delete(id),
       });
       await newServer().connect(created);
       transport = created;
@@ -97,6 +131,8 @@ export async function startUpstream(options: { jsonResponse?: boolean } = {}): P
   return {
     url: `http://127.0.0.1:${port}/mcp`,
     seen,
+    methods,
+    cutOff,
     calls,
     release: () => release(),
     stop: async () => {
