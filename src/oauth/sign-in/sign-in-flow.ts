@@ -8,6 +8,7 @@ import { LoginError, type LoginFailureReason, type LoginProvider } from '../../i
 import type { LoginProviderId, Person } from '../../identity/person.js';
 import { loginError } from '../../identity/relying-party-errors.js';
 import type { KeyValueStore } from '../../store/types.js';
+import { approverOf } from '../approver.js';
 import { errorPage, type ErrorPage } from '../consent/outcomes.js';
 import { ENDPOINTS } from '../endpoints.js';
 import { SIGN_IN_TTL_MS, type SignInState, type SignInStates } from './sign-in-state.js';
@@ -139,7 +140,8 @@ export async function finishSignIn(deps: SignInDeps, callback: FinishSignIn): Pr
     deps.logger.warn({ provider: provider.id, reason: access.reason, subject: person.subject }, 'sign-in refused: not on the allow-lists');
     return errorPage(403, 'You cannot connect to this server', access.message);
   }
-  await deps.audit.record(signInSucceeded({ provider: provider.id, person, purpose: state.purpose, ip: callback.ip, clientId: state.clientId }));
+  // As the grant will record them: an e-mail only when the provider vouched for it.
+  await deps.audit.record(signInSucceeded({ provider: provider.id, person: approverOf(person), purpose: state.purpose, ip: callback.ip, clientId: state.clientId }));
   deps.logger.info({ provider: provider.id, subject: person.subject, purpose: state.purpose }, 'signed in with a provider');
   return { kind: 'signed-in', person, state };
 }
