@@ -58,8 +58,12 @@ export function clientDeleted(e: { clientId: string; clientName?: string | undef
   return { type: 'client.deleted', actor: e.actor, ...present({ clientId: e.clientId, clientName: e.clientName }), detail: { reason: 'owner', grants: e.grants } };
 }
 
-/** Clients deleted in bulk: never approved, by the owner's sweep or because they went unused for OAUTH_UNUSED_CLIENT_TTL. */
-export function clientsDeleted(e: { count: number; actor: AuditActor; reason: 'never-approved' | 'unused' }): AuditEntry {
+/**
+ * Clients deleted in bulk: never approved, by the owner's sweep (`never-approved`), because
+ * they went unused for OAUTH_UNUSED_CLIENT_TTL (`unused`), or the oldest never-approved one
+ * evicted to make room for a registration at OAUTH_MAX_CLIENTS (`cap`).
+ */
+export function clientsDeleted(e: { count: number; actor: AuditActor; reason: 'never-approved' | 'unused' | 'cap' }): AuditEntry {
   return { type: 'client.deleted', actor: e.actor, detail: { reason: e.reason, count: e.count } };
 }
 

@@ -50,7 +50,7 @@ export function describeAuditEvent(event: AuditEvent): string {
     case 'client.deleted':
       return event.clientId !== undefined
         ? `${who} deleted ${app(event)} and its ${String(d.grants ?? 0)} live grant(s)`
-        : `${String(d.count ?? 0)} ${str(d.reason) === 'unused' ? 'unused' : 'never-approved'} client(s) deleted by ${who}`;
+        : `${String(d.count ?? 0)} ${str(d.reason) === 'unused' ? 'unused' : 'never-approved'} client(s) deleted by ${who}${str(d.reason) === 'cap' ? ' to make room under OAUTH_MAX_CLIENTS' : ''}`;
     case 'signin.succeeded':
       return `${who} signed in with ${str(d.provider) ?? 'a provider'} (${str(d.purpose) ?? 'sign-in'})`;
     case 'signin.failed':

@@ -62,6 +62,14 @@ describe('audit event constructors', () => {
   });
 });
 
+describe('a client evicted at the cap', () => {
+  it('is a client deletion by Latchkey, with the reason', () => {
+    const entry = events.clientsDeleted({ count: 1, actor: 'system', reason: 'cap' });
+    expect(entry).toEqual({ type: 'client.deleted', actor: 'system', detail: { reason: 'cap', count: 1 } });
+    expect(describeAuditEvent({ at: 0, ...entry })).toBe('1 never-approved client(s) deleted by Latchkey to make room under OAUTH_MAX_CLIENTS');
+  });
+});
+
 describe('AuditLog', () => {
   it('stamps events with the clock and prunes past the retention', async () => {
     const dir = await tempDir();
