@@ -47,3 +47,29 @@ describe('PIN failures and lockouts', () => {
     expect(locked[0]).toMatchObject({ clientId: client.client_id, detail: { purpose: 'consent' } });
   });
 });
+
+describe('retention (OAUTH_AUDIT_RETENTION)', () => {
+  const s = useHarness();
+  const DAY = 86_400_000;
+
+  it('keeps events 90 days by default; the daemon\'s cleanup job deletes older ones and keeps the rest', async () => {
+    expect(s.h.config.audit.retentionMs).toBe(90 * DAY);
+    const old = await register(s.h, BODIES.claude);
+    s.h.clock.advance(60 * DAY);
+    const recent = await register(s.h, BODIES.chatgpt);
+    const registered = async (): Promise<string[]> => (await auditEvents(s.h, 'client.registered')).map((e) => e.clientId ?? '');
+    expect(await registered()).toEqual([old.client_id, recent.client_id]);
+
+    // 89 days after the first events: nothing is old enough yet.
+    s.h.clock.advance(29 * DAY);
+    await s.h.services.cleanup();
+    expect(await registered()).toEqual([old.client_id, recent.client_id]);
+    expect(await auditEvents(s.h, 'config.loaded')).toHaveLength(1);
+
+    // 91 days: the first day's events (the start-up and the first registration) are gone.
+    s.h.clock.advance(2 * DAY);
+    await s.h.services.cleanup();
+    expect(await registered()).toEqual([recent.client_id]);
+    expect(await auditEvents(s.h, 'config.loaded')).toEqual([]);
+  });
+});
