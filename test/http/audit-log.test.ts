@@ -114,9 +114,9 @@ describe('no secret in the audit log or the log, whatever revoked a grant or ref
     await idp?.stop();
   });
 
-  it('owner revoke, revocation endpoint, code replay, refresh reuse, unverified e-mail, person off the list: each recorded once, none with a secret', async () => {
-    const logs: LogCapture = { lines: [] };
-    const h = await startHarness(
+  /** A harness whose consent page offers the test provider and the PIN, with its log captured. */
+  const providerHarness = (logs: LogCapture): Promise<Harness> =>
+    startHarness(
       {
         OAUTH_OIDC_ISSUER: idp.issuer,
         OAUTH_OIDC_CLIENT_ID: 'latchkey',
@@ -127,6 +127,10 @@ describe('no secret in the audit log or the log, whatever revoked a grant or ref
       },
       { logs },
     );
+
+  it('owner revoke, revocation endpoint, code replay, refresh reuse, unverified e-mail, person off the list: each recorded once, none with a secret', async () => {
+    const logs: LogCapture = { lines: [] };
+    const h = await providerHarness(logs);
     /** Every secret value the test handled: tokens, codes, verifiers, client secrets, the PIN, cookies, signed forms. */
     const secrets = new Set<string>([PIN, INTROSPECTION_SECRET, IDP_SECRET]);
     const keepCookies = (res: Response): Record<string, string> => {
@@ -210,6 +214,28 @@ describe('no secret in the audit log or the log, whatever revoked a grant or ref
       const leaked = [...secrets].filter((v) => v.length >= 8 && (text.includes(v) || output.includes(v)));
       expect(leaked).toEqual([]);
       expect(secrets.size).toBeGreaterThan(30);
+    } finally {
+      await h.close();
+    }
+    h.assertNoServerErrors();
+  });
+
+  it('a callback without any sign-in cookie is a page and a log line only; a cookie that does not verify is an audit event', async () => {
+    const logs: LogCapture = { lines: [] };
+    const h = await providerHarness(logs);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await http(h).get(`/login/callback/oidc?code=anything-${i}&state=whatever`);
+        expect(res.status).toBe(400);
+        expect(res.text).toContain('started in another browser window');
+      }
+      expect(await auditEvents(h, 'signin.failed')).toEqual([]);
+      expect(logs.lines.filter((l) => l.msg === 'sign-in callback without a sign-in cookie')).toHaveLength(3);
+
+      const forged = await http(h).get('/login/callback/oidc?code=anything&state=whatever').set('Cookie', `${SIGN_IN_COOKIE}=not-a-sealed-state`);
+      expect(forged.status).toBe(400);
+      const [failed] = await auditEvents(h, 'signin.failed');
+      expect(failed?.detail).toMatchObject({ provider: 'oidc', reason: 'state-mismatch', why: 'sign-in cookie invalid or expired' });
     } finally {
       await h.close();
     }

@@ -113,7 +113,8 @@ export interface FinishSignIn {
  * The provider's callback. In order: the cookie must be one Latchkey signed, unexpired, for
  * this provider; its state is claimed once (a replayed callback stops here, before the
  * provider is asked anything); the provider checks its answer (state, code with PKCE, ID
- * token); the person must be on the allow-lists. Each refusal is a page and an audit event.
+ * token); the person must be on the allow-lists. Each refusal is a page and an audit event,
+ * except a callback that brings no sign-in cookie at all (see below).
  */
 export async function finishSignIn(deps: SignInDeps, callback: FinishSignIn): Promise<SignedIn | ErrorPage> {
   const provider = findProvider(deps, callback.provider);
@@ -122,7 +123,16 @@ export async function finishSignIn(deps: SignInDeps, callback: FinishSignIn): Pr
   const state = deps.states.open(callback.cookie, now);
   const where = { purpose: state?.purpose, ip: callback.ip, clientId: state?.clientId };
   const mismatch = (why: string): Promise<ErrorPage> => failed(deps, provider, loginError('state-mismatch', provider.label, why), where);
-  if (state === undefined) return mismatch(callback.cookie === undefined ? 'no sign-in cookie' : 'sign-in cookie invalid or expired');
+  if (!callback.cookie) {
+    // No sign-in was started in this browser, so there is nobody and nothing to record: anyone
+    // can send such requests, and each audit event is a durable write kept for
+    // OAUTH_AUDIT_RETENTION. A log line says it happened; a cookie that does not verify, or a
+    // replayed state, is still an audit event (docs/identity.md, "The audit log").
+    const err = loginError('state-mismatch', provider.label, 'no sign-in cookie');
+    deps.logger.warn({ provider: provider.id, reason: err.reason, detail: err.detail, ip: callback.ip }, 'sign-in callback without a sign-in cookie');
+    return refusalPage(err);
+  }
+  if (state === undefined) return mismatch('sign-in cookie invalid or expired');
   if (state.transaction.provider !== provider.id) return mismatch(`sign-in started with ${state.transaction.provider}`);
   if (!(await deps.kv.putIfAbsent(USED_STATES, hashSecret(state.transaction.state), String(now), state.expiresAt, now))) {
     return mismatch('callback replayed: its state was used before');
@@ -154,6 +164,10 @@ async function failed(
 ): Promise<ErrorPage> {
   await deps.audit.record(signInFailed({ provider: provider.id, ...where, reason: err.reason, why: err.detail }));
   deps.logger.warn({ provider: provider.id, reason: err.reason, detail: err.detail }, 'sign-in failed');
+  return refusalPage(err);
+}
+
+function refusalPage(err: LoginError): ErrorPage {
   const page = errorPage(STATUS[err.reason], 'Sign-in did not work', err.message);
   return err.reason === 'provider-unreachable' ? { ...page, retryAfter: 60 } : page;
 }
