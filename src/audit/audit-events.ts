@@ -58,8 +58,12 @@ export function clientDeleted(e: { clientId: string; clientName?: string | undef
   return { type: 'client.deleted', actor: e.actor, ...present({ clientId: e.clientId, clientName: e.clientName }), detail: { reason: 'owner', grants: e.grants } };
 }
 
-/** Clients deleted in bulk: never approved, by the owner's sweep or because they went unused for OAUTH_UNUSED_CLIENT_TTL. */
-export function clientsDeleted(e: { count: number; actor: AuditActor; reason: 'never-approved' | 'unused' }): AuditEntry {
+/**
+ * Clients deleted in bulk: never approved, by the owner's sweep (`never-approved`), because
+ * they went unused for OAUTH_UNUSED_CLIENT_TTL (`unused`), or the oldest never-approved one
+ * evicted to make room for a registration at OAUTH_MAX_CLIENTS (`cap`).
+ */
+export function clientsDeleted(e: { count: number; actor: AuditActor; reason: 'never-approved' | 'unused' | 'cap' }): AuditEntry {
   return { type: 'client.deleted', actor: e.actor, detail: { reason: e.reason, count: e.count } };
 }
 
@@ -119,14 +123,32 @@ export function consentDenied(e: ConsentFacts): AuditEntry {
   };
 }
 
+/** Where a PIN was typed: the source address, and the app whose consent page it was (none on the owner's page). */
+interface PinPlace {
+  purpose: string;
+  ip?: string | undefined;
+  clientId?: string | undefined;
+  knownDevice: boolean;
+}
+
 /** A wrong PIN, on the consent page or the owner's page. */
-export function pinFailed(e: { purpose: string; ip?: string | undefined; knownDevice: boolean; formClosed: boolean }): AuditEntry {
-  return { type: 'pin.failed', actor: 'anyone', ...present({ ip: e.ip }), detail: { purpose: e.purpose, knownDevice: e.knownDevice, formClosed: e.formClosed } };
+export function pinFailed(e: PinPlace & { formClosed: boolean }): AuditEntry {
+  return {
+    type: 'pin.failed',
+    actor: 'anyone',
+    ...present({ clientId: e.clientId, ip: e.ip }),
+    detail: { purpose: e.purpose, knownDevice: e.knownDevice, formClosed: e.formClosed },
+  };
 }
 
 /** The wrong PIN that used up an hourly budget: attempts from that budget pause until `until`. */
-export function pinLockedOut(e: { purpose: string; ip?: string | undefined; knownDevice: boolean; until: number }): AuditEntry {
-  return { type: 'pin.locked', actor: 'anyone', ...present({ ip: e.ip }), detail: { purpose: e.purpose, knownDevice: e.knownDevice, until: new Date(e.until).toISOString() } };
+export function pinLockedOut(e: PinPlace & { until: number }): AuditEntry {
+  return {
+    type: 'pin.locked',
+    actor: 'anyone',
+    ...present({ clientId: e.clientId, ip: e.ip }),
+    detail: { purpose: e.purpose, knownDevice: e.knownDevice, until: new Date(e.until).toISOString() },
+  };
 }
 
 export function grantRevoked(e: {

@@ -50,7 +50,7 @@ export function describeAuditEvent(event: AuditEvent): string {
     case 'client.deleted':
       return event.clientId !== undefined
         ? `${who} deleted ${app(event)} and its ${String(d.grants ?? 0)} live grant(s)`
-        : `${String(d.count ?? 0)} ${str(d.reason) === 'unused' ? 'unused' : 'never-approved'} client(s) deleted by ${who}`;
+        : `${String(d.count ?? 0)} ${str(d.reason) === 'unused' ? 'unused' : 'never-approved'} client(s) deleted by ${who}${str(d.reason) === 'cap' ? ' to make room under OAUTH_MAX_CLIENTS' : ''}`;
     case 'signin.succeeded':
       return `${who} signed in with ${str(d.provider) ?? 'a provider'} (${str(d.purpose) ?? 'sign-in'})`;
     case 'signin.failed':
@@ -60,9 +60,9 @@ export function describeAuditEvent(event: AuditEvent): string {
     case 'consent.denied':
       return `${who} denied ${app(event)} (${list(d.scopes) ?? ''} on ${str(d.resource) ?? ''})`;
     case 'pin.failed':
-      return `wrong PIN on the ${str(d.purpose) === 'admin' ? 'owner’s page' : 'consent page'}${d.knownDevice === true ? ' from a known browser' : ''}${d.formClosed === true ? '; that form is closed' : ''}`;
+      return `wrong PIN on the ${str(d.purpose) === 'admin' ? 'owner’s page' : `consent page of ${app(event)}`}${d.knownDevice === true ? ' from a known browser' : ''}${d.formClosed === true ? '; that form is closed' : ''}`;
     case 'pin.locked':
-      return `PIN entry paused until ${str(d.until) ?? '?'} after too many wrong PINs (${str(d.purpose) === 'admin' ? 'owner’s page' : 'consent page'})`;
+      return `PIN entry paused until ${str(d.until) ?? '?'} after too many wrong PINs (${str(d.purpose) === 'admin' ? 'owner’s page' : `consent page of ${app(event)}`})`;
     case 'grant.revoked': {
       if (event.clientId === undefined) {
         return `every grant approved by ${str(d.email) ?? event.subject ?? 'a person'} revoked ${REVOKE_REASONS[str(d.reason) ?? ''] ?? ''} (${String(d.records ?? 0)} codes and tokens)`;

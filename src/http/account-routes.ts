@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { formatTime, type Clock } from '../clock.js';
 import { newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
+import { approverLabel } from '../oauth/approver.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { isUnavailable } from '../oauth/errors.js';
 import { offeredProviders, startSignIn, type SignInDeps } from '../oauth/sign-in/sign-in-flow.js';
@@ -98,7 +99,7 @@ export function accountRouter(deps: AccountDeps): Router {
     res.render('account', {
       csrf: session.csrf,
       done,
-      who: session.person.email ?? session.person.name ?? session.person.subject,
+      who: approverLabel(session.person),
       grants: (mine?.grants ?? []).map((g) => ({
         id: g.grantId,
         app: g.clientName,

@@ -4,6 +4,7 @@ import { type Clock, formatDuration, formatTime } from '../clock.js';
 import { hashSecret, newSecret, safeEqual, type RandomSource } from '../crypto/secrets.js';
 import type { TokenSigner } from '../crypto/signed-token.js';
 import { isOwnerEmail, type AccessPolicy } from '../identity/access-policy.js';
+import { approverLabel } from '../oauth/approver.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { isUnavailable } from '../oauth/errors.js';
 import { safeDisplayText } from '../oauth/display-text.js';
@@ -115,11 +116,11 @@ export function adminRouter(deps: AdminDeps): Router {
     res.render('admin', {
       csrf: session.csrf,
       done,
-      signedInAs: session.person === undefined ? 'with the PIN' : `as ${session.person.email ?? session.person.name ?? session.person.subject}`,
+      signedInAs: session.person === undefined ? 'with the PIN' : `as ${approverLabel(session.person)}`,
       people: people.map((p) => ({
         subject: p.subject,
-        label: p.email ?? p.name ?? p.subject,
-        name: p.email !== undefined ? p.name : undefined,
+        label: approverLabel(p),
+        name: approverLabel(p) !== p.name ? p.name : undefined,
         grants: p.grants.map((g) => ({ app: g.clientName, resource: g.resource, scopes: g.scopes, issuedAt: when(g.issuedAt) })),
       })),
       idleMinutes: Math.round(deps.idleTimeoutMs / 60_000),
@@ -167,7 +168,7 @@ export function adminRouter(deps: AdminDeps): Router {
           issuedAt: when(g.issuedAt),
           expiresAt: when(g.expiresAt),
           refreshable: g.refreshable,
-          approvedBy: g.approvedBy === undefined ? 'the PIN' : (g.approvedBy.email ?? g.approvedBy.name ?? g.approvedBy.subject),
+          approvedBy: g.approvedBy === undefined ? 'the PIN' : approverLabel(g.approvedBy),
         })),
       })),
     });
@@ -372,7 +373,7 @@ export function adminRouter(deps: AdminDeps): Router {
         title: 'Revoke everything of this person?',
         lead: `All ${person.grants.length} live grant${person.grants.length === 1 ? '' : 's'} this person approved end at once: their apps' access and refresh tokens stop working. They can connect again only while they are on the allow-lists.`,
         facts: [
-          ['Person', person.email ?? person.name ?? person.subject],
+          ['Person', approverLabel(person)],
           ['Subject', person.subject],
           ['Apps', apps.join(', ')],
         ],

@@ -1,6 +1,6 @@
 import express, { Router, type Request, type Response } from 'express';
 import { isOwner } from '../identity/access-policy.js';
-import { approverOf } from '../oauth/approver.js';
+import { approverLabel, approverOf } from '../oauth/approver.js';
 import { consentAfterSignIn, startConsentSignIn, type ConsentSignInDeps } from '../oauth/consent/consent-sign-in.js';
 import { ENDPOINTS } from '../oauth/endpoints.js';
 import { finishSignIn, type SignedIn, type ToProvider } from '../oauth/sign-in/sign-in-flow.js';
@@ -71,9 +71,10 @@ export function signInRouter(deps: ConsentSignInDeps, settings: SignInRouteSetti
    * moved on by a page of ours, from which the next navigation is same-site.
    */
   const startSession = async (res: Response, sessions: AdminSessions, cookieName: string, signedIn: SignedIn, next: string, title: string): Promise<void> => {
-    const { cookie } = await sessions.create(approverOf(signedIn.person));
+    const person = approverOf(signedIn.person);
+    const { cookie } = await sessions.create(person);
     res.cookie(cookies.name(cookieName), cookie, cookies.options('strict'));
-    res.status(200).render('continue', { title, message: `Signed in as ${signedIn.person.email ?? signedIn.person.name ?? signedIn.person.subject}.`, next });
+    res.status(200).render('continue', { title, message: `Signed in as ${approverLabel(person)}.`, next });
   };
 
   router.get(callbackPath, limit, async (req: Request, res: Response) => {

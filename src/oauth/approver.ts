@@ -5,12 +5,15 @@ import type { Approver } from '../store/types.js';
 /**
  * A person who signed in, as grants and tokens record them (issue 12, "Identity in tokens"):
  * the subject, the e-mail and name to show, and what the allow-lists judged them by, so that
- * every refresh can judge them again.
+ * every refresh can judge them again. The e-mail is recorded only when the provider vouched
+ * for it (`emailVerified`: OpenID Connect Core §5.1 `email_verified`, GitHub's verified
+ * primary address): anyone can type an address into a profile, and the recorded one becomes
+ * introspection's `username`, the gateway's X-Latchkey-Email and the name on every page.
  */
 export function approverOf(person: Person): Approver {
   return {
     subject: person.subject,
-    ...(person.email !== undefined ? { email: person.email } : {}),
+    ...(person.emailVerified && person.email !== undefined ? { email: person.email } : {}),
     ...(person.name !== undefined ? { name: person.name } : {}),
     provider: person.provider,
     emailVerified: person.emailVerified,
@@ -19,8 +22,14 @@ export function approverOf(person: Person): Approver {
   };
 }
 
-/** The name to show for an approver, and introspection's `username`: the e-mail, else the name. */
-export const approverLabel = (approver: Approver): string => approver.email ?? approver.name ?? approver.subject;
+/** Whatever names a person on a page, in a grant or in a session. */
+export type Labelled = Pick<Approver, 'subject' | 'email' | 'name' | 'githubLogin'>;
+
+/**
+ * The name to show for an approver, and introspection's `username`: the (verified) e-mail,
+ * else the GitHub login (unique, unlike a display name), else the name, else the subject.
+ */
+export const approverLabel = (approver: Labelled): string => approver.email ?? approver.githubLogin ?? approver.name ?? approver.subject;
 
 /**
  * Whether the allow-lists as configured now still admit the person who approved a grant.

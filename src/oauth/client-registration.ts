@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { clientRegistered } from '../audit/audit-events.js';
+import { clientRegistered, clientsDeleted } from '../audit/audit-events.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Clock } from '../clock.js';
 import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
@@ -199,6 +199,7 @@ async function evictOldestUnapproved(deps: RegistrationDeps): Promise<boolean> {
   const [oldest] = await deps.store.listClients({ unapprovedOnly: true, limit: 1 });
   if (!oldest) return false;
   const evicted = await deps.store.deleteUnusedClients(oldest.issuedAt + 1);
+  if (evicted > 0) await deps.audit.record(clientsDeleted({ count: evicted, actor: 'system', reason: 'cap' }));
   if (evicted > 0) deps.logger.warn({ evicted, registeredAt: new Date(oldest.issuedAt).toISOString() }, 'client cap reached: deleted the oldest never-approved client(s) to make room');
   return evicted > 0;
 }

@@ -39,6 +39,8 @@ export interface PinAttemptOptions {
   device?: string;
   /** Where the attempt came from (as TRUST_PROXY sees it), for the audit log. */
   ip?: string | undefined;
+  /** The app whose consent page it was typed on (none on the owner's page), for the audit log. */
+  clientId?: string | undefined;
 }
 
 /** One budget's failures: only when they happened matters, and only for an hour. */
@@ -152,7 +154,7 @@ export class PinGuard {
     for (const { bucket } of this.budgets(options)) await this.failures.record(bucket, now, failure);
     entry.failures++;
     this.perRequest.set(requestId, entry);
-    const where = { purpose: options.purpose ?? 'consent', ip: options.ip, knownDevice: options.device !== undefined };
+    const where = { purpose: options.purpose ?? 'consent', ip: options.ip, clientId: options.clientId, knownDevice: options.device !== undefined };
     this.observer?.pinFailed(where.purpose);
     const formClosed = entry.failures >= this.maxAttemptsPerRequest;
     await this.audit?.record(pinFailed({ ...where, formClosed }));

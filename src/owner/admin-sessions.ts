@@ -6,8 +6,10 @@ import type { KeyValueStore } from '../store/types.js';
 /** Who signed in with a provider; a PIN session has none. */
 export interface SessionPerson {
   subject: string;
+  /** Only ever a verified address (approverOf). */
   email?: string | undefined;
   name?: string | undefined;
+  githubLogin?: string | undefined;
 }
 
 export interface AdminSession {
@@ -32,7 +34,7 @@ const sessionSchema = z.object({
   csrf: z.string(),
   createdAt: z.number(),
   lastSeenAt: z.number(),
-  person: z.object({ subject: z.string(), email: z.string().optional(), name: z.string().optional() }).optional(),
+  person: z.object({ subject: z.string(), email: z.string().optional(), name: z.string().optional(), githubLogin: z.string().optional() }).optional(),
 });
 
 /**
@@ -59,7 +61,7 @@ export class AdminSessions {
       csrf: newSecret(this.random),
       createdAt: now,
       lastSeenAt: now,
-      ...(person !== undefined ? { person: { subject: person.subject, email: person.email, name: person.name } } : {}),
+      ...(person !== undefined ? { person: { subject: person.subject, email: person.email, name: person.name, githubLogin: person.githubLogin } } : {}),
     };
     await this.save(hashSecret(cookie), session);
     return { cookie, session };

@@ -3,6 +3,7 @@ import { clientDeleted, clientsDeleted, grantRevoked, personRevoked, type AuditA
 import type { AuditLog } from '../audit/audit-log.js';
 import { auditWho, describeAuditEvent } from '../audit/audit-text.js';
 import type { Clock } from '../clock.js';
+import { approverLabel } from '../oauth/approver.js';
 import { isClientIdMetadataUrl } from '../oauth/client-metadata-document.js';
 import { describeRedirect } from '../oauth/consent/outcomes.js';
 import { safeDisplayText } from '../oauth/display-text.js';
@@ -86,6 +87,7 @@ export interface PersonView {
   subject: string;
   email?: string | undefined;
   name?: string | undefined;
+  githubLogin?: string | undefined;
   grants: NamedGrant[];
 }
 
@@ -283,11 +285,11 @@ export class OwnerConsole {
     const bySubject = new Map<string, PersonView>();
     for (const g of grants) {
       const who = g.approvedBy as Approver;
-      const person = bySubject.get(who.subject) ?? { subject: who.subject, email: who.email, name: who.name, grants: [] };
+      const person = bySubject.get(who.subject) ?? { subject: who.subject, email: who.email, name: who.name, githubLogin: who.githubLogin, grants: [] };
       person.grants.push(g);
       bySubject.set(who.subject, person);
     }
-    const label = (p: PersonView): string => (p.email ?? p.name ?? p.subject).toLowerCase();
+    const label = (p: PersonView): string => approverLabel(p).toLowerCase();
     return [...bySubject.values()].sort((a, b) => label(a).localeCompare(label(b)));
   }
 
@@ -296,7 +298,7 @@ export class OwnerConsole {
     if (!subject) return undefined;
     const grants = await this.named(await this.deps.store.listGrants(this.deps.clock.now(), { subject }));
     const who = grants[0]?.approvedBy;
-    return who === undefined ? undefined : { subject, email: who.email, name: who.name, grants };
+    return who === undefined ? undefined : { subject, email: who.email, name: who.name, githubLogin: who.githubLogin, grants };
   }
 
   /**

@@ -189,6 +189,10 @@ describe('POST /register', () => {
     expect(await h.services.store.getClient(approved.client_id)).toBeDefined();
     expect(await h.services.store.getClient(flood[0] ?? '')).toBeUndefined();
     expect(await h.services.store.getClient(flood[4] ?? '')).toBeDefined();
+    // Each eviction is a client deletion in the audit log, by Latchkey, because of the cap.
+    const deletions = await h.services.backend.audit.list({ limit: 100, type: 'client.deleted' });
+    expect(deletions).toHaveLength(3);
+    for (const e of deletions) expect(e).toMatchObject({ actor: 'system', detail: { reason: 'cap', count: 1 } });
     // A real host still connects.
     const claude = await register(h, BODIES.claude);
     expect((await approve(h, claude)).code).toBeTruthy();

@@ -339,6 +339,16 @@ describe('GitHub in the consent flow, against the stand-in', () => {
       users: [
         { id: 583231, login: 'octocat', name: 'The Octocat', emails: [{ email: 'octocat@github.com', verified: true, primary: true }], orgs: { acme: 'active' } },
         { id: 1001, login: 'invited', emails: [{ email: 'invited@users.example', verified: true, primary: true }], orgs: { acme: 'pending' } },
+        {
+          id: 1002,
+          login: 'unverified-dev',
+          name: 'Dev Eloper',
+          emails: [
+            { email: 'dev@users.example', verified: false, primary: true },
+            { email: 'dev@elsewhere.example', verified: true, primary: false },
+          ],
+          orgs: { acme: 'active' },
+        },
       ],
       apps: [{ clientId: 'Iv1.supertest', clientSecret: 'github-supertest-secret-0123', callbackUrl: `${ISSUER}/login/callback/github` }],
     });
@@ -389,6 +399,22 @@ describe('GitHub in the consent flow, against the stand-in', () => {
       githubOrgs: ['acme'],
     });
     expect((await refresh(h, client, tokens.refresh_token ?? '')).status).toBe(200);
+  });
+
+  it('an unverified primary address is never the identity: the page, the token and the audit name the GitHub login', async () => {
+    const { res, csrf, client, verifier } = await throughGithub('unverified-dev');
+    expectPage(res, 200, 'as <strong>unverified-dev</strong>');
+    expect(res.text).not.toContain('users.example');
+    const approved = await postConsent(h, { consent: consentFieldOf(res.text), csrf, decision: 'approve' });
+    const code = redirectParams(approved).get('code') ?? '';
+    const tokens = (await exchange(h, client, { code, state: null, iss: null, location: '', verifier, redirectUri: client.redirect_uris[0] ?? '' })).body as TokenBody;
+    expect(await introspect(h, tokens.access_token)).toMatchObject({ active: true, sub: 'github:1002', username: 'unverified-dev' });
+    const [grant] = await h.services.store.listGrants(h.clock.now(), { subject: 'github:1002' });
+    expect(grant?.approvedBy).toEqual({ subject: 'github:1002', name: 'Dev Eloper', provider: 'github', emailVerified: false, githubLogin: 'unverified-dev', githubOrgs: ['acme'] });
+    const events = await auditEvents(h);
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['signin.succeeded', 'consent.approved']));
+    // Neither the unverified primary nor the verified secondary address stands for the person.
+    expect(JSON.stringify(events)).not.toMatch(/dev@/);
   });
 
   it('a pending invitation is not membership: a page, and nothing else', async () => {

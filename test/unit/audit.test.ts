@@ -21,7 +21,7 @@ const all = [
   events.signInFailed({ provider: 'github', purpose: 'admin', reason: 'not-allowed', person: { subject: 'github:1', email: undefined }, ip: '203.0.113.8' }),
   events.consentApproved({ person: alice, clientId: 'c1', clientName: 'claudeai', scopes: ['mcp'], resource: 'https://mcp.example.com/mcp', ip: '203.0.113.7', grantId: 'g1' }),
   events.consentDenied({ person: undefined, clientId: 'c1', scopes: ['mcp'], resource: 'https://mcp.example.com/mcp', ip: undefined }),
-  events.pinFailed({ purpose: 'consent', ip: '203.0.113.9', knownDevice: false, formClosed: false }),
+  events.pinFailed({ purpose: 'consent', ip: '203.0.113.9', clientId: 'c1', knownDevice: false, formClosed: false }),
   events.pinLockedOut({ purpose: 'admin', ip: '203.0.113.9', knownDevice: false, until: Date.UTC(2026, 0, 1, 13) }),
   events.grantRevoked({ actor: 'system', reason: 'allow-list-removal', clientId: 'c1', grantId: 'g1', person: alice }),
   events.personRevoked({ actor: 'cli', reason: 'owner', person: alice, records: 4 }),
@@ -53,12 +53,20 @@ describe('audit event constructors', () => {
       'sign-in with github refused: not-allowed',
       'alice@example.com approved "claudeai" for mcp on https://mcp.example.com/mcp',
       'someone denied c1 (mcp on https://mcp.example.com/mcp)',
-      'wrong PIN on the consent page',
+      'wrong PIN on the consent page of c1',
       'PIN entry paused until 2026-01-01T13:00:00.000Z after too many wrong PINs (owner’s page)',
       'a grant of c1 revoked because its approver is no longer on the allow-lists (approved by alice@example.com)',
       'every grant approved by alice@example.com revoked by the owner (4 codes and tokens)',
       'Latchkey 0.1.0 started: sign-in by oidc pin, files backend',
     ]);
+  });
+});
+
+describe('a client evicted at the cap', () => {
+  it('is a client deletion by Latchkey, with the reason', () => {
+    const entry = events.clientsDeleted({ count: 1, actor: 'system', reason: 'cap' });
+    expect(entry).toEqual({ type: 'client.deleted', actor: 'system', detail: { reason: 'cap', count: 1 } });
+    expect(describeAuditEvent({ at: 0, ...entry })).toBe('1 never-approved client(s) deleted by Latchkey to make room under OAUTH_MAX_CLIENTS');
   });
 });
 

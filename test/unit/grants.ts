@@ -429,11 +429,11 @@ export function grantTests(storeName: string, makeContext: () => Promise<TestCon
         expect(result).not.toHaveProperty('username');
       });
 
-      it('a person without an e-mail is shown by name', async () => {
+      it('a GitHub person without a verified e-mail is shown by login (unique, unlike the display name)', async () => {
         const ctx = withPolicy({ githubUsers: ['octocat'] });
         const octocat: Approver = { subject: 'github:583231', name: 'The Octocat', provider: 'github', emailVerified: false, githubLogin: 'octocat' };
         const tokens = await personTokens(octocat, ctx);
-        expect(await introspectToken(ctx, { token: tokens.access_token })).toMatchObject({ sub: 'github:583231', username: 'The Octocat' });
+        expect(await introspectToken(ctx, { token: tokens.access_token })).toMatchObject({ sub: 'github:583231', username: 'octocat' });
       });
 
       it('at refresh, a person removed from the allow-lists gets invalid_grant and loses the grant', async () => {

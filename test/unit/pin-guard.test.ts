@@ -196,9 +196,24 @@ describe('PinGuard in the audit log', () => {
       ['pin.failed', '198.51.100.2', false],
       ['pin.locked', '198.51.100.2', undefined],
     ]);
+    // No client was named (as on the owner's page), so none is recorded.
+    expect(events.map((e) => e.clientId)).toEqual([undefined, undefined, undefined, undefined]);
     expect(events[3]?.detail).toMatchObject({ purpose: 'consent', knownDevice: false, until: new Date(clock.now() + HOUR).toISOString() });
     // Never the PIN, right or wrong.
     expect(JSON.stringify(events)).not.toMatch(new RegExp(`${PIN}|wrong-`));
+  });
+
+  it('names the client whose consent page the PIN was typed on, in the failure and the lockout', async () => {
+    const clock = new FakeClock();
+    const audit = new AuditLog(backend.audit, clock);
+    const guard = new PinGuard(plainPinVerifier(PIN), clock, 1, 5, failures(), cryptoRandom, audit);
+    const outcome = await guard.check('req-1', clock.now() + 60_000, 'wrong', { purpose: 'consent', ip: '203.0.113.1', clientId: 'client-of-the-page' });
+    expect(outcome.kind).toBe('locked');
+    const events = (await backend.audit.list({ limit: 100 })).reverse();
+    expect(events.map((e) => [e.type, e.ip, e.clientId])).toEqual([
+      ['pin.failed', '203.0.113.1', 'client-of-the-page'],
+      ['pin.locked', '203.0.113.1', 'client-of-the-page'],
+    ]);
   });
 });
 

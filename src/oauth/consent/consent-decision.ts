@@ -91,7 +91,12 @@ export async function decideConsent(deps: ConsentDecisionDeps, posted: PostedCon
     );
   }
 
-  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '', { purpose: 'consent', ip: posted.ip, ...(posted.device ? { device: posted.device } : {}) });
+  const outcome = await deps.pins.check(id, expiresAt, posted.pin ?? '', {
+    purpose: 'consent',
+    ip: posted.ip,
+    clientId: client.clientId,
+    ...(posted.device ? { device: posted.device } : {}),
+  });
   // Every failure and lockout is logged with where it came from, so an owner can block it.
   const who = { clientId: client.clientId, ip: posted.ip, knownDevice: posted.device !== undefined };
   switch (outcome.kind) {

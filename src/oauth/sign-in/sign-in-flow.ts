@@ -8,6 +8,7 @@ import { LoginError, type LoginFailureReason, type LoginProvider } from '../../i
 import type { LoginProviderId, Person } from '../../identity/person.js';
 import { loginError } from '../../identity/relying-party-errors.js';
 import type { KeyValueStore } from '../../store/types.js';
+import { approverOf } from '../approver.js';
 import { errorPage, type ErrorPage } from '../consent/outcomes.js';
 import { ENDPOINTS } from '../endpoints.js';
 import { SIGN_IN_TTL_MS, type SignInState, type SignInStates } from './sign-in-state.js';
@@ -112,7 +113,8 @@ export interface FinishSignIn {
  * The provider's callback. In order: the cookie must be one Latchkey signed, unexpired, for
  * this provider; its state is claimed once (a replayed callback stops here, before the
  * provider is asked anything); the provider checks its answer (state, code with PKCE, ID
- * token); the person must be on the allow-lists. Each refusal is a page and an audit event.
+ * token); the person must be on the allow-lists. Each refusal is a page and an audit event,
+ * except a callback that brings no sign-in cookie at all (see below).
  */
 export async function finishSignIn(deps: SignInDeps, callback: FinishSignIn): Promise<SignedIn | ErrorPage> {
   const provider = findProvider(deps, callback.provider);
@@ -121,7 +123,16 @@ export async function finishSignIn(deps: SignInDeps, callback: FinishSignIn): Pr
   const state = deps.states.open(callback.cookie, now);
   const where = { purpose: state?.purpose, ip: callback.ip, clientId: state?.clientId };
   const mismatch = (why: string): Promise<ErrorPage> => failed(deps, provider, loginError('state-mismatch', provider.label, why), where);
-  if (state === undefined) return mismatch(callback.cookie === undefined ? 'no sign-in cookie' : 'sign-in cookie invalid or expired');
+  if (!callback.cookie) {
+    // No sign-in was started in this browser, so there is nobody and nothing to record: anyone
+    // can send such requests, and each audit event is a durable write kept for
+    // OAUTH_AUDIT_RETENTION. A log line says it happened; a cookie that does not verify, or a
+    // replayed state, is still an audit event (docs/identity.md, "The audit log").
+    const err = loginError('state-mismatch', provider.label, 'no sign-in cookie');
+    deps.logger.warn({ provider: provider.id, reason: err.reason, detail: err.detail, ip: callback.ip }, 'sign-in callback without a sign-in cookie');
+    return refusalPage(err);
+  }
+  if (state === undefined) return mismatch('sign-in cookie invalid or expired');
   if (state.transaction.provider !== provider.id) return mismatch(`sign-in started with ${state.transaction.provider}`);
   if (!(await deps.kv.putIfAbsent(USED_STATES, hashSecret(state.transaction.state), String(now), state.expiresAt, now))) {
     return mismatch('callback replayed: its state was used before');
@@ -139,7 +150,8 @@ export async function finishSignIn(deps: SignInDeps, callback: FinishSignIn): Pr
     deps.logger.warn({ provider: provider.id, reason: access.reason, subject: person.subject }, 'sign-in refused: not on the allow-lists');
     return errorPage(403, 'You cannot connect to this server', access.message);
   }
-  await deps.audit.record(signInSucceeded({ provider: provider.id, person, purpose: state.purpose, ip: callback.ip, clientId: state.clientId }));
+  // As the grant will record them: an e-mail only when the provider vouched for it.
+  await deps.audit.record(signInSucceeded({ provider: provider.id, person: approverOf(person), purpose: state.purpose, ip: callback.ip, clientId: state.clientId }));
   deps.logger.info({ provider: provider.id, subject: person.subject, purpose: state.purpose }, 'signed in with a provider');
   return { kind: 'signed-in', person, state };
 }
@@ -152,6 +164,10 @@ async function failed(
 ): Promise<ErrorPage> {
   await deps.audit.record(signInFailed({ provider: provider.id, ...where, reason: err.reason, why: err.detail }));
   deps.logger.warn({ provider: provider.id, reason: err.reason, detail: err.detail }, 'sign-in failed');
+  return refusalPage(err);
+}
+
+function refusalPage(err: LoginError): ErrorPage {
   const page = errorPage(STATUS[err.reason], 'Sign-in did not work', err.message);
   return err.reason === 'provider-unreachable' ? { ...page, retryAfter: 60 } : page;
 }
