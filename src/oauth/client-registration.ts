@@ -183,10 +183,15 @@ export async function registerAndStoreClient(deps: RegistrationDeps, body: unkno
       403,
     );
   }
-  await deps.store.putClient(record);
-  await deps.audit.record(
-    clientRegistered({ clientId: record.clientId, clientName: record.metadata.client_name, ip, authMethod: record.metadata.token_endpoint_auth_method }),
-  );
+  // The client and its audit event are written side by side (two files, or two statements),
+  // and the 201 waits for both: one disk wait instead of two. If either fails the client is
+  // answered 503 and registers again; the one that did land is harmless (an event naming a
+  // client that was never answered, or a client nobody uses, deleted after
+  // OAUTH_UNUSED_CLIENT_TTL), and a registration that was answered is always in the log.
+  await Promise.all([
+    deps.store.putClient(record),
+    deps.audit.record(clientRegistered({ clientId: record.clientId, clientName: record.metadata.client_name, ip, authMethod: record.metadata.token_endpoint_auth_method })),
+  ]);
   deps.logger.info(
     { clientId: record.clientId, clientName: record.metadata.client_name, authMethod: record.metadata.token_endpoint_auth_method },
     'client registered',
