@@ -25,7 +25,7 @@ type Env = Record<string, string | undefined>;
 const SECRET_VARIABLES = new Set(['OAUTH_PIN', 'OAUTH_PIN_HASH', 'OAUTH_INTROSPECTION_SECRET', 'OAUTH_DATABASE_URL', 'OAUTH_METRICS_TOKEN']);
 
 /** An issuer on this machine only (plain http to a loopback host, nothing after the port): fine for trying Latchkey out. */
-export const isLoopbackIssuer = (issuer: string): boolean => URL.canParse(issuer) && isLoopbackHttp(new URL(issuer)) && new URL(issuer).origin === issuer;
+export const isLoopbackIssuer = (issuer: string): boolean => /^http:\/\/[^/?#@]+$/.test(issuer) && URL.canParse(issuer) && isLoopbackHttp(new URL(issuer));
 
 
 /** An absolute http(s) URL without query or fragment, kept as the exact string given. */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { endpointPaths } from '../oauth/endpoints.js';
+import { endpointPaths, hasSubtree } from '../oauth/endpoints.js';
 
 /**
  * The gateway's file (OAUTH_GATEWAY_CONFIG): the `mcpServers` shape of Claude Desktop's
@@ -69,14 +69,18 @@ const FOREIGN_KEYS = new Set(['type', 'autoApprove', 'alwaysAllow', 'transport',
 const OWN_KEYS = ['command', 'args', 'env', 'cwd', 'url', 'headers', 'path', 'scopes', 'tools'];
 
 /**
- * Paths no gateway server may take, each with everything below it: Latchkey's own endpoints,
- * from the one table of them (their pages such as /admin/audit and /login/callback/<provider>
- * live below), and all of /.well-known/ (RFC 8615 site metadata; the gateway serves each
- * server's RFC 9728 document there). The gateway answers before Latchkey's routes, so a
- * collision would shadow Latchkey's own page. Express matches routes case-insensitively, so
- * a gateway path is compared in lower case.
+ * Paths no gateway server may take: every path of Latchkey's own endpoints, from the one table
+ * of them, with everything below those that serve pages below (/admin/audit,
+ * /login/callback/<provider>), and all of /.well-known/ (RFC 8615 site metadata; the gateway
+ * serves each server's RFC 9728 document there). The gateway answers before Latchkey's
+ * routes, so a collision would shadow Latchkey's own page; a server named `metrics` or
+ * `health` keeps its default /metrics/mcp, which shadows nothing. Express matches routes
+ * case-insensitively, so a gateway path is compared in lower case.
  */
-const RESERVED = [...endpointPaths().map(([, p]) => p), '/.well-known'].map((p) => p.toLowerCase());
+const RESERVED = [
+  ...endpointPaths().map(([name, p]) => ({ path: p.toLowerCase(), below: hasSubtree(name) })),
+  { path: '/.well-known', below: true },
+];
 
 /** RFC 3986 unreserved characters only, in one or more segments: no encoding questions, no dot segments. */
 const PATH_SYNTAX = /^(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/;
@@ -180,8 +184,8 @@ export function parseGatewayFile(text: string, file: string, policy: GatewayFile
       fail(file, where('path'), `"${serverPath}" must start with "/" and use only letters, digits and . _ ~ - (no trailing slash)`);
     }
     const lower = serverPath.toLowerCase();
-    const reserved = RESERVED.find((p) => lower === p || lower.startsWith(`${p}/`));
-    if (reserved !== undefined) fail(file, where('path'), `"${serverPath}" collides with Latchkey's own endpoint ${reserved}`);
+    const reserved = RESERVED.find((r) => lower === r.path || (r.below && lower.startsWith(`${r.path}/`)));
+    if (reserved !== undefined) fail(file, where('path'), `"${serverPath}" collides with Latchkey's own endpoint ${reserved.path}`);
     const other = seenPaths.get(lower);
     if (other !== undefined) fail(file, where('path'), `"${serverPath}" is also the path of server "${other}"`);
     seenPaths.set(lower, name);

@@ -41,10 +41,15 @@ const KILL_GRACE_MS = 3_000;
 /** Longest stderr line logged as is: a server printing a huge blob must not flood the log. */
 const MAX_STDERR_LINE = 4_000;
 
-/** Who started a session: only the same client, for the same person, may use it. */
+/**
+ * Who started a session: only tokens of the same approval may use it. The grant, not the
+ * client: with the PIN no person is recorded, and a metadata-document client (an https URL as
+ * client_id) is the same client for every user of that app (MCP security best practices,
+ * "Session Hijacking"). A grant keeps its id through refreshes.
+ */
 interface SessionOwner {
   clientId: string;
-  subject: string | undefined;
+  grantId: string;
 }
 
 /** One MCP session: one child process, bridged to Streamable HTTP by the MCP SDK's own server transport. */
@@ -246,7 +251,7 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
       if (typeof sessionId === 'string') {
         const session = byId.get(sessionId);
         const owned = session !== undefined && sameOwner(session.owner, ownerOf(call));
-        if (session && !owned) log.warn({ clientId: call.token.clientId }, 'refused a session id presented by a client other than the one that started it');
+        if (session && !owned) log.warn({ clientId: call.token.clientId }, 'refused a session id presented by a token of another approval than the one that started it');
         if (!session || session.ending || !owned) {
           // MCP transports, "Session Management": 404 tells the client to initialize anew.
           // A session id of another client's session is unknown to this caller (MCP security
@@ -275,6 +280,6 @@ export function stdioServer(options: StdioServerOptions): ServerHandler {
   };
 }
 
-const ownerOf = (call: AuthorizedCall): SessionOwner => ({ clientId: call.token.clientId, subject: call.token.subject });
+const ownerOf = (call: AuthorizedCall): SessionOwner => ({ clientId: call.token.clientId, grantId: call.token.grantId });
 
-const sameOwner = (a: SessionOwner, b: SessionOwner): boolean => a.clientId === b.clientId && a.subject === b.subject;
+const sameOwner = (a: SessionOwner, b: SessionOwner): boolean => a.clientId === b.clientId && a.grantId === b.grantId;

@@ -1,5 +1,5 @@
 import { hashSecret } from '../crypto/secrets.js';
-import { approverLabel } from '../oauth/approver.js';
+import { approverLabel, trustedEmail } from '../oauth/approver.js';
 import type { Store } from '../store/types.js';
 import type { AccessTokenVerifier } from './verified-token.js';
 
@@ -15,13 +15,14 @@ export function storeTokenVerifier(store: Pick<Store, 'getAccessToken' | 'getCli
     const name = (await store.getClient(record.clientId))?.metadata.client_name;
     return {
       clientId: record.clientId,
+      grantId: record.grantId,
       ...(name !== undefined ? { clientName: name } : {}),
       scopes: record.scopes,
       resource: record.resource,
       ...(record.approvedBy !== undefined
         ? {
             subject: record.approvedBy.subject,
-            ...(record.approvedBy.email !== undefined ? { email: record.approvedBy.email } : {}),
+            ...(trustedEmail(record.approvedBy) !== undefined ? { email: trustedEmail(record.approvedBy) } : {}),
             username: approverLabel(record.approvedBy),
           }
         : {}),

@@ -1,6 +1,8 @@
 /** What the gateway learns from a bearer token: enough to authorize the call and tell the upstream who calls. */
 export interface VerifiedToken {
   clientId: string;
+  /** The approval the token belongs to: the same across refreshes, different for every approval. */
+  grantId: string;
   /** The registered client_name, when there is one. */
   clientName?: string;
   scopes: string[];

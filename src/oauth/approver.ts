@@ -23,13 +23,20 @@ export function approverOf(person: Person): Approver {
 }
 
 /** Whatever names a person on a page, in a grant or in a session. */
-export type Labelled = Pick<Approver, 'subject' | 'email' | 'name' | 'githubLogin'>;
+export type Labelled = Pick<Approver, 'subject' | 'email' | 'name' | 'githubLogin'> & { emailVerified?: boolean | undefined };
 
 /**
- * The name to show for an approver, and introspection's `username`: the (verified) e-mail,
+ * The e-mail a person can be named by: the recorded one unless it is marked unverified.
+ * approverOf records only verified ones; grants approved before it did still hold whatever
+ * the provider gave, with `emailVerified: false` beside it, and live on through refreshes.
+ */
+export const trustedEmail = (approver: Labelled): string | undefined => (approver.emailVerified === false ? undefined : approver.email);
+
+/**
+ * The name to show for an approver, and introspection's `username`: the verified e-mail,
  * else the GitHub login (unique, unlike a display name), else the name, else the subject.
  */
-export const approverLabel = (approver: Labelled): string => approver.email ?? approver.githubLogin ?? approver.name ?? approver.subject;
+export const approverLabel = (approver: Labelled): string => trustedEmail(approver) ?? approver.githubLogin ?? approver.name ?? approver.subject;
 
 /**
  * Whether the allow-lists as configured now still admit the person who approved a grant.

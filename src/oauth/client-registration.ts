@@ -204,7 +204,10 @@ async function evictOldestUnapproved(deps: RegistrationDeps): Promise<boolean> {
   const [oldest] = await deps.store.listClients({ unapprovedOnly: true, limit: 1 });
   if (!oldest) return false;
   const evicted = await deps.store.deleteUnusedClients(oldest.issuedAt + 1);
-  if (evicted > 0) await deps.audit.record(clientsDeleted({ count: evicted, actor: 'system', reason: 'cap' }));
+  // The count is known only once they are gone, so the event follows the deletion; the log
+  // line comes first, so that even if the event cannot be written (the registration then
+  // answers 503) the eviction is on record somewhere.
   if (evicted > 0) deps.logger.warn({ evicted, registeredAt: new Date(oldest.issuedAt).toISOString() }, 'client cap reached: deleted the oldest never-approved client(s) to make room');
+  if (evicted > 0) await deps.audit.record(clientsDeleted({ count: evicted, actor: 'system', reason: 'cap' }));
   return evicted > 0;
 }

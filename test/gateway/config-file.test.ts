@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GatewayConfigError, loadGatewayFile, parseGatewayFile, type GatewayFile } from '../../src/gateway/config-file.js';
-import { endpointPaths } from '../../src/oauth/endpoints.js';
+import { endpointPaths, hasSubtree } from '../../src/oauth/endpoints.js';
 
 const FILE = '/etc/latchkey/gateway.json';
 const policy = { validScopes: ['mcp', 'files'], defaultScopes: ['mcp'] };
@@ -98,9 +98,9 @@ describe('gateway file: what Claude Desktop and Cursor write', () => {
     expect(line).toContain(message);
   });
 
-  it('refuses every path of Latchkey\'s endpoint table and anything below it, so no endpoint added later is shadowed', () => {
-    for (const [, own] of endpointPaths()) {
-      for (const p of [own, `${own}/mcp`]) {
+  it('refuses every path of Latchkey\'s endpoint table, and anything below those with pages below, so no endpoint added later is shadowed', () => {
+    for (const [name, own] of endpointPaths()) {
+      for (const p of hasSubtree(name) ? [own, `${own}/mcp`] : [own]) {
         if (p.startsWith('/.well-known')) continue; // refused earlier, by the path syntax (no dot segment may lead)
         const line = error({ mcpServers: { files: { command: 'x', path: p } } });
         const said = `server "files", key "path": "${p}" collides with Latchkey's own endpoint `;
@@ -110,6 +110,11 @@ describe('gateway file: what Claude Desktop and Cursor write', () => {
         expect({ p, named, under: own === named || own.startsWith(`${named}/`) }).toEqual({ p, named, under: true });
       }
     }
+  });
+
+  it('lets servers named after an endpoint keep their default path below it (/metrics/mcp shadows nothing)', () => {
+    const file = { mcpServers: { metrics: { command: 'x' }, health: { command: 'x' }, token: { url: 'http://127.0.0.1:9/mcp' }, account: { command: 'x', path: '/people/mcp' } } };
+    expect(parse(file).servers.map((s) => s.path)).toEqual(['/metrics/mcp', '/health/mcp', '/token/mcp', '/people/mcp']);
   });
 
   it('never repeats a header value in an error: they are often keys', () => {

@@ -8,7 +8,9 @@ import path from 'node:path';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayConfigError } from '../../src/gateway/index.js';
 import { SESSION_NOT_FOUND } from '../../src/gateway/json-rpc.js';
+import { hashSecret } from '../../src/crypto/secrets.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { tokenPair } from '../helpers/records.js';
 import { startGatewayApp, PIN, type GatewayApp } from './helpers/gateway-app.js';
 import { accessToken, connectMcp, mcpPost, INITIALIZE, type Connection } from './helpers/oauth-client.js';
 import { commandLine, descendants, isAlive, processGroupOf, waitFor, waitUntilGone } from './helpers/proc.js';
@@ -112,7 +114,7 @@ describe('gateway to a stdio MCP server (server-everything)', () => {
     expect(serverPids()).toHaveLength(2);
   });
 
-  it('binds a session to the client that started it: another client\'s token with its Mcp-Session-Id gets 404', async () => {
+  it('binds a session to the approval that started it: another client\'s token, or another approval of the same client, with its Mcp-Session-Id gets 404', async () => {
     const owner = first;
     const other = second;
     if (!other) throw new Error('the second session is not open');
@@ -133,7 +135,17 @@ describe('gateway to a stdio MCP server (server-everything)', () => {
     // Its owner's session is untouched: same process, still answering.
     expect(status()).toEqual(expect.objectContaining({ sessions: 2, processes: 2 }));
     expect(text(await owner.client.callTool({ name: 'echo', arguments: { message: 'still mine' } }))).toContain('still mine');
-    expect(app.logs.join('')).toContain('refused a session id presented by a client other than the one that started it');
+    expect(app.logs.join('')).toContain('refused a session id presented by a token of another approval than the one that started it');
+
+    // The same client approved again (with the PIN no person is recorded, and a metadata-document
+    // client is one client for all its users): a token of that other grant is refused too.
+    const ownerRecord = await app.services.store.getAccessToken(hashSecret(accessToken(owner)), clock.now());
+    if (!ownerRecord) throw new Error('the owner\'s token is not in the store');
+    const sibling = 'sibling-approval-token';
+    const { access, refresh } = tokenPair(ownerRecord.clientId, 'another-grant', hashSecret(sibling), hashSecret('sibling-refresh'), clock.now());
+    await app.services.store.putTokens({ ...access, scopes: ownerRecord.scopes, resource: ownerRecord.resource }, { ...refresh, scopes: ownerRecord.scopes, resource: ownerRecord.resource });
+    const siblingCall = await mcpPost(url('/everything/mcp'), sibling, { jsonrpc: '2.0', id: 8, method: 'tools/list' }, { ...headers, authorization: `Bearer ${sibling}` });
+    expect(siblingCall.status).toBe(404);
   });
 
   it('DELETE ends the session and its process', async () => {

@@ -26,6 +26,7 @@ describe('the gateway tells upstreams who approved the grant', () => {
     const verified = await storeTokenVerifier(t.store, t.clock)('tok-alice');
     expect(verified).toEqual({
       clientId: 'client-1',
+      grantId: 'grant-1',
       clientName: 'Claude Ünïcode',
       scopes: ['mcp'],
       resource: 'https://mcp.example.com/mcp',
@@ -33,7 +34,7 @@ describe('the gateway tells upstreams who approved the grant', () => {
       email: 'alice@example.com',
       username: 'alice@example.com',
     });
-    expect(identityHeaders(verified ?? { clientId: '', scopes: [], resource: '' })).toEqual({
+    expect(identityHeaders(verified ?? { clientId: '', grantId: '', scopes: [], resource: '' })).toEqual({
       'X-Latchkey-Client-Id': 'client-1',
       'X-Latchkey-Scope': 'mcp',
       'X-Latchkey-Client-Name': 'Claude %C3%9Cn%C3%AFcode',
@@ -43,12 +44,22 @@ describe('the gateway tells upstreams who approved the grant', () => {
     });
   });
 
+  it('never forwards an address the grant recorded unverified (a grant from before such addresses were dropped)', async () => {
+    const { access, refresh } = tokenPair('client-1', 'grant-3', hashSecret('tok-legacy'), hashSecret('ref-legacy'), t.clock.now());
+    const approvedBy = { subject: 'github:1002', email: 'typed@example.com', name: 'Typed', provider: 'github', emailVerified: false, githubLogin: 'typed-dev' };
+    await t.store.putTokens({ ...access, approvedBy }, { ...refresh, approvedBy });
+    const verified = await storeTokenVerifier(t.store, t.clock)('tok-legacy');
+    expect(verified).toMatchObject({ subject: 'github:1002', username: 'typed-dev' });
+    expect(verified?.email).toBeUndefined();
+    expect(identityHeaders(verified ?? { clientId: '', grantId: '', scopes: [], resource: '' })['X-Latchkey-Email']).toBeUndefined();
+  });
+
   it('a PIN-approved token has no person, so no identity headers', async () => {
     const { access, refresh } = tokenPair('client-1', 'grant-2', hashSecret('tok-pin'), hashSecret('ref-pin'), t.clock.now());
     await t.store.putTokens(access, refresh);
     const verified = await storeTokenVerifier(t.store, t.clock)('tok-pin');
     expect(verified?.subject).toBeUndefined();
-    const headers = identityHeaders(verified ?? { clientId: '', scopes: [], resource: '' });
+    const headers = identityHeaders(verified ?? { clientId: '', grantId: '', scopes: [], resource: '' });
     expect(Object.keys(headers)).toEqual(['X-Latchkey-Client-Id', 'X-Latchkey-Scope', 'X-Latchkey-Client-Name']);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Person } from '../../src/identity/person.js';
-import { approverLabel, approverOf, approverStillAllowed } from '../../src/oauth/approver.js';
+import { approverLabel, approverOf, approverStillAllowed, trustedEmail } from '../../src/oauth/approver.js';
 
 /**
  * What a grant records about the person who approved it, and the name it is shown by
@@ -40,6 +40,13 @@ describe('approverOf', () => {
     // Admitted by the organisation, as at sign-in; the dropped address never counted.
     expect(approverStillAllowed(approver, policy)).toEqual({ allowed: true });
     expect(approverStillAllowed({ ...approver, githubOrgs: [] }, policy)).toMatchObject({ allowed: false, reason: 'not-allowed' });
+  });
+
+  it('never names anyone by an address a grant recorded unverified (grants from before approverOf dropped them)', () => {
+    const legacy = { subject: 'github:1002', provider: 'github', email: 'typed@example.com', emailVerified: false, name: 'Typed', githubLogin: 'typed-dev' };
+    expect(trustedEmail(legacy)).toBeUndefined();
+    expect(approverLabel(legacy)).toBe('typed-dev');
+    expect(trustedEmail({ ...legacy, emailVerified: true })).toBe('typed@example.com');
   });
 
   it('labels a person with nothing but a subject by the subject', () => {

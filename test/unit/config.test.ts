@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { ConfigError, isLoopbackIssuer, loadConfig } from '../../src/config.js';
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -87,6 +87,20 @@ describe('loadConfig', () => {
   it('keeps the issuer string verbatim, including a path', () => {
     expect(loadConfig({ OAUTH_ISSUER_URL: 'https://example.com/auth' }).issuer).toBe('https://example.com/auth');
     expect(loadConfig({ OAUTH_ISSUER_URL: 'https://Auth.Example.com' }).issuer).toBe('https://Auth.Example.com');
+  });
+
+  it.each([
+    ['http://localhost:3000', true],
+    ['http://127.0.0.1', true],
+    ['http://127.0.0.1:80', true],
+    ['http://[::1]:8080', true],
+    ['http://localhost:3000/auth', false],
+    ['http://localhost.example.com', false],
+    ['http://user@localhost:3000', false],
+    ['https://localhost:3000', false],
+    ['http://auth.example.com', false],
+  ])('isLoopbackIssuer(%s) is %s', (issuer, loopback) => {
+    expect(isLoopbackIssuer(issuer)).toBe(loopback);
   });
 
   it('uses the issuer as the resource when none is configured', () => {
