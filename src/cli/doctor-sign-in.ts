@@ -5,7 +5,7 @@ import { createLogger } from '../logger.js';
 import { callbackUrl } from '../oauth/sign-in/sign-in-flow.js';
 import type { Check } from './check.js';
 
-/** Doctor waits this long for the provider's discovery document. */
+/** Doctor waits this long for the provider's discovery document, and for the callback route. */
 const DISCOVERY_TIMEOUT_MS = 5000;
 
 /**
@@ -60,5 +60,36 @@ export async function checkSignIn(config: Config, add: (c: Check) => void): Prom
   }
   if (identity.github !== undefined) {
     add({ level: 'ok', name: 'github callback', detail: `the OAuth app's "Authorization callback URL" must be exactly ${callback('github')} (at ${identity.github.url})` });
+  }
+}
+
+/**
+ * That each provider's callback URL, on the public issuer URL, reaches this Latchkey: a
+ * tunnel or proxy that sends only some paths to Latchkey (docs/deploy.md) must send
+ * /login/ too, or every sign-in ends on someone else's 404. Latchkey answers a callback that
+ * carries no sign-in with one of its own pages (a 4xx, logged, not audited), recognised by
+ * its stylesheet. Run only once the issuer URL itself answered with Latchkey's metadata.
+ */
+export async function checkCallbackRoutes(config: Config, add: (c: Check) => void): Promise<void> {
+  const providers = (['oidc', 'github'] as const).filter((p) => config.identity[p] !== undefined);
+  for (const provider of providers) {
+    const url = callbackUrl(config.issuer, provider);
+    const name = `${provider} callback route`;
+    try {
+      const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(DISCOVERY_TIMEOUT_MS), headers: { accept: 'text/html', 'user-agent': 'latchkey-doctor' } });
+      const body = await res.text();
+      const ours = res.status >= 400 && res.status < 500 && (res.headers.get('content-type') ?? '').includes('text/html') && body.includes('/assets/latchkey.css');
+      if (ours) add({ level: 'ok', name, detail: `${url} reaches Latchkey` });
+      else {
+        add({
+          level: 'fail',
+          name,
+          detail: `${url} answers HTTP ${res.status}, not with Latchkey's page: the provider would send people back to something else`,
+          fix: 'route /login/ on this hostname to Latchkey, as /authorize and /token are (docs/deploy.md, docs/identity.md)',
+        });
+      }
+    } catch (err) {
+      add({ level: 'fail', name, detail: `${url} does not answer (${(err as Error).message})`, fix: 'route /login/ on this hostname to Latchkey (docs/deploy.md)' });
+    }
   }
 }

@@ -10,7 +10,7 @@ import { readDataDir, setAsideFiles, type DataDirState } from '../store/file/dat
 import { readSnapshotFile } from '../store/file/snapshot.js';
 import type { Check, Level } from './check.js';
 import { checkDatabase } from './doctor-database.js';
-import { checkSignIn } from './doctor-sign-in.js';
+import { checkCallbackRoutes, checkSignIn } from './doctor-sign-in.js';
 import { fetchFailure as reason, localBaseUrl, type CliIo } from './io.js';
 
 export type { Check } from './check.js';
@@ -384,6 +384,7 @@ async function checkServer(config: Config, add: (c: Check) => void): Promise<voi
       add({ level: 'fail', name: 'issuer URL', detail: `the metadata at ${config.issuer} is wrong: ${problem}`, fix: 'OAUTH_ISSUER_URL must be exactly the public URL, and the tunnel must route it to this daemon' });
     } else {
       add({ level: 'ok', name: 'issuer URL', detail: `${config.issuer} answers with matching metadata` });
+      await checkCallbackRoutes(config, add);
     }
   } catch (err) {
     add({

@@ -184,6 +184,32 @@ describe('latchkey doctor: sign-in with a provider', () => {
     expect(line(out, 'sign-in')).toMatch(/ok .*offers oidc; allowed: 0 e-mail\(s\), 1 domain\(s\)/);
     expect(line(out, 'oidc discovery')).toMatch(new RegExp(`ok .*Test IdP answers at ${idp.issuer} with exactly that issuer, the authorization code flow and PKCE S256`));
     expect(line(out, 'oidc callback')).toContain(`register exactly ${app.baseUrl}/login/callback/oidc as a redirect URI at Test IdP`);
+    expect(line(out, 'oidc callback route')).toMatch(new RegExp(`ok .*${app.baseUrl}/login/callback/oidc reaches Latchkey`));
+  });
+
+  it('fails when the public URL answers with Latchkey\'s metadata but sends /login/ elsewhere (a tunnel routing only some paths)', async () => {
+    const front: Server = createServer((req, res) => {
+      const base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+      if (req.url === '/.well-known/oauth-authorization-server') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ issuer: base, authorization_endpoint: `${base}/authorize`, token_endpoint: `${base}/token`, registration_endpoint: `${base}/register`, code_challenge_methods_supported: ['S256'] }));
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('Not Found');
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', () => resolve()));
+    const base = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    try {
+      const { code, out } = await doctorWith({ ...oidc(idp.issuer), OAUTH_ISSUER_URL: base });
+      expect(code).toBe(1);
+      expect(line(out, 'issuer URL')).toMatch(/ok .*matching metadata/);
+      expect(line(out, 'oidc callback route')).toContain(`FAIL  oidc callback route: ${base}/login/callback/oidc answers HTTP 404, not with Latchkey's page`);
+      expect(out).toMatch(/oidc callback route: .*\n +fix: route \/login\/ on this hostname to Latchkey/);
+    } finally {
+      front.closeAllConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    }
   });
 
   /** A discovery document as a misconfigured provider (or a wrong OAUTH_OIDC_ISSUER) serves it. */
