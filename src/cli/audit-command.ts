@@ -15,7 +15,7 @@ interface AuditRow {
   text: string;
 }
 
-/** At most this many events are printed; narrow with --since for more. */
+/** At most this many events are printed, the newest. */
 const MAX_EVENTS = 10_000;
 
 const UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
@@ -51,6 +51,6 @@ export async function auditCommand(io: CliIo, socket: string, since: string | un
     return 0;
   }
   for (const e of oldestFirst) io.out(`${stamp(e.at)}  ${e.type.padEnd(17)} ${e.text}${e.ip !== undefined ? `  [${e.ip}]` : ''}\n`);
-  if (events.length >= MAX_EVENTS) io.out(`(only the newest ${MAX_EVENTS} events; use --since to see others)\n`);
+  if (events.length >= MAX_EVENTS) io.out(`(only the newest ${MAX_EVENTS} events; older ones stay in the log: one JSON line each in the data directory's audit/ day files, or the audit_events table on PostgreSQL)\n`);
   return 0;
 }

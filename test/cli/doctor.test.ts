@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli/run.js';
@@ -13,6 +12,7 @@ import { startOidcIdp, type OidcIdp } from '../helpers/oidc-idp.js';
 import { freePort, startApp, type RunningApp } from '../helpers/running-app.js';
 import { waitFor } from '../gateway/helpers/proc.js';
 import { startUpstream, type UpstreamServer } from '../gateway/helpers/upstream-server.js';
+import { EVERYTHING } from '../helpers/everything.js';
 
 const line = (text: string, name: string): string => text.split('\n').find((l) => l.includes(` ${name}: `)) ?? '';
 
@@ -264,7 +264,6 @@ describe('latchkey doctor: sign-in with a provider', () => {
   });
 });
 
-const EVERYTHING = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
 
 /** Live processes whose environment carries `marker`: every process a gateway server's group ran. */
 function processesWith(marker: string): number[] {

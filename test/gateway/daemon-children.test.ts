@@ -5,16 +5,15 @@
  * /proc, not from anything the daemon reports.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Daemon, freePort } from '../e2e/daemon.js';
 import { connectMcp, type Connection } from './helpers/oauth-client.js';
 import { commandLine, descendants, isAlive, processGroupOf, waitFor, waitUntilGone } from './helpers/proc.js';
+import { EVERYTHING } from '../helpers/everything.js';
 
 const PIN = '13572468';
-const EVERYTHING = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
 const everything = { command: process.execPath, args: [EVERYTHING, 'stdio'], env: { GATEWAY_TEST_VAR: 'configured' } };
 /** Ignores SIGTERM and its stdin closing, and runs a child of its own: only the group's SIGKILL ends it. */
 const stubborn = { command: process.execPath, args: [fileURLToPath(new URL('./fixtures/stubborn-stdio-server.mjs', import.meta.url))] };

@@ -3,8 +3,6 @@
  * MCP project's own reference server, run as a real child process per session. The client
  * is the MCP SDK client through the whole OAuth flow.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { GatewayConfigError } from '../../src/gateway/index.js';
 import { SESSION_NOT_FOUND } from '../../src/gateway/json-rpc.js';
@@ -14,8 +12,8 @@ import { tokenPair } from '../helpers/records.js';
 import { startGatewayApp, PIN, type GatewayApp } from './helpers/gateway-app.js';
 import { accessToken, connectMcp, mcpPost, INITIALIZE, type Connection } from './helpers/oauth-client.js';
 import { commandLine, descendants, isAlive, processGroupOf, waitFor, waitUntilGone } from './helpers/proc.js';
+import { EVERYTHING } from '../helpers/everything.js';
 
-const EVERYTHING = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
 
 const clock = new FakeClock(Date.now());
 let app: GatewayApp;

@@ -1,5 +1,4 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
@@ -10,6 +9,7 @@ import { hashSecret } from '../../src/crypto/secrets.js';
 import { clientRecord, tokenPair } from '../helpers/records.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { freePort } from '../helpers/running-app.js';
+import { EVERYTHING } from '../helpers/everything.js';
 
 const PIN = '582046';
 const SECRET = 'introspection-secret-0123456789';
@@ -305,7 +305,6 @@ describe('/admin', () => {
   });
 });
 
-const EVERYTHING = path.join(path.dirname(createRequire(import.meta.url).resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
 
 /** The owner's page's article for one gateway server. */
 function serverSection(page: string, name: string): string {

@@ -1,3 +1,4 @@
+import { FakeClock } from '../helpers/fake-clock.js';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { checkAccess } from '../../src/identity/access-policy.js';
 import type { LoginProvider, LoginTransaction } from '../../src/identity/login-provider.js';
@@ -41,7 +42,7 @@ const users: StandinUser[] = [
 ];
 
 let github: GithubStandin;
-let clock = Date.now();
+const clock = new FakeClock();
 
 function env(extra: Record<string, string> = {}, standin: { url: string; apiUrl: string } = github): Record<string, string> {
   return {
@@ -64,7 +65,7 @@ async function roundTrip(p: LoginProvider, login: string): Promise<{ back: URL; 
 }
 
 beforeAll(async () => {
-  github = await startGithubStandin({ users, apps: [{ clientId: CLIENT_ID, clientSecret: SECRET, callbackUrl: CALLBACK }], now: () => clock });
+  github = await startGithubStandin({ users, apps: [{ clientId: CLIENT_ID, clientSecret: SECRET, callbackUrl: CALLBACK }], now: () => clock.now() });
 });
 
 afterAll(async () => {
@@ -167,7 +168,7 @@ describe('refusals', () => {
   it('a code older than its ten minutes', async () => {
     const p = await provider();
     const { back, transaction } = await roundTrip(p, 'octocat');
-    clock += 11 * 60_000;
+    clock.advance(11 * 60_000);
     const err = await expectRefused(() => p.finish(back, transaction, CALLBACK), 'provider-error');
     expect(err.detail).toContain('bad_verification_code');
   });

@@ -1,3 +1,4 @@
+import { FakeClock } from '../helpers/fake-clock.js';
 import { IntrospectionCache } from '../../src/resource-server/introspection-cache.js';
 
 interface Value {
@@ -5,11 +6,11 @@ interface Value {
 }
 
 function cache(options: { maxAgeMs?: number; maxEntries?: number } = {}) {
-  const clock = { now: 1_000_000 };
+  const clock = new FakeClock(1_000_000);
   const c = new IntrospectionCache<Value>({
     maxAgeMs: options.maxAgeMs ?? 60_000,
     maxEntries: options.maxEntries ?? 10,
-    now: () => clock.now,
+    now: () => clock.now(),
     expiresAt: (v) => v.expMs,
   });
   return { c, clock };
@@ -20,24 +21,24 @@ describe('IntrospectionCache', () => {
     const { c, clock } = cache();
     const value = {};
     c.set('k', value);
-    clock.now += 59_999;
+    clock.advance(59_999);
     expect(c.get('k')).toBe(value);
-    clock.now += 1;
+    clock.advance(1);
     expect(c.get('k')).toBeUndefined();
   });
 
   it('never keeps an answer past the token expiry, even inside maxAge', () => {
     const { c, clock } = cache();
-    c.set('k', { expMs: clock.now + 5_000 });
-    clock.now += 4_999;
+    c.set('k', { expMs: clock.now() + 5_000 });
+    clock.advance(4_999);
     expect(c.get('k')).toBeDefined();
-    clock.now += 1;
+    clock.advance(1);
     expect(c.get('k')).toBeUndefined();
   });
 
   it('does not store an answer that has already expired', () => {
     const { c, clock } = cache();
-    c.set('k', { expMs: clock.now });
+    c.set('k', { expMs: clock.now() });
     expect(c.size).toBe(0);
   });
 

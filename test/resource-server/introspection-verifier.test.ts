@@ -1,3 +1,4 @@
+import { FakeClock } from '../helpers/fake-clock.js';
 import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { IntrospectionTokenVerifier, parseIntrospection } from '../../src/resource-server/introspection-verifier.js';
 
@@ -25,14 +26,14 @@ function fakeLatchkey(answers: Record<string, unknown>, status = 200) {
 }
 
 function setup(answers: Record<string, unknown>, options: { cacheMaxAgeSeconds?: number; status?: number } = {}) {
-  const clock = { now: Date.UTC(2026, 0, 1) };
+  const clock = new FakeClock(Date.UTC(2026, 0, 1));
   const latchkey = fakeLatchkey(answers, options.status);
   const verifier = new IntrospectionTokenVerifier({
     issuer: ISSUER,
     resource: RESOURCE,
     introspectionSecret: SECRET,
     fetch: latchkey.fetchFn,
-    now: () => clock.now,
+    now: () => clock.now(),
     ...(options.cacheMaxAgeSeconds !== undefined ? { cacheMaxAgeSeconds: options.cacheMaxAgeSeconds } : {}),
   });
   return { verifier, clock, calls: latchkey.calls };
@@ -117,7 +118,7 @@ describe('IntrospectionTokenVerifier', () => {
     await verifier.verifyAccessToken('tok');
     await verifier.verifyAccessToken('tok');
     expect(calls).toHaveLength(1);
-    clock.now += 60_000;
+    clock.advance(60_000);
     await verifier.verifyAccessToken('tok');
     expect(calls).toHaveLength(2);
   });
@@ -125,7 +126,7 @@ describe('IntrospectionTokenVerifier', () => {
   it('never uses a cached answer past the token exp', async () => {
     const { verifier, calls, clock } = setup({ tok: live({ exp: nowSeconds + 10 }) });
     await verifier.verifyAccessToken('tok');
-    clock.now += 10_000;
+    clock.advance(10_000);
     await expect(verifier.verifyAccessToken('tok')).rejects.toBeInstanceOf(InvalidTokenError);
     expect(calls).toHaveLength(2);
   });
@@ -133,7 +134,7 @@ describe('IntrospectionTokenVerifier', () => {
   it('caps the cache age at 60 s and honours 0', async () => {
     const capped = setup({ tok: live() }, { cacheMaxAgeSeconds: 3600 });
     await capped.verifier.verifyAccessToken('tok');
-    capped.clock.now += 60_000;
+    capped.clock.advance(60_000);
     await capped.verifier.verifyAccessToken('tok');
     expect(capped.calls).toHaveLength(2);
 
