@@ -5,13 +5,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
-import { configurationLoaded, clientsDeleted } from './audit/audit-events.js';
+import { configurationLoaded, configurationReloaded, clientsDeleted } from './audit/audit-events.js';
 import { AuditLog } from './audit/audit-log.js';
 import { systemClock, type Clock } from './clock.js';
 import { isLoopbackIssuer, type Config } from './config.js';
 import { cryptoRandom, type RandomSource } from './crypto/secrets.js';
 import { TokenSigner } from './crypto/signed-token.js';
-import { baseEnvOf, createGateway, storeTokenVerifier, type Gateway } from './gateway/index.js';
+import { baseEnvOf, createGateway, storeTokenVerifier, type Gateway, type ReloadReport } from './gateway/index.js';
 import { createApp } from './http/app.js';
 import { listenControl, type ControlSocket } from './control-socket.js';
 import { createControlApp } from './http/control-routes.js';
@@ -65,6 +65,11 @@ export interface Services {
   cleanup(): Promise<void>;
   /** The MCP gateway, when OAUTH_GATEWAY_CONFIG is set. */
   gateway: Gateway | undefined;
+  /**
+   * SIGHUP: re-reads the gateway file and records the change in the audit log; undefined
+   * without a gateway. A bad file rejects with a GatewayConfigError and changes nothing.
+   */
+  reloadGateway: (() => Promise<ReloadReport>) | undefined;
   /** What GET /metrics reports, when OAUTH_METRICS_TOKEN is set. */
   metrics: Metrics | undefined;
 }
@@ -217,7 +222,14 @@ export async function createServices(config: Config, logger: Logger, options: Se
     }),
   );
   const control = createControlApp({ owner, stats: () => serverStats(store, clock, { startedAt, version: VERSION }, true), logger });
-  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway, metrics };
+  const reloadGateway = gateway
+    ? async (): Promise<ReloadReport> => {
+        const changes = await gateway.reload();
+        await audit.record(configurationReloaded(changes));
+        return changes;
+      }
+    : undefined;
+  return { app, ctx, store, backend, report, pin, pinGenerated: source.kind === 'generate', pins, owner, control, cleanup, gateway, reloadGateway, metrics };
 }
 
 export interface RunningDaemon {

@@ -84,12 +84,12 @@ async function main(): Promise<void> {
   };
   // SIGHUP (systemctl reload) re-reads the gateway file; a bad file keeps the servers running.
   reload = (): void => {
-    const gateway = daemon.services.gateway;
-    if (!gateway) {
+    const reloadGateway = daemon.services.reloadGateway;
+    if (!reloadGateway) {
       logger.info('SIGHUP: nothing to reload (OAUTH_GATEWAY_CONFIG is not set)');
       return;
     }
-    gateway.reload().then(
+    reloadGateway().then(
       (report) => logger.info({ gateway: report }, 'gateway reloaded'),
       (err: unknown) =>
         err instanceof GatewayConfigError

@@ -204,3 +204,8 @@ export function configurationLoaded(e: {
     },
   };
 }
+
+/** The gateway file re-read on SIGHUP (`systemctl reload`): which servers came, went or changed. */
+export function configurationReloaded(e: { added: string[]; removed: string[]; changed: string[] }): AuditEntry {
+  return { type: 'config.reloaded', actor: 'system', detail: { added: e.added, removed: e.removed, changed: e.changed } };
+}

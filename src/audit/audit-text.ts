@@ -72,6 +72,11 @@ export function describeAuditEvent(event: AuditEvent): string {
     }
     case 'config.loaded':
       return `Latchkey ${str(d.version) ?? ''} started: sign-in by ${list(d.signIn) ?? 'pin'}, ${str(d.backend) ?? ''} backend`;
+    case 'config.reloaded': {
+      const part = (label: string, v: unknown): string | undefined => (list(v) ? `${label} ${list(v) ?? ''}` : undefined);
+      const parts = [part('added', d.added), part('removed', d.removed), part('changed', d.changed)].filter((x) => x !== undefined);
+      return `gateway file reloaded: ${parts.length > 0 ? parts.join('; ') : 'no server changed'}`;
+    }
     default:
       return event.type;
   }

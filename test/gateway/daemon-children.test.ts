@@ -4,7 +4,7 @@
  * SIGTERM or is killed with SIGKILL (which runs no cleanup code). Processes are read from
  * /proc, not from anything the daemon reports.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +72,11 @@ describe('the daemon and its gateway children', () => {
     expect(serverPids()).toEqual(before);
     const s = await connect('/stubborn/mcp');
     expect(isAlive(Number(text(await s.client.callTool({ name: 'helper-pid' }))))).toBe(true);
+    // The reload is in the audit log, as the start was.
+    const auditDir = path.join(dir, 'data', 'audit');
+    const lines = readdirSync(auditDir).flatMap((f) => readFileSync(path.join(auditDir, f), 'utf8').split('\n').filter((l) => l !== ''));
+    const reloaded = lines.map((l) => JSON.parse(l) as { type: string; detail?: Record<string, unknown> }).filter((e) => e.type === 'config.reloaded');
+    expect(reloaded).toEqual([expect.objectContaining({ detail: { added: ['stubborn'], removed: [], changed: [] } })]);
   });
 
   it('SIGTERM: the daemon exits 0 and no child is left', async () => {

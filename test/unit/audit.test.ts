@@ -26,6 +26,7 @@ const all = [
   events.grantRevoked({ actor: 'system', reason: 'allow-list-removal', clientId: 'c1', grantId: 'g1', person: alice }),
   events.personRevoked({ actor: 'cli', reason: 'owner', person: alice, records: 4 }),
   events.configurationLoaded({ version: '0.1.0', issuer: 'https://auth.example.com', signIn: ['oidc', 'pin'], providers: ['oidc: https://accounts.google.com'], backend: 'files', allowListEntries: 2, owners: 1 }),
+  events.configurationReloaded({ added: ['notes'], removed: [], changed: ['files', 'web'] }),
 ];
 
 describe('audit event constructors', () => {
@@ -40,7 +41,7 @@ describe('audit event constructors', () => {
   });
 
   it('name who did it: the person, pin, cli, client, anyone or system', () => {
-    expect(all.map((e) => e.actor)).toEqual(['anyone', 'pin', 'system', alice.subject, 'github:1', alice.subject, 'anyone', 'anyone', 'anyone', 'system', 'cli', 'system']);
+    expect(all.map((e) => e.actor)).toEqual(['anyone', 'pin', 'system', alice.subject, 'github:1', alice.subject, 'anyone', 'anyone', 'anyone', 'system', 'cli', 'system', 'system']);
   });
 
   it('read as one sentence each', () => {
@@ -58,6 +59,7 @@ describe('audit event constructors', () => {
       'a grant of c1 revoked because its approver is no longer on the allow-lists (approved by alice@example.com)',
       'every grant approved by alice@example.com revoked by the owner (4 codes and tokens)',
       'Latchkey 0.1.0 started: sign-in by oidc pin, files backend',
+      'gateway file reloaded: added notes; changed files web',
     ]);
   });
 });
