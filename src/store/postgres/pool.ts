@@ -127,3 +127,15 @@ export function prepared(text: string, values: unknown[]): pg.QueryConfig {
   }
   return { name, text, values };
 }
+
+/**
+ * One statement on the pool, prepared once per connection; a database that cannot be
+ * reached becomes StoreUnavailableError (503 with Retry-After), anything else stays as it is.
+ */
+export async function runPrepared<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+  try {
+    return await pool.query<R>(prepared(text, values));
+  } catch (err) {
+    return rethrow(err);
+  }
+}

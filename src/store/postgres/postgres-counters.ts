@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { CounterStore, CounterWindow } from '../types.js';
-import { prepared, rethrow } from './pool.js';
+import { runPrepared } from './pool.js';
 
 /**
  * Fixed-window counters on PostgreSQL (table counters), shared by every instance: rate
@@ -11,12 +11,8 @@ import { prepared, rethrow } from './pool.js';
 export class PostgresCounterStore implements CounterStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(prepared(text, values));
-    } catch (err) {
-      return rethrow(err);
-    }
+  private query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return runPrepared<R>(this.pool, text, values);
   }
 
   async increment(key: string, windowMs: number, now: number): Promise<CounterWindow> {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { KeyValueStore } from '../types.js';
-import { prepared, rethrow } from './pool.js';
+import { runPrepared } from './pool.js';
 
 /**
  * The key-value store on PostgreSQL (table kv_entries), shared by every instance. Each
@@ -11,12 +11,8 @@ import { prepared, rethrow } from './pool.js';
 export class PostgresKeyValueStore implements KeyValueStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(prepared(text, values));
-    } catch (err) {
-      return rethrow(err);
-    }
+  private query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return runPrepared<R>(this.pool, text, values);
   }
 
   async putIfAbsent(namespace: string, key: string, value: string, expiresAt: number | null, now: number): Promise<boolean> {

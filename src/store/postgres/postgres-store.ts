@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from '../records.js';
 import type { ClientQuery, ExpiredCounts, GrantQuery, GrantSummary, Store, StoreCounts, StoreHealth } from '../types.js';
 import { summarizeGrants } from '../grant-summaries.js';
-import { prepared, reasonOf, rethrow } from './pool.js';
+import { prepared, reasonOf, rethrow, runPrepared } from './pool.js';
 import {
   ACCESS_COLUMNS,
   accessFromRow,
@@ -74,12 +74,8 @@ export class PostgresStore implements Store {
     private readonly logger: Logger,
   ) {}
 
-  private async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
-    try {
-      return await this.pool.query<R>(prepared(text, values));
-    } catch (err) {
-      return rethrow(err);
-    }
+  private query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
+    return runPrepared<R>(this.pool, text, values);
   }
 
   /** Runs `statement` again while it deletes something (see MAX_SWEEPS); returns the total. */
