@@ -26,10 +26,15 @@ export async function prepareDataDir(dir: string, variable = 'OAUTH_DATA_DIR'): 
     stat = await fsp.stat(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-    // mkdir's mode passes through the umask; this directory is ours to make private.
-    await fsp.chmod(dir, 0o700);
-    return;
+    // mkdir says whether it made the directory: if someone else made it in the meantime, it is
+    // theirs, and is checked below like any existing one instead of being chmod'ed.
+    const made = await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    if (made !== undefined) {
+      // mkdir's mode passes through the umask; this directory is ours to make private.
+      await fsp.chmod(dir, 0o700);
+      return;
+    }
+    stat = await fsp.stat(dir);
   }
   const where = path.resolve(dir);
   if (!stat.isDirectory()) throw new StoreOpenError(`${where} (${variable}) is not a directory: point ${variable} at a directory`);
