@@ -1,4 +1,4 @@
-import { protectedResourceMetadata, protectedResourceMetadataUrl } from '../resource-server/protected-resource-metadata.js';
+import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadata, protectedResourceMetadataUrl } from '../resource-server/protected-resource-metadata.js';
 import type { GatewayFile, GatewayServerConfig } from './config-file.js';
 import type { ProtectedTarget } from './access-check.js';
 import type { ServerHandler } from './server-handler.js';
@@ -22,7 +22,7 @@ export interface ReloadReport {
   unchanged: string[];
 }
 
-const WELL_KNOWN = '/.well-known/oauth-protected-resource';
+const WELL_KNOWN = PROTECTED_RESOURCE_WELL_KNOWN;
 
 /**
  * The servers the gateway serves right now, by path. Applying a new file keeps every server

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { clientRegistered, clientsDeleted } from '../audit/audit-events.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { Clock } from '../clock.js';
+import { toEpochSeconds, type Clock } from '../clock.js';
 import { hashSecret, newSecret, type RandomSource } from '../crypto/secrets.js';
 import { CLIENT_AUTH_METHODS, type ClientMetadata, type ClientRecord, type Store } from '../store/types.js';
 import { hasUnsafeDisplayChars, UNSAFE_DISPLAY_REASON } from './display-text.js';
@@ -146,7 +146,7 @@ export function registerClient(body: unknown, now: number, random: RandomSource)
   };
   const response: Record<string, unknown> = {
     client_id: clientId,
-    client_id_issued_at: Math.floor(now / 1000),
+    client_id_issued_at: toEpochSeconds(now),
     ...(secret ? { client_secret: secret, client_secret_expires_at: 0 } : {}),
     ...metadata,
   };

@@ -12,7 +12,9 @@ export interface ProtectedResourceOptions {
   resourceDocumentation?: string;
 }
 
-const WELL_KNOWN = '/.well-known/oauth-protected-resource';
+/** RFC 9728 §3: where a protected resource's metadata lives, before the resource's own path. */
+export const PROTECTED_RESOURCE_WELL_KNOWN = '/.well-known/oauth-protected-resource';
+const WELL_KNOWN = PROTECTED_RESOURCE_WELL_KNOWN;
 
 /** The RFC 9728 §2 document. Only fields with a value are present: some clients fail on null. */
 export function protectedResourceMetadata(options: ProtectedResourceOptions): Record<string, unknown> {

@@ -38,6 +38,8 @@ describe('scripts/latchkey.service', () => {
     // The daemon force-exits 10 s after SIGTERM; systemd must wait longer than that.
     expect(Number(one('TimeoutStopSec'))).toBeGreaterThan(10);
     expect(one('ExecStart')).toMatch(/node --max-semi-space-size=32 .*\/dist\/index\.js$/);
+    // systemctl reload: SIGHUP re-reads the gateway file (docs/gateway.md).
+    expect(one('ExecReload')).toBe('/bin/kill -HUP $MAINPID');
   });
 
   it('reads settings from /etc/latchkey/latchkey.env and keeps state in /var/lib/latchkey', () => {
