@@ -1,14 +1,9 @@
 import type { Approver, GrantSummary } from './types.js';
 
 /** A live token as its grant's summary sees it (an access token, or a refresh token not yet rotated). */
-export interface GrantToken {
-  grantId: string;
-  clientId: string;
-  scopes: string[];
-  resource: string;
-  issuedAt: number;
-  expiresAt: number;
+export interface GrantToken extends Pick<GrantSummary, 'grantId' | 'clientId' | 'scopes' | 'resource' | 'issuedAt' | 'expiresAt'> {
   approvedBy?: Approver | undefined;
+  /** An access token (counted in `accessTokens`), or a refresh token (makes the grant refreshable). */
   access: boolean;
 }
 
