@@ -139,3 +139,26 @@ export async function runPrepared<R extends pg.QueryResultRow>(pool: pg.Pool, te
     return rethrow(err);
   }
 }
+
+/**
+ * Runs `work` in one transaction on a connection of its own: `begin` (BEGIN, or BEGIN with an
+ * isolation level), then COMMIT when `work` returns and ROLLBACK when it throws. A connection
+ * that failed is discarded rather than handed back to the pool. Errors pass through as they
+ * are: the caller decides whether an unreachable database is a 503 (rethrow) or a CLI message.
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  const client = await pool.connect();
+  let failed: Error | undefined;
+  try {
+    await client.query(begin);
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    failed = err as Error;
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(failed);
+  }
+}

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { installationCounts, type Installation, type InstallationCounts } from '../installation.js';
+import { inTransaction } from './pool.js';
 import { accessFromRow, ACCESS_COLUMNS, auditFromRow, CLIENT_COLUMNS, clientFromRow, CODE_COLUMNS, codeFromRow, REFRESH_COLUMNS, refreshFromRow, type AuditRow, type ClientRow, type CodeRow, type GrantRow, type RefreshRow } from './rows.js';
 
 /**
@@ -13,36 +14,30 @@ const BATCH = 1_000;
 
 /** Everything, as of one snapshot (REPEATABLE READ), in registration and issue order. */
 export async function readPostgresInstallation(pool: pg.Pool): Promise<Installation> {
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const clients = await client.query<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY issued_at, stored_seq`);
-    const codes = await client.query<CodeRow>(`SELECT ${CODE_COLUMNS} FROM codes ORDER BY issued_at, hash`);
-    const access = await client.query<GrantRow>(`SELECT ${ACCESS_COLUMNS} FROM access_tokens ORDER BY issued_at, hash`);
-    const refresh = await client.query<RefreshRow>(`SELECT ${REFRESH_COLUMNS} FROM refresh_tokens ORDER BY issued_at, hash`);
-    const kv = await client.query<{ namespace: string; key: string; value: string; expires_at: number | null }>(
-      'SELECT namespace, key, value, expires_at FROM kv_entries ORDER BY namespace COLLATE "C", key COLLATE "C"',
-    );
-    const audit = await client.query<AuditRow>('SELECT at, type, actor, subject, client_id, client_name, ip, detail FROM audit_events ORDER BY at, id');
-    const key = await client.query<{ key: Buffer }>('SELECT key FROM consent_key WHERE id = 1');
-    await client.query('COMMIT');
-    return {
-      clients: clients.rows.map(clientFromRow),
-      codes: codes.rows.map(codeFromRow),
-      accessTokens: access.rows.map(accessFromRow),
-      refreshTokens: refresh.rows.map(refreshFromRow),
-      kv: kv.rows.map((r) => ({ namespace: r.namespace, key: r.key, value: r.value, expiresAt: r.expires_at })),
-      audit: audit.rows.map(auditFromRow),
-      consentKey: key.rows[0]?.key,
-    };
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+  return inTransaction(
+    pool,
+    async (client) => {
+      const clients = await client.query<ClientRow>(`SELECT ${CLIENT_COLUMNS} FROM clients ORDER BY issued_at, stored_seq`);
+      const codes = await client.query<CodeRow>(`SELECT ${CODE_COLUMNS} FROM codes ORDER BY issued_at, hash`);
+      const access = await client.query<GrantRow>(`SELECT ${ACCESS_COLUMNS} FROM access_tokens ORDER BY issued_at, hash`);
+      const refresh = await client.query<RefreshRow>(`SELECT ${REFRESH_COLUMNS} FROM refresh_tokens ORDER BY issued_at, hash`);
+      const kv = await client.query<{ namespace: string; key: string; value: string; expires_at: number | null }>(
+        'SELECT namespace, key, value, expires_at FROM kv_entries ORDER BY namespace COLLATE "C", key COLLATE "C"',
+      );
+      const audit = await client.query<AuditRow>('SELECT at, type, actor, subject, client_id, client_name, ip, detail FROM audit_events ORDER BY at, id');
+      const key = await client.query<{ key: Buffer }>('SELECT key FROM consent_key WHERE id = 1');
+      return {
+        clients: clients.rows.map(clientFromRow),
+        codes: codes.rows.map(codeFromRow),
+        accessTokens: access.rows.map(accessFromRow),
+        refreshTokens: refresh.rows.map(refreshFromRow),
+        kv: kv.rows.map((r) => ({ namespace: r.namespace, key: r.key, value: r.value, expiresAt: r.expires_at })),
+        audit: audit.rows.map(auditFromRow),
+        consentKey: key.rows[0]?.key,
+      };
+    },
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  );
 }
 
 /** How much the database holds, by kind (the consent key and the counters are not counted). */
@@ -71,13 +66,10 @@ export async function otherLatchkeySessions(pool: pg.Pool): Promise<number> {
  * The caller has checked that nothing is lost (an empty database, or --force).
  */
 export async function writePostgresInstallation(pool: pg.Pool, data: Installation): Promise<InstallationCounts> {
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  const batches = async <T>(rows: readonly T[], statement: string, toJson: (row: T) => unknown): Promise<void> => {
-    for (let i = 0; i < rows.length; i += BATCH) await client.query(statement, [JSON.stringify(rows.slice(i, i + BATCH).map(toJson))]);
-  };
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
+    const batches = async <T>(rows: readonly T[], statement: string, toJson: (row: T) => unknown): Promise<void> => {
+      for (let i = 0; i < rows.length; i += BATCH) await client.query(statement, [JSON.stringify(rows.slice(i, i + BATCH).map(toJson))]);
+    };
     await client.query('TRUNCATE clients, codes, access_tokens, refresh_tokens, kv_entries, counters, audit_events RESTART IDENTITY');
     // Registration order is kept: stored_seq follows the order of insertion.
     await batches(
@@ -153,13 +145,6 @@ export async function writePostgresInstallation(pool: pg.Pool, data: Installatio
     for (const kind of Object.keys(expected) as (keyof InstallationCounts)[]) {
       if (written[kind] !== expected[kind]) throw new Error(`the import would hold ${written[kind]} ${kind}, not ${expected[kind]}`);
     }
-    await client.query('COMMIT');
     return written;
-  } catch (err) {
-    failed = err as Error;
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(failed);
-  }
+  });
 }

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AccessTokenRecord, ClientRecord, CodeRecord, RefreshTokenRecord } from '../records.js';
 import type { ClientQuery, ExpiredCounts, GrantQuery, GrantSummary, Store, StoreCounts, StoreHealth } from '../types.js';
 import { summarizeGrants } from '../grant-summaries.js';
-import { prepared, reasonOf, rethrow, runPrepared } from './pool.js';
+import { inTransaction, prepared, reasonOf, rethrow, runPrepared } from './pool.js';
 import {
   ACCESS_COLUMNS,
   accessFromRow,
@@ -307,38 +307,24 @@ export class PostgresStore implements Store {
   // ---- housekeeping --------------------------------------------------------------------
 
   async deleteExpired(now: number): Promise<ExpiredCounts> {
-    let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      return await inTransaction(this.pool, async (client) => {
+        // One instance at a time; the others skip this round (their next one comes an interval later).
+        const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [CLEANUP_LOCK]);
+        if (!lock[0]?.locked) return { codes: 0, accessTokens: 0, refreshTokens: 0, skipped: true };
+        const { rows } = await client.query<ExpiredCounts>(
+          `WITH c AS (DELETE FROM codes WHERE expires_at <= $1 RETURNING 1),
+                a AS (DELETE FROM access_tokens WHERE expires_at <= $1 RETURNING 1),
+                r AS (DELETE FROM refresh_tokens WHERE expires_at <= $1 RETURNING 1),
+                k AS (DELETE FROM kv_entries WHERE expires_at <= $1),
+                w AS (DELETE FROM counters WHERE reset_at <= $1)
+           SELECT (SELECT count(*) FROM c)::int AS "codes", (SELECT count(*) FROM a)::int AS "accessTokens", (SELECT count(*) FROM r)::int AS "refreshTokens"`,
+          [now],
+        );
+        return rows[0] ?? { codes: 0, accessTokens: 0, refreshTokens: 0 };
+      });
     } catch (err) {
       return rethrow(err);
-    }
-    let failed: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      // One instance at a time; the others skip this round (their next one comes an interval later).
-      const { rows: lock } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [CLEANUP_LOCK]);
-      if (!lock[0]?.locked) {
-        await client.query('COMMIT');
-        return { codes: 0, accessTokens: 0, refreshTokens: 0, skipped: true };
-      }
-      const { rows } = await client.query<ExpiredCounts>(
-        `WITH c AS (DELETE FROM codes WHERE expires_at <= $1 RETURNING 1),
-              a AS (DELETE FROM access_tokens WHERE expires_at <= $1 RETURNING 1),
-              r AS (DELETE FROM refresh_tokens WHERE expires_at <= $1 RETURNING 1),
-              k AS (DELETE FROM kv_entries WHERE expires_at <= $1),
-              w AS (DELETE FROM counters WHERE reset_at <= $1)
-         SELECT (SELECT count(*) FROM c)::int AS "codes", (SELECT count(*) FROM a)::int AS "accessTokens", (SELECT count(*) FROM r)::int AS "refreshTokens"`,
-        [now],
-      );
-      await client.query('COMMIT');
-      return rows[0] ?? { codes: 0, accessTokens: 0, refreshTokens: 0 };
-    } catch (err) {
-      failed = err as Error;
-      await client.query('ROLLBACK').catch(() => undefined);
-      return rethrow(err);
-    } finally {
-      client.release(failed);
     }
   }
 
