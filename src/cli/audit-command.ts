@@ -1,19 +1,11 @@
+import type { AuditEvent } from '../store/types.js';
 import { callControl } from './control-client.js';
 import { UsageError, type CliIo } from './io.js';
 
 /** `latchkey audit`: the audit log of the running daemon, from its control socket. */
 
-interface AuditRow {
-  at: number;
-  type: string;
-  actor?: string;
-  subject?: string;
-  clientId?: string;
-  ip?: string;
-  detail?: Record<string, unknown>;
-  who: string;
-  text: string;
-}
+/** An event as the control API sends it: the stored event, and who and what for people. */
+type AuditRow = AuditEvent & { who: string; text: string };
 
 /** At most this many events are printed, the newest. */
 const MAX_EVENTS = 10_000;

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { generate } from 'selfsigned';
+import { localhostCertificate } from '../helpers/localhost-cert.js';
 
 /** A local HTTPS server with a certificate made for this test run, for localhost and 127.0.0.1. */
 export interface HttpsFixture {
@@ -15,17 +15,8 @@ export interface HttpsFixture {
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export async function startHttpsFixture(routes: Record<string, Handler>): Promise<HttpsFixture> {
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
-    ],
-  });
-  const server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
+  const pems = await localhostCertificate();
+  const server = createServer({ key: pems.key, cert: pems.cert }, (req, res) => {
     const handler = routes[(req.url ?? '').split('?')[0] ?? ''];
     if (handler) return handler(req, res);
     res.writeHead(404).end();

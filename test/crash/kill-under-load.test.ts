@@ -6,9 +6,8 @@ import { readDataDir } from '../../src/store/file/data-dir.js';
 import { parseDataFile } from '../../src/store/file/snapshot.js';
 import { Daemon, freePort } from '../e2e/daemon.js';
 import {
-  INTROSPECTION_SECRET,
+  LOAD_ENV,
   Ledger,
-  PIN,
   clientKnown,
   introspect,
   refreshChain,
@@ -39,18 +38,9 @@ beforeAll(async () => {
     dataDir,
     cwd: root,
     env: {
-      OAUTH_PIN: PIN,
-      OAUTH_INTROSPECTION_SECRET: INTROSPECTION_SECRET,
-      OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
-      OAUTH_TOKEN_RATE_LIMIT: '1000000',
-      OAUTH_INTROSPECTION_RATE_LIMIT: '1000000',
-      OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
-      OAUTH_PIN_MAX_FAILURES_PER_HOUR: '1000',
+      ...LOAD_ENV,
       // Compact every few dozen requests, so kills also land in the middle of compactions.
       OAUTH_JOURNAL_COMPACT_BYTES: '20000',
-      // A refresh whose answer was lost in the crash may have rotated the token: the client
-      // retries with the one it has, which must still work (the grace rule), not revoke the grant.
-      OAUTH_REFRESH_REUSE_GRACE: '86400',
     },
   });
 });

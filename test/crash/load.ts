@@ -18,6 +18,23 @@ const at = (target: Target): string => (typeof target === 'string' ? target : ta
 export const PIN = '13572468';
 export const INTROSPECTION_SECRET = 'crash-test-introspection-secret-0123';
 export const REDIRECT_URI = 'https://claude.ai/api/mcp/auth_callback';
+
+/**
+ * The daemon's variables for a load that must never be throttled: the PIN, the introspection
+ * secret, limits far above what the load sends, and a refresh grace of a day (a refresh whose
+ * answer was lost may have rotated the token: the retry with the old one must still work,
+ * not revoke the grant).
+ */
+export const LOAD_ENV = {
+  OAUTH_PIN: PIN,
+  OAUTH_INTROSPECTION_SECRET: INTROSPECTION_SECRET,
+  OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
+  OAUTH_TOKEN_RATE_LIMIT: '1000000',
+  OAUTH_INTROSPECTION_RATE_LIMIT: '1000000',
+  OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
+  OAUTH_PIN_MAX_FAILURES_PER_HOUR: '1000',
+  OAUTH_REFRESH_REUSE_GRACE: '86400',
+};
 export const REGISTRATION = {
   client_name: 'claudeai',
   grant_types: ['authorization_code', 'refresh_token'],

@@ -13,6 +13,7 @@ import { startGithubStandin, type GithubStandin } from '../helpers/github-standi
 import { LOGIN_FORM } from '../helpers/login-by-fetch.js';
 import { startOidcIdp, type IdpAccount, type OidcIdp } from '../helpers/oidc-idp.js';
 import { Daemon, freePort } from './daemon.js';
+import type { AuditEvent } from '../../src/store/types.js';
 
 /**
  * Issue 12, end to end: the REAL daemon (dist/index.js, a child process), panva's
@@ -399,15 +400,7 @@ afterAll(async () => {
     expect(await runCli(['clients', 'delete', connector.clientId], io)).toBe(0);
   });
 
-  interface Event {
-    at: number;
-    type: string;
-    actor?: string;
-    subject?: string;
-    clientId?: string;
-    ip?: string;
-    detail?: Record<string, unknown>;
-  }
+  type Event = AuditEvent;
 
   async function auditFiles(): Promise<{ text: string; events: Event[] }> {
     const dir = path.join(dataDir, 'audit');

@@ -80,13 +80,16 @@ if (!available) process.stderr.write(`\n[skipped] browser sign-in tests: ${CHROM
     return { back, person: await p.finish(back, transaction, callbackUrl) };
   }
 
+  /** Latchkey's variables for the test provider, admitting alice. */
+  const oidcEnv = (): Record<string, string> => ({
+    OAUTH_OIDC_ISSUER: idp.issuer,
+    OAUTH_OIDC_CLIENT_ID: 'latchkey',
+    OAUTH_OIDC_CLIENT_SECRET: 'browser-test-secret-0123456789',
+    OAUTH_ALLOWED_EMAILS: 'alice@example.com',
+  });
+
   it('completes an OpenID sign-in at oidc-provider', async () => {
-    const env = {
-      OAUTH_OIDC_ISSUER: idp.issuer,
-      OAUTH_OIDC_CLIENT_ID: 'latchkey',
-      OAUTH_OIDC_CLIENT_SECRET: 'browser-test-secret-0123456789',
-      OAUTH_ALLOWED_EMAILS: 'alice@example.com',
-    };
+    const env = oidcEnv();
     const p = only((await providersFor(env)).providers, 'oidc');
     const { person } = await signInInBrowser(p, 'alice', `${base}/login/callback/oidc`);
     expect(person).toEqual({
@@ -114,12 +117,7 @@ if (!available) process.stderr.write(`\n[skipped] browser sign-in tests: ${CHROM
   });
 
   it('brings the browser back with access_denied when the person cancels', async () => {
-    const env = {
-      OAUTH_OIDC_ISSUER: idp.issuer,
-      OAUTH_OIDC_CLIENT_ID: 'latchkey',
-      OAUTH_OIDC_CLIENT_SECRET: 'browser-test-secret-0123456789',
-      OAUTH_ALLOWED_EMAILS: 'alice@example.com',
-    };
+    const env = oidcEnv();
     const p = only((await providersFor(env)).providers, 'oidc');
     const callbackUrl = `${base}/login/callback/oidc`;
     const { url, transaction } = await p.start(callbackUrl);

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { INTROSPECTION_SECRET, Ledger, PIN, clientKnown, introspect, refreshChain, runLoad, stats, type Chain } from '../crash/load.js';
+import { LOAD_ENV, Ledger, clientKnown, introspect, refreshChain, runLoad, stats, type Chain } from '../crash/load.js';
 import { Daemon, freePort } from '../e2e/daemon.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 
@@ -34,16 +34,7 @@ beforeAll(async () => {
   const env = {
     OAUTH_DATABASE_URL: db.url,
     OAUTH_ISSUER_URL: `http://127.0.0.1:${ports[0] ?? 0}`,
-    OAUTH_PIN: PIN,
-    OAUTH_INTROSPECTION_SECRET: INTROSPECTION_SECRET,
-    OAUTH_REGISTRATION_RATE_LIMIT: '1000000',
-    OAUTH_TOKEN_RATE_LIMIT: '1000000',
-    OAUTH_INTROSPECTION_RATE_LIMIT: '1000000',
-    OAUTH_AUTHORIZE_RATE_LIMIT: '1000000',
-    OAUTH_PIN_MAX_FAILURES_PER_HOUR: '1000',
-    // A refresh whose answer was lost may have rotated the token: the retry with the old one
-    // must still work (the grace rule), not revoke the grant.
-    OAUTH_REFRESH_REUSE_GRACE: '86400',
+    ...LOAD_ENV,
   };
   daemons = [0, 1].map((i) => new Daemon({ port: ports[i] ?? 0, dataDir: path.join(root, `instance-${i}`), cwd: root, env })) as [Daemon, Daemon];
   for (const d of daemons) await d.start();

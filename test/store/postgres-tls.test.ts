@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { generate } from 'selfsigned';
+import { localhostCertificate } from '../helpers/localhost-cert.js';
 import { runCli } from '../../src/cli/run.js';
 import { cryptoRandom } from '../../src/crypto/secrets.js';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.js';
@@ -22,20 +22,11 @@ let db: TestPostgres;
 let dir: string;
 let caFile: string;
 beforeAll(async () => {
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
-    keySize: 2048,
-    algorithm: 'sha256',
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
-    ],
-  });
+  const pems = await localhostCertificate();
   dir = await mkdtemp(path.join(os.tmpdir(), 'latchkey-pg-ca-'));
   caFile = path.join(dir, 'ca.pem');
   await writeFile(caFile, pems.cert);
-  db = await startTestPostgres({ tls: { cert: pems.cert, key: pems.private } });
+  db = await startTestPostgres({ tls: pems });
 }, 180_000);
 afterAll(async () => {
   await db?.close();
